@@ -1,0 +1,131 @@
+"""The composition root: settings → venues, pipelines, metrics, HTTP server, feed runners.
+
+Everything runs under one ``asyncio.TaskGroup``; :meth:`Service.run` returns when ``stop`` is
+set (SIGINT/SIGTERM in the command line) after cancelling every task and closing every socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from .clock import Clock, SystemClock
+from .config import Settings
+from .feed import FeedRunner, FrameRecorder, backoff
+from .http import MetricsServer
+from .metrics import Metrics
+from .pipeline import FeedPipeline
+from .signals.market import MarketParams
+from .venues import make_venue
+
+__all__ = ["Service", "market_params"]
+
+log = logging.getLogger(__name__)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def market_params(settings: Settings) -> MarketParams:
+    """The market-state parameters from ``[signals]``."""
+    s = settings.signals
+    return MarketParams(
+        sample_s=s.volatility_sample_seconds,
+        volatility_windows_s=s.volatility_windows_seconds,
+        inventory_half_life_s=s.inventory_half_life_seconds,
+    )
+
+
+class Service:
+    """The live service.
+
+    Args:
+        settings: validated settings.
+        registry: metrics registry (a fresh one by default).
+        clock: wall/monotonic clocks.
+        recorder: optional raw-frame recorder (``mmradar record``).
+        backoff_factory: reconnect delays (tests shorten them).
+        serve_http: start the ``/metrics`` server (``mmradar record`` does not need it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Clock | None = None,
+        recorder: FrameRecorder | None = None,
+        backoff_factory: Callable[[], Iterator[float]] = backoff,
+        serve_http: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.clock = clock or SystemClock()
+        self.recorder = recorder
+        self.backoff_factory = backoff_factory
+        feeds = [(f.exchange, f.symbols) for f in settings.feeds]
+        self.metrics = Metrics(self.registry, feeds)
+        params = market_params(settings)
+        self.pipelines = [
+            FeedPipeline(
+                make_venue(f.exchange, f.ws_url, f.rest_url),
+                f.symbols,
+                self.metrics.feed(f.exchange, f.symbols),
+                params,
+            )
+            for f in settings.feeds
+        ]
+        self.metrics.register_pipelines(self.pipelines)
+        self.server = (
+            MetricsServer(self.registry, self.pipelines, settings.http.host, settings.http.port)
+            if serve_http
+            else None
+        )
+
+    async def run(
+        self, stop: asyncio.Event, *extra: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Run until ``stop`` is set; ``extra`` coroutines run in the same task group.
+
+        Raises:
+            OSError: the HTTP port cannot be bound.
+        """
+        if self.server is not None:
+            await self.server.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                runners = [
+                    FeedRunner(
+                        feed,
+                        pipeline,
+                        self.metrics,
+                        session,
+                        clock=self.clock,
+                        backoff_factory=self.backoff_factory,
+                        recorder=self.recorder,
+                    )
+                    for feed, pipeline in zip(self.settings.feeds, self.pipelines, strict=True)
+                ]
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        for runner in runners:
+                            tg.create_task(runner.run(), name=f"feed:{runner.exchange}")
+                        for coro in extra:
+                            tg.create_task(coro())
+                        tg.create_task(_until(stop))
+                except* _Stopped:
+                    log.info("stopping")
+        finally:
+            if self.server is not None:
+                await self.server.stop()
+
+
+async def _until(stop: asyncio.Event) -> None:
+    await stop.wait()
+    raise _Stopped

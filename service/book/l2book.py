@@ -1,0 +1,325 @@
+"""An exact L2 book with incrementally maintained market-state measures.
+
+Levels live per side in a ``dict`` (price → quantity) plus a ``SortedList`` of prices, so a
+quantity change is one dict store, an insert or delete is O(log n), and the touch is O(1).
+
+Depth within bands
+------------------
+``depth_notional(side, band)`` is Σ price·qty over that side's levels with
+``|price − mid| / mid ≤ band_bps / 10⁴``, i.e. bids with ``price ≥ mid·(1 − x)`` and asks with
+``price ≤ mid·(1 + x)``, ``x = band_bps / 10⁴`` (these exact float expressions define the band
+edge; a reference implementation must use the same ones to agree on a level sitting exactly on
+an edge).
+
+The sums are maintained incrementally, never by rescanning the book per message:
+
+* every level change inside a band adjusts that band's running sum by ``price·Δqty`` (O(1) per
+  level, against the band edges as they were last placed);
+* when the mid moves, the edges move; the levels the edge passed over since the edges were last
+  placed are added or removed when the depth is next read (O(log n + levels passed)). Between
+  reads nothing is rescanned, and a read after many small mid moves walks only the net edge
+  travel.
+
+Running float sums drift by a few ulps per update; to keep them exact for days, a read
+recomputes the band sums from scratch every ``rebase_every`` reads (O(levels within the widest
+band)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from sortedcontainers import SortedList
+
+from ..model import BAND_BPS, Levels, Side
+
+__all__ = ["L2Book"]
+
+_INF = math.inf
+
+
+class L2Book:
+    """One instrument's L2 book. Not thread-safe; one owner (its synchroniser) mutates it.
+
+    Args:
+        bands_bps: depth bands, in basis points of mid, ascending.
+        rebase_every: recompute band sums from scratch every this many depth reads.
+    """
+
+    __slots__ = (
+        "_ask_edges",
+        "_ask_qty",
+        "_ask_sums",
+        "_asks",
+        "_bid_edges",
+        "_bid_qty",
+        "_bid_sums",
+        "_bids",
+        "_edges_mid",
+        "_reads",
+        "bands_bps",
+        "rebase_every",
+    )
+
+    def __init__(self, bands_bps: Sequence[int] = BAND_BPS, rebase_every: int = 4096) -> None:
+        if list(bands_bps) != sorted(set(bands_bps)) or not bands_bps or bands_bps[0] <= 0:
+            raise ValueError("bands_bps must be positive and strictly increasing")
+        self.bands_bps: tuple[int, ...] = tuple(bands_bps)
+        self.rebase_every = rebase_every
+        self._bid_qty: dict[float, float] = {}
+        self._ask_qty: dict[float, float] = {}
+        self._bids = SortedList()
+        self._asks = SortedList()
+        n = len(self.bands_bps)
+        # Edges as last placed (for mid == self._edges_mid); bids ≥ edge, asks ≤ edge.
+        self._bid_edges: list[float] = [_INF] * n
+        self._ask_edges: list[float] = [-_INF] * n
+        self._bid_sums: list[float] = [0.0] * n
+        self._ask_sums: list[float] = [0.0] * n
+        self._edges_mid = math.nan
+        self._reads = 0
+
+    # -- mutation ---------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Remove every level."""
+        self._bid_qty.clear()
+        self._ask_qty.clear()
+        self._bids.clear()
+        self._asks.clear()
+        n = len(self.bands_bps)
+        self._bid_edges = [_INF] * n
+        self._ask_edges = [-_INF] * n
+        self._bid_sums = [0.0] * n
+        self._ask_sums = [0.0] * n
+        self._edges_mid = math.nan
+
+    def load(self, bids: Levels, asks: Levels) -> None:
+        """Replace the whole book with a snapshot (zero-quantity levels are skipped)."""
+        self.clear()
+        bid_qty = {float(p): float(q) for p, q, *_ in bids}
+        ask_qty = {float(p): float(q) for p, q, *_ in asks}
+        self._bid_qty = {p: q for p, q in bid_qty.items() if q != 0.0}
+        self._ask_qty = {p: q for p, q in ask_qty.items() if q != 0.0}
+        self._bids = SortedList(self._bid_qty)
+        self._asks = SortedList(self._ask_qty)
+
+    def apply(self, bids: Levels, asks: Levels) -> None:
+        """Set levels (absolute quantities; zero removes; removing an absent level is a no-op).
+
+        Band sums are adjusted against the edges as last placed; see the module docstring.
+
+        Raises:
+            ValueError, TypeError, IndexError: a level is not ``[price_text, qty_text]``. Both
+                sides are converted before anything is changed, so the book is left untouched.
+        """
+        bid_levels = [(float(level[0]), float(level[1])) for level in bids] if bids else None
+        ask_levels = [(float(level[0]), float(level[1])) for level in asks] if asks else None
+        if bid_levels:
+            self._apply_bids(bid_levels)
+        if ask_levels:
+            self._apply_asks(ask_levels)
+
+    def _apply_bids(self, levels: list[tuple[float, float]]) -> None:
+        qty = self._bid_qty
+        prices = self._bids
+        edges = self._bid_edges
+        sums = self._bid_sums
+        outer = edges[-1]
+        n = len(edges)
+        for p, q in levels:
+            old = qty.get(p)
+            if q == 0.0:
+                if old is None:
+                    continue
+                del qty[p]
+                prices.remove(p)
+                dq = -old
+            elif old is None:
+                qty[p] = q
+                prices.add(p)
+                dq = q
+            else:
+                qty[p] = q
+                dq = q - old
+            if p >= outer:
+                dn = p * dq
+                i = n - 1
+                while i >= 0 and p >= edges[i]:
+                    sums[i] += dn
+                    i -= 1
+
+    def _apply_asks(self, levels: list[tuple[float, float]]) -> None:
+        qty = self._ask_qty
+        prices = self._asks
+        edges = self._ask_edges
+        sums = self._ask_sums
+        outer = edges[-1]
+        n = len(edges)
+        for p, q in levels:
+            old = qty.get(p)
+            if q == 0.0:
+                if old is None:
+                    continue
+                del qty[p]
+                prices.remove(p)
+                dq = -old
+            elif old is None:
+                qty[p] = q
+                prices.add(p)
+                dq = q
+            else:
+                qty[p] = q
+                dq = q - old
+            if p <= outer:
+                dn = p * dq
+                i = n - 1
+                while i >= 0 and p <= edges[i]:
+                    sums[i] += dn
+                    i -= 1
+
+    def truncate(self, depth: int) -> None:
+        """Keep only the best ``depth`` levels per side (venues whose protocol defines it)."""
+        while len(self._bids) > depth:
+            self.apply(((repr(self._bids[0]), "0"),), ())
+        while len(self._asks) > depth:
+            self.apply((), ((repr(self._asks[-1]), "0"),))
+
+    # -- top of book ------------------------------------------------------------------------
+
+    def best_bid(self) -> tuple[float, float] | None:
+        """Best bid ``(price, qty)``, or ``None`` if the bid side is empty."""
+        if not self._bids:
+            return None
+        p: float = self._bids[-1]
+        return p, self._bid_qty[p]
+
+    def best_ask(self) -> tuple[float, float] | None:
+        """Best ask ``(price, qty)``, or ``None`` if the ask side is empty."""
+        if not self._asks:
+            return None
+        p: float = self._asks[0]
+        return p, self._ask_qty[p]
+
+    def best_bid_price(self) -> float:
+        """Best bid price, NaN if none."""
+        return float(self._bids[-1]) if self._bids else math.nan
+
+    def best_ask_price(self) -> float:
+        """Best ask price, NaN if none."""
+        return float(self._asks[0]) if self._asks else math.nan
+
+    def is_crossed(self) -> bool:
+        """True if best bid ≥ best ask (a local error: a venue's engine never shows it)."""
+        return bool(self._bids and self._asks and self._bids[-1] >= self._asks[0])
+
+    def mid(self) -> float:
+        """(best bid + best ask) / 2, NaN unless both sides have levels."""
+        if not self._bids or not self._asks:
+            return math.nan
+        return (self._bids[-1] + self._asks[0]) / 2.0  # type: ignore[no-any-return]
+
+    def microprice(self) -> float:
+        """Size-weighted mid ``(b·q_a + a·q_b)/(q_a + q_b)``: leans toward the thinner side.
+
+        Above mid when bids are heavier than asks at the touch (upward pressure).
+        """
+        if not self._bids or not self._asks:
+            return math.nan
+        b: float = self._bids[-1]
+        a: float = self._asks[0]
+        qb = self._bid_qty[b]
+        qa = self._ask_qty[a]
+        return (b * qa + a * qb) / (qa + qb)
+
+    def spread_bps(self) -> float:
+        """Quoted spread ``(a − b) / mid`` in basis points, NaN unless both sides exist."""
+        if not self._bids or not self._asks:
+            return math.nan
+        b: float = self._bids[-1]
+        a: float = self._asks[0]
+        return 2e4 * (a - b) / (a + b)
+
+    def levels(self, side: Side) -> int:
+        """Number of price levels on ``side``."""
+        return len(self._bid_qty) if side is Side.BID else len(self._ask_qty)
+
+    def top(self, side: Side, n: int) -> list[tuple[float, float]]:
+        """The best ``n`` levels of ``side``, best first."""
+        if side is Side.BID:
+            prices: Iterable[float] = self._bids.islice(max(0, len(self._bids) - n), reverse=True)
+            return [(p, self._bid_qty[p]) for p in prices]
+        return [(p, self._ask_qty[p]) for p in self._asks.islice(0, n)]
+
+    def items(self, side: Side) -> list[tuple[float, float]]:
+        """All levels of ``side``, best first (O(n); for tests and snapshots)."""
+        return self.top(side, self.levels(side))
+
+    # -- depth within bands -----------------------------------------------------------------
+
+    def depth_notional(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-band notional depth ``(bids, asks)`` around the current mid (see module doc)."""
+        mid = self.mid()
+        if mid != self._edges_mid:
+            self._move_edges(mid)
+        self._reads += 1
+        if self._reads >= self.rebase_every:
+            self._reads = 0
+            self._rebase()
+        return tuple(self._bid_sums), tuple(self._ask_sums)
+
+    def depth_imbalance(self) -> tuple[float, ...]:
+        """Per-band ``(bid − ask)/(bid + ask)`` of :meth:`depth_notional`; 0 where both are 0."""
+        bids, asks = self.depth_notional()
+        return tuple(
+            (b - a) / (b + a) if b + a > 0.0 else 0.0 for b, a in zip(bids, asks, strict=True)
+        )
+
+    def _edges_for(self, mid: float) -> tuple[list[float], list[float]]:
+        if math.isnan(mid):
+            n = len(self.bands_bps)
+            return [_INF] * n, [-_INF] * n
+        xs = [bps / 1e4 for bps in self.bands_bps]
+        return [mid * (1.0 - x) for x in xs], [mid * (1.0 + x) for x in xs]
+
+    def _move_edges(self, mid: float) -> None:
+        new_bid, new_ask = self._edges_for(mid)
+        bid_qty, ask_qty = self._bid_qty, self._ask_qty
+        for i in range(len(new_bid)):
+            old, new = self._bid_edges[i], new_bid[i]
+            if new > old:  # edge moved up: levels in [old, new) leave the band
+                self._bid_sums[i] -= sum(
+                    p * bid_qty[p] for p in self._bids.irange(old, new, inclusive=(True, False))
+                )
+            elif new < old:  # edge moved down: levels in [new, old) enter
+                self._bid_sums[i] += sum(
+                    p * bid_qty[p] for p in self._bids.irange(new, old, inclusive=(True, False))
+                )
+            old, new = self._ask_edges[i], new_ask[i]
+            if new > old:  # levels in (old, new] enter
+                self._ask_sums[i] += sum(
+                    p * ask_qty[p] for p in self._asks.irange(old, new, inclusive=(False, True))
+                )
+            elif new < old:  # levels in (new, old] leave
+                self._ask_sums[i] -= sum(
+                    p * ask_qty[p] for p in self._asks.irange(new, old, inclusive=(False, True))
+                )
+        self._bid_edges, self._ask_edges = new_bid, new_ask
+        self._edges_mid = mid
+        if math.isnan(mid):
+            n = len(new_bid)
+            self._bid_sums = [0.0] * n
+            self._ask_sums = [0.0] * n
+
+    def _rebase(self) -> None:
+        """Recompute every band sum from scratch around the current edges."""
+        bid_qty, ask_qty = self._bid_qty, self._ask_qty
+        self._bid_sums = [
+            math.fsum(p * bid_qty[p] for p in self._bids.irange(minimum=e)) if e != _INF else 0.0
+            for e in self._bid_edges
+        ]
+        self._ask_sums = [
+            math.fsum(p * ask_qty[p] for p in self._asks.irange(maximum=e)) if e != -_INF else 0.0
+            for e in self._ask_edges
+        ]

@@ -1,0 +1,225 @@
+"""The per-symbol book synchroniser: a sans-I/O state machine, identical for every venue.
+
+::
+
+    SYNCING ──snapshot + buffered deltas chain──► LIVE ──gap / checksum / crossed / stale /
+       ▲                                            │     reconnect / venue reset
+       └──────────── book cleared, counted ◄────────┘
+
+While ``SYNCING`` a REST-snapshot venue's deltas are buffered and the shell is asked (once) to
+fetch a snapshot; when it arrives the buffer is replayed through the venue's
+``first_after_snapshot`` / ``next_in_sequence`` rules. A stream-snapshot venue is asked to
+resubscribe and deltas are ignored until its snapshot arrives on the socket.
+
+A book that might be wrong is never repaired: it is cleared, counted through ``on_resync`` and
+rebuilt from a fresh snapshot. The synchroniser never reads a clock and never does I/O; it
+returns :class:`FetchSnapshot` / :class:`Resubscribe` actions for the shell to carry out.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..model import BookEvent, BookKind
+from ..venues.base import SnapshotSource, Venue, Verdict
+from .l2book import L2Book
+
+__all__ = ["Action", "BookSync", "FetchSnapshot", "Resubscribe", "SyncState"]
+
+
+class SyncState(enum.Enum):
+    """Where a book is in its life cycle."""
+
+    SYNCING = "syncing"
+    LIVE = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSnapshot:
+    """Ask the shell to fetch a REST snapshot for ``symbol`` and hand it to ``on_snapshot``."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resubscribe:
+    """Ask the shell to resubscribe ``symbol`` so the venue pushes a fresh snapshot."""
+
+    symbol: str
+
+
+Action = FetchSnapshot | Resubscribe
+
+
+class BookSync:
+    """Keeps one :class:`L2Book` in sync with a venue's depth stream.
+
+    Args:
+        venue: supplies the bootstrap kind, the sequence rules and the checksum.
+        symbol: the venue's spelling of the instrument.
+        book: the book this synchroniser owns.
+        on_resync: called with the reason every time a LIVE book is invalidated.
+        max_buffer: deltas kept while waiting for a snapshot (oldest dropped first).
+    """
+
+    __slots__ = (
+        "_awaiting_snapshot",
+        "_buffer",
+        "_last",
+        "_on_resync",
+        "_rest",
+        "_snapshot",
+        "_venue",
+        "book",
+        "last_event_ns",
+        "state",
+        "symbol",
+        "updates_applied",
+    )
+
+    def __init__(
+        self,
+        venue: Venue,
+        symbol: str,
+        book: L2Book,
+        on_resync: Callable[[str], None] = lambda reason: None,
+        max_buffer: int = 10_000,
+    ) -> None:
+        self._venue = venue
+        self._rest = venue.snapshot_source is SnapshotSource.REST
+        self.symbol = symbol
+        self.book = book
+        self._on_resync = on_resync
+        self._buffer: deque[BookEvent] = deque(maxlen=max_buffer)
+        self._snapshot: BookEvent | None = None
+        self._last: BookEvent | None = None
+        self._awaiting_snapshot = False
+        self.state = SyncState.SYNCING
+        self.last_event_ns = 0  # venue event time of the last applied message
+        self.updates_applied = 0
+
+    @property
+    def valid(self) -> bool:
+        """True while the book is LIVE (in sync with the venue)."""
+        return self.state is SyncState.LIVE
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def on_event(self, event: BookEvent) -> Action | None:
+        """Feed one depth event from the stream (delta, or a pushed snapshot)."""
+        if event.kind is BookKind.SNAPSHOT:
+            if self.state is SyncState.LIVE:
+                self._on_resync("venue_reset")
+            return self.on_snapshot(event)
+        if self.state is SyncState.LIVE:
+            last = self._last
+            if last is None:
+                snapshot = self._snapshot
+                assert snapshot is not None
+                verdict = self._venue.first_after_snapshot(snapshot, event)
+            else:
+                verdict = self._venue.next_in_sequence(last, event)
+            if verdict is Verdict.APPLY:
+                return self._apply(event)
+            if verdict is Verdict.DROP:
+                return None
+            return self._invalidate("gap", event)
+        # SYNCING
+        if not self._rest:
+            return None  # waiting for the venue's snapshot on the socket
+        self._buffer.append(event)
+        if not self._awaiting_snapshot:
+            self._awaiting_snapshot = True
+            return FetchSnapshot(self.symbol)
+        return None
+
+    def on_snapshot(self, snapshot: BookEvent) -> Action | None:
+        """Load a snapshot (REST answer or pushed on the stream) and replay buffered deltas."""
+        self._awaiting_snapshot = False
+        buffered = list(self._buffer)
+        self._buffer.clear()
+        self.book.load(snapshot.bids, snapshot.asks)
+        self._snapshot = snapshot
+        self._last = None
+        self.state = SyncState.LIVE
+        self.last_event_ns = snapshot.ts_event_ns
+        started = False
+        for i, event in enumerate(buffered):
+            if self._last is None:
+                verdict = self._venue.first_after_snapshot(snapshot, event)
+            else:
+                verdict = self._venue.next_in_sequence(self._last, event)
+            if verdict is Verdict.DROP:
+                continue
+            if verdict is Verdict.GAP:
+                if not started:
+                    # The snapshot is older than the buffered stream (Binance step 4: "go back
+                    # to 3"): not a broken book, just fetch again.
+                    self.state = SyncState.SYNCING
+                    self.book.clear()
+                    self._buffer.extend(buffered[i:])
+                    self._awaiting_snapshot = True
+                    return FetchSnapshot(self.symbol)
+                return self._invalidate("gap", event, buffered[i + 1 :])
+            started = True
+            action = self._apply(event)
+            if self.state is not SyncState.LIVE:
+                self._buffer.extend(buffered[i + 1 :])
+                return action
+        return self._check_book()
+
+    def snapshot_failed(self) -> Action | None:
+        """The shell could not fetch the snapshot; ask again on the next delta."""
+        self._awaiting_snapshot = False
+        return None
+
+    def invalidate(self, reason: str) -> Action | None:
+        """Invalidate the book from outside (``stale``, ``reconnect``); counted if it was LIVE."""
+        return self._invalidate(reason, None)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _apply(self, event: BookEvent) -> Action | None:
+        self.book.apply(event.bids, event.asks)
+        self._last = event
+        self.last_event_ns = event.ts_event_ns
+        self.updates_applied += 1
+        if self.book.is_crossed():
+            return self._invalidate("crossed", None)
+        if event.checksum is not None:
+            ok = self._venue.verify_checksum(self.book, event)
+            if ok is False:
+                return self._invalidate("checksum", None)
+        return None
+
+    def _check_book(self) -> Action | None:
+        if self.book.is_crossed():
+            return self._invalidate("crossed", None)
+        return None
+
+    def _invalidate(
+        self, reason: str, pending: BookEvent | None, more: list[BookEvent] | None = None
+    ) -> Action | None:
+        was_live = self.state is SyncState.LIVE
+        self.state = SyncState.SYNCING
+        self.book.clear()
+        self._snapshot = None
+        self._last = None
+        self._buffer.clear()
+        if was_live:
+            self._on_resync(reason)
+        if not self._rest:
+            return Resubscribe(self.symbol)
+        # Keep the event after a gap: it is a valid future message for the next snapshot.
+        if pending is not None:
+            self._buffer.append(pending)
+        if more:
+            self._buffer.extend(more)
+        if self._buffer:
+            self._awaiting_snapshot = True
+            return FetchSnapshot(self.symbol)
+        self._awaiting_snapshot = False
+        return None

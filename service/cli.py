@@ -1,0 +1,211 @@
+"""The ``mmradar`` command line (also ``python -m service``).
+
+Exit codes: 0 success (a stop on SIGINT/SIGTERM included), 2 bad usage or configuration,
+1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import Settings, format_settings, ignored_env_vars, load_settings
+from .errors import ConfigError
+from .log import configure_logging
+from .venues import VENUE_NAMES
+
+__all__ = ["main"]
+
+log = logging.getLogger("service")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mmradar",
+        description="Live order-book signals of market-maker inventory stress, for Prometheus.",
+    )
+    p.add_argument("--version", action="version", version=f"mmradar {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the live service: feeds → books → /metrics")
+    run.add_argument(
+        "--config", type=Path, help="TOML config (default: $MMRADAR_CONFIG or built-in)"
+    )
+
+    demo = sub.add_parser("demo", help="the whole service against an embedded exchange on loopback")
+    demo.add_argument(
+        "--scenario",
+        default="btcusdt-spot",
+        help="what the embedded exchange plays (default: btcusdt-spot; see --list-scenarios)",
+    )
+    demo.add_argument("--list-scenarios", action="store_true", help="list scenarios and exit")
+    demo.add_argument("--speed", type=float, default=1.0, help="replay speed factor (default 1)")
+    demo.add_argument("--listen", help="host:port for /metrics (default 127.0.0.1:9464)")
+    demo.add_argument("--no-summary", action="store_true", help="no live terminal summary")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    replay = sub.add_parser("replay", help="drive the pipeline from recorded frames")
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=1.0, help="pace factor (default 1)")
+    pace.add_argument("--fast", action="store_true", help="as fast as possible")
+    replay.add_argument("--serve", action="store_true", help="keep /metrics up after the replay")
+    replay.add_argument("--listen", help="host:port for --serve (default 127.0.0.1:9464)")
+    replay.add_argument(
+        "--exchange",
+        choices=VENUE_NAMES,
+        help="venue of a foreign capture (hftbacktest format); auto-detected by default",
+    )
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    record = sub.add_parser("record", help="record raw frames for later replay")
+    record.add_argument("--config", type=Path, required=True, help="TOML config")
+    record.add_argument("--out", type=Path, required=True, help="output directory")
+
+    check = sub.add_parser("check-config", help="validate a config and print the effective one")
+    check.add_argument("file", type=Path)
+    return p
+
+
+def _load(path: Path | None) -> Settings:
+    return load_settings(path, supported=VENUE_NAMES)
+
+
+def _serve_forever(body: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run ``body(stop)`` with SIGINT/SIGTERM setting ``stop``; return the exit code."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await body(stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .app import Service
+
+    settings = _load(args.config)
+    configure_logging(settings.log.level, settings.log.format)
+    _warn_ignored_env()
+    service = Service(settings)
+    log.info(
+        "mmradar %s: %s",
+        __version__,
+        ", ".join(f"{f.exchange} {'/'.join(f.symbols)}" for f in settings.feeds),
+    )
+    return _serve_forever(service.run)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from .app import Service
+    from .record import Recorder
+
+    settings = _load(args.config)
+    configure_logging(settings.log.level, settings.log.format)
+    args.out.mkdir(parents=True, exist_ok=True)
+    feeds = [(f.exchange, f.symbols, f.trades) for f in settings.feeds]
+    with Recorder(args.out, feeds, version=__version__) as recorder:
+        service = Service(settings, recorder=recorder, serve_http=False)
+        log.info("recording to %s", args.out)
+        return _serve_forever(service.run)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _load(args.file)
+    sys.stdout.write(format_settings(settings))
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import SCENARIOS, run_demo
+
+    if args.list_scenarios:
+        for name, scenario in SCENARIOS.items():
+            print(f"{name:16} {scenario.description}")
+        return EXIT_OK
+    if args.scenario not in SCENARIOS:
+        raise ConfigError("--scenario", f"unknown scenario {args.scenario!r} (expected one of: "
+                          + ", ".join(SCENARIOS) + ")")  # fmt: skip
+    if args.speed <= 0:
+        raise ConfigError("--speed", "must be > 0")
+    settings = load_settings(None, env={}, supported=VENUE_NAMES)  # defaults; listen below
+    configure_logging("info", "text")
+    return _serve_forever(
+        lambda stop: run_demo(
+            stop,
+            scenario=args.scenario,
+            speed=args.speed,
+            listen=args.listen,
+            summary=not args.no_summary,
+            duration_s=args.duration,
+            log_settings=settings.log,
+        )
+    )
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import run_replay_cli
+
+    configure_logging("warning", "text")
+    for f in args.files:
+        if not f.exists():
+            raise ConfigError(str(f), "no such file")
+    if not args.fast and args.speed <= 0:
+        raise ConfigError("--speed", "must be > 0")
+    return _serve_forever(
+        lambda stop: run_replay_cli(
+            stop,
+            args.files,
+            speed=None if args.fast else args.speed,
+            serve=args.serve,
+            listen=args.listen,
+            exchange=args.exchange,
+            progress=not args.no_progress,
+        )
+    )
+
+
+def _warn_ignored_env() -> None:
+    for name in ignored_env_vars():
+        log.warning("ignoring unknown environment variable %s", name)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _cmd_run,
+    "demo": _cmd_demo,
+    "replay": _cmd_replay,
+    "record": _cmd_record,
+    "check-config": _cmd_check_config,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mmradar`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"mmradar: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

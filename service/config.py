@@ -1,0 +1,831 @@
+"""Configuration: a TOML file (or the built-in default) plus environment overrides.
+
+mmradar reads one TOML file (``mmradar run --config FILE``; without ``--config`` the file named
+by ``MMRADAR_CONFIG``; without either, the built-in default shipped as
+``service/defaults/default.toml``, which watches BTCUSDT, ETHUSDT and SOLUSDT on ``binance`` and
+BTCUSDT and ETHUSDT on ``binance-usdm``). Validation is strict: an unknown key, a value of the
+wrong type or out of range stops the service with exit code 2 and a message naming the key path
+(``feeds[1].symbols: must not be empty``). ``mmradar check-config FILE`` validates a file and
+prints the effective configuration.
+
+Keys (default in brackets)::
+
+    [http]
+    listen = "127.0.0.1:9464"   # ["127.0.0.1:9464"] host:port serving /metrics, /healthz and
+                                # /readyz; IPv6 as "[::1]:9464"; "0.0.0.0:9464" for all
+                                # interfaces; port 0 picks a free port
+
+    [[feeds]]                   # one or more (required); one table per exchange and option set
+    exchange = "binance"        # (required) binance | binance-usdm | coinbase | kraken | okx |
+                                # bybit; only the venues implemented in this build are accepted
+    symbols = ["BTCUSDT"]       # (required) non-empty list, in the venue's own spelling
+                                # (BTCUSDT, BTC-USD, BTC/USD, ...); a symbol may appear only once
+                                # per exchange across all feeds (compared case-insensitively)
+    trades = true               # [true] also subscribe to the venue's trade stream
+    stale_after_seconds = 60    # [60] a book with no depth message for this long is stale; a
+                                # connection silent (pings included) for this long is reconnected
+    ws_url = "wss://host:port"  # [the venue's] base URL replacing the venue's websocket host;
+                                # scheme ws or wss, no path, query or fragment; the venue's own
+                                # paths and queries are appended
+    rest_url = "https://host"   # [the venue's] the same for the REST snapshot host (http or https)
+
+    [[webhooks]]                # zero or more: direct alerts on every episode start and end
+    url = "https://hooks.example/..."   # (required) http or https; "${NAME}" (the whole value or
+                                # a part of it) is replaced by the environment variable NAME at
+                                # load time, so secrets need not be written in the file; an unset
+                                # or empty variable is an error
+    format = "json"             # ["json"] json | slack | discord
+
+    [signals]                   # detector parameters
+    inventory_half_life_seconds = 60        # [60] half-life of the decayed signed taker volume
+                                            # behind mmradar_dealer_inventory_proxy (> 0)
+    volatility_windows_seconds = [30, 300]  # [[30, 300]] windows of
+                                            # mmradar_realized_volatility_bps (window="30s","5m"):
+                                            # positive, strictly increasing whole seconds, each at
+                                            # least two samples long
+    volatility_sample_seconds = 1           # [1] mid-price sampling interval for volatility (> 0)
+
+    [log]
+    level = "info"              # ["info"] debug | info | warning | error (case-insensitive)
+    format = "text"             # ["text"] text | json (one JSON object per line)
+
+Integers are accepted wherever a number is expected; booleans are not. Numbers must be finite.
+
+Environment overrides (they beat the file): ``MMRADAR_<SECTION>_<KEY>`` for the keys of the
+``[http]``, ``[signals]`` and ``[log]`` tables, i.e. ``MMRADAR_HTTP_LISTEN``,
+``MMRADAR_LOG_LEVEL``, ``MMRADAR_LOG_FORMAT``, ``MMRADAR_SIGNALS_INVENTORY_HALF_LIFE_SECONDS``,
+``MMRADAR_SIGNALS_VOLATILITY_WINDOWS_SECONDS`` (comma-separated: ``30,300``) and
+``MMRADAR_SIGNALS_VOLATILITY_SAMPLE_SECONDS`` (:func:`env_override_names` lists them). Feeds and
+webhooks (arrays of tables) have no overrides; use ``${NAME}`` in webhook URLs for secrets. A
+variable set to the empty string counts as unset. Other ``MMRADAR_*`` variables are ignored, not
+rejected, because the environment is shared (:func:`ignored_env_vars` lists them so the caller
+can warn about typos).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from ipaddress import IPv6Address
+from typing import Any, Final, Literal
+from urllib.parse import SplitResult, urlsplit
+
+from .errors import ConfigError
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "DEFAULT_SUPPORTED_EXCHANGES",
+    "KNOWN_EXCHANGES",
+    "WEBHOOK_FORMATS",
+    "FeedSettings",
+    "HttpSettings",
+    "LogSettings",
+    "Settings",
+    "SignalSettings",
+    "WebhookSettings",
+    "env_override_names",
+    "format_settings",
+    "ignored_env_vars",
+    "load_settings",
+    "mask_url",
+    "parse_settings",
+]
+
+KNOWN_EXCHANGES: Final = ("binance", "binance-usdm", "coinbase", "kraken", "okx", "bybit")
+"""Every exchange name of the contract, implemented or not."""
+
+DEFAULT_SUPPORTED_EXCHANGES: Final = ("binance", "binance-usdm")
+"""Venues accepted when the caller does not pass ``supported`` (the CLI passes the real list)."""
+
+WEBHOOK_FORMATS: Final = ("json", "slack", "discord")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+LOG_FORMATS: Final = ("text", "json")
+
+CONFIG_ENV_VAR: Final = "MMRADAR_CONFIG"
+"""Names the config file used when no path is given."""
+
+_ENV_PREFIX: Final = "MMRADAR_"
+_DEFAULT_RESOURCE: Final = ("defaults", "default.toml")
+_TOP_LEVEL_KEYS: Final = ("http", "feeds", "webhooks", "signals", "log")
+_FEED_KEYS: Final = ("exchange", "symbols", "trades", "stale_after_seconds", "ws_url", "rest_url")
+_WEBHOOK_KEYS: Final = ("url", "format")
+_ENV_REF: Final = re.compile(r"\$\{([^}]*)\}")
+_ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOSTNAME: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_LISTEN_EXAMPLE: Final = "expected 'host:port', e.g. '127.0.0.1:9464' or '[::1]:9464'"
+
+
+# --------------------------------------------------------------------------------------------
+# The settings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The ``[http]`` table: where ``/metrics``, ``/healthz`` and ``/readyz`` are served.
+
+    Attributes:
+        host: interface to bind (an IPv6 address without brackets, e.g. ``::1``).
+        port: TCP port; 0 asks the OS for a free one (tests).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+    @property
+    def listen(self) -> str:
+        """The ``host:port`` form of the configuration, IPv6 hosts in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """One ``[[feeds]]`` table: a set of symbols on one exchange.
+
+    Attributes:
+        exchange: the venue name, one of :data:`KNOWN_EXCHANGES` (and implemented).
+        symbols: the venue's own spelling, non-empty, without duplicates.
+        trades: whether to subscribe to the venue's trade stream too.
+        stale_after_seconds: silence after which a book is stale / a connection reconnected.
+        ws_url: ``scheme://host[:port]`` replacing the venue's websocket host, or None.
+        rest_url: ``scheme://host[:port]`` replacing the venue's REST host, or None.
+    """
+
+    exchange: str
+    symbols: tuple[str, ...]
+    trades: bool = True
+    stale_after_seconds: float = 60.0
+    ws_url: str | None = None
+    rest_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """One ``[[webhooks]]`` table.
+
+    Attributes:
+        url: the resolved URL (``${NAME}`` references replaced). A secret: never print it; use
+            :attr:`display_url`. It is left out of ``repr``.
+        format: ``json``, ``slack`` or ``discord``.
+        url_template: the URL as written, when it contains ``${NAME}`` references; else None.
+    """
+
+    url: str = field(repr=False)
+    format: str = "json"
+    url_template: str | None = None
+
+    @property
+    def display_url(self) -> str:
+        """The URL safe to print: the template if there is one, else :func:`mask_url`."""
+        return self.url_template if self.url_template is not None else mask_url(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSettings:
+    """The ``[signals]`` table: detector parameters.
+
+    Attributes:
+        inventory_half_life_seconds: half-life of the decayed signed taker volume.
+        volatility_windows_seconds: realised-volatility windows, strictly increasing.
+        volatility_sample_seconds: mid-price sampling interval for volatility.
+    """
+
+    inventory_half_life_seconds: float = 60.0
+    volatility_windows_seconds: tuple[int, ...] = (30, 300)
+    volatility_sample_seconds: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """The ``[log]`` table.
+
+    Attributes:
+        level: ``debug``, ``info``, ``warning`` or ``error``.
+        format: ``text`` or ``json``.
+    """
+
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole, validated configuration."""
+
+    http: HttpSettings
+    feeds: tuple[FeedSettings, ...]
+    webhooks: tuple[WebhookSettings, ...]
+    signals: SignalSettings
+    log: LogSettings
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    supported: Collection[str] = DEFAULT_SUPPORTED_EXCHANGES,
+) -> Settings:
+    """Read, validate and return the configuration.
+
+    Args:
+        path: the TOML file. None means the file named by ``MMRADAR_CONFIG`` if that is set
+            (and not empty), else the built-in default.
+        env: the environment, for ``MMRADAR_*`` overrides and ``${NAME}`` references;
+            defaults to ``os.environ``.
+        supported: the exchanges implemented by this build.
+
+    Returns:
+        The validated settings, environment overrides applied.
+
+    Raises:
+        ConfigError: the file cannot be read or is not valid TOML (``path`` is the file name),
+            or a key is missing, unknown or invalid (``path`` is the key path, or the
+            environment variable's name for a bad override).
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if path is None and environ.get(CONFIG_ENV_VAR):
+        path = environ[CONFIG_ENV_VAR]
+    if path is None:
+        source = "<built-in default>"
+        resource = resources.files("service")
+        for part in _DEFAULT_RESOURCE:
+            resource = resource / part
+        text = resource.read_text(encoding="utf-8")
+    else:
+        source = os.fspath(path)
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise ConfigError(source, f"cannot read file: {exc.strerror or exc}") from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(source, "invalid TOML: the file is not UTF-8 text") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, f"invalid TOML: {exc}") from exc
+    return parse_settings(data, env=environ, supported=supported, source=source)
+
+
+def parse_settings(
+    data: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    supported: Collection[str] = DEFAULT_SUPPORTED_EXCHANGES,
+    source: str = "<config>",
+) -> Settings:
+    """Validate an already-parsed TOML document.
+
+    Args:
+        data: the document, as returned by ``tomllib``.
+        env: the environment, for ``MMRADAR_*`` overrides and ``${NAME}`` references;
+            defaults to ``os.environ``.
+        supported: the exchanges implemented by this build.
+        source: where the document came from; added to a raised error as a note.
+
+    Returns:
+        The validated settings, environment overrides applied.
+
+    Raises:
+        ConfigError: a key is missing, unknown or invalid.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    try:
+        return _parse(data, environ, supported)
+    except ConfigError as exc:
+        exc.add_note(f"in {source}")
+        raise
+
+
+def format_settings(settings: Settings) -> str:
+    """Render the effective configuration as TOML that :func:`load_settings` accepts.
+
+    Secrets are never printed: a webhook URL written with ``${NAME}`` is printed as written;
+    any other webhook URL is masked after the host (``https://hooks.slack.com/***``), so such a
+    webhook does not survive a round trip. Everything else does: loading the output gives
+    equal settings.
+
+    Args:
+        settings: the settings to render.
+
+    Returns:
+        TOML text, ending in a newline.
+    """
+    lines = [
+        "# mmradar effective configuration (environment overrides applied; webhook secrets masked)",
+        "",
+        "[http]",
+        f"listen = {_toml(settings.http.listen)}",
+    ]
+    for feed in settings.feeds:
+        lines += [
+            "",
+            "[[feeds]]",
+            f"exchange = {_toml(feed.exchange)}",
+            f"symbols = {_toml(feed.symbols)}",
+            f"trades = {_toml(feed.trades)}",
+            f"stale_after_seconds = {_toml(feed.stale_after_seconds)}",
+        ]
+        if feed.ws_url is not None:
+            lines.append(f"ws_url = {_toml(feed.ws_url)}")
+        if feed.rest_url is not None:
+            lines.append(f"rest_url = {_toml(feed.rest_url)}")
+    for hook in settings.webhooks:
+        lines += [
+            "",
+            "[[webhooks]]",
+            f"url = {_toml(hook.display_url)}",
+            f"format = {_toml(hook.format)}",
+        ]
+    lines += ["", "[signals]"]
+    for key in _SIGNAL_KEYS:
+        lines.append(f"{key.name} = {_toml(getattr(settings.signals, key.name))}")
+    lines += [
+        "",
+        "[log]",
+        f"level = {_toml(settings.log.level)}",
+        f"format = {_toml(settings.log.format)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def mask_url(url: str) -> str:
+    """Hide everything after the host of a URL (path, query, fragment and user info).
+
+    Args:
+        url: any string.
+
+    Returns:
+        ``scheme://host[:port]`` unchanged when there is nothing to hide, else
+        ``scheme://host[:port]/***``; ``***`` when the string is not a URL at all.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if not parts.scheme or not parts.netloc:
+        return "***"
+    netloc = parts.netloc.rpartition("@")[2]
+    base = f"{parts.scheme}://{netloc}"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
+    return f"{base}/***" if hidden else url
+
+
+def env_override_names() -> tuple[str, ...]:
+    """Every ``MMRADAR_<SECTION>_<KEY>`` variable that overrides a config key."""
+    return tuple(_env_var(section, key.name) for section, keys in _SECTIONS for key in keys)
+
+
+def ignored_env_vars(env: Mapping[str, str] | None = None) -> list[str]:
+    """The ``MMRADAR_*`` variables that mmradar does not know (possible typos), sorted.
+
+    Args:
+        env: the environment; defaults to ``os.environ``.
+
+    Returns:
+        Names starting with ``MMRADAR_`` that are neither ``MMRADAR_CONFIG`` nor an override.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    known = {CONFIG_ENV_VAR, *env_override_names()}
+    return sorted(name for name in environ if name.startswith(_ENV_PREFIX) and name not in known)
+
+
+# --------------------------------------------------------------------------------------------
+# Scalar validators: each takes a raw TOML value and the key path, returns the field value
+# --------------------------------------------------------------------------------------------
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list | tuple):
+        return "list"
+    return type(value).__name__
+
+
+def _expect_table(value: object, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"expected a table, got {_type_name(value)}")
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Collection[str], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            path = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(path, f"unknown key (expected one of: {', '.join(allowed)})")
+
+
+def _string(value: object, path: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(path, f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _boolean(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(path, f"expected a boolean (true or false), got {_type_name(value)}")
+    return value
+
+
+def _positive_float(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(path, f"expected a number, got {_type_name(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigError(path, f"must be a finite number, got {number}")
+    if number <= 0:
+        raise ConfigError(path, f"must be greater than 0, got {value}")
+    return number
+
+
+def _increasing_positive_ints(value: object, path: str) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(path, f"expected a list of integers, got {_type_name(value)}")
+    if not value:
+        raise ConfigError(path, "must not be empty")
+    result: list[int] = []
+    for i, item in enumerate(value):
+        item_path = f"{path}[{i}]"
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ConfigError(item_path, f"expected an integer, got {_type_name(item)}")
+        if item <= 0:
+            raise ConfigError(item_path, f"must be greater than 0, got {item}")
+        if result and item <= result[-1]:
+            raise ConfigError(
+                item_path, f"must be strictly increasing, got {item} after {result[-1]}"
+            )
+        result.append(item)
+    return tuple(result)
+
+
+def _choice(options: tuple[str, ...], *, fold_case: bool = False) -> Callable[[object, str], str]:
+    def check(value: object, path: str) -> str:
+        text = _string(value, path)
+        key = text.lower() if fold_case else text
+        if key not in options:
+            raise ConfigError(path, f"expected one of: {', '.join(options)} (got {text!r})")
+        return key
+
+    return check
+
+
+def _listen(value: object, path: str) -> tuple[str, int]:
+    text = _string(value, path)
+    bad = f"invalid listen address {text!r}"
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ConfigError(path, f"{bad}: missing ']' ({_LISTEN_EXAMPLE})")
+        try:
+            IPv6Address(host)
+        except ValueError:
+            raise ConfigError(path, f"{bad}: {host!r} is not an IPv6 address") from None
+        if not rest.startswith(":"):
+            raise ConfigError(path, f"{bad}: missing port ({_LISTEN_EXAMPLE})")
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = text.rpartition(":")
+        if not colon:
+            raise ConfigError(path, f"{bad}: {_LISTEN_EXAMPLE}")
+        if ":" in host:
+            raise ConfigError(path, f"{bad}: an IPv6 host must be in brackets, e.g. '[::1]:9464'")
+        if not host:
+            raise ConfigError(path, f"{bad}: missing host (use 0.0.0.0 for all interfaces)")
+        if not _HOSTNAME.fullmatch(host):
+            raise ConfigError(path, f"{bad}: {host!r} is not a host name or address")
+    if not (port_text.isascii() and port_text.isdigit()):
+        raise ConfigError(path, f"{bad}: port must be an integer 0-65535")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(path, f"{bad}: port {port} is out of range 0-65535")
+    return host, port
+
+
+def _split_url(text: str, path: str, schemes: tuple[str, ...], shown: str) -> SplitResult:
+    """Check the parts common to every URL; ``shown`` is how the URL appears in messages."""
+    bad = f"invalid URL {shown}"
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ConfigError(path, f"{bad}: {exc}") from None
+    if not parts.scheme or not parts.netloc:
+        raise ConfigError(path, f"{bad}: expected {schemes[-1]}://host[:port]")
+    if any(ch.isspace() for ch in text):
+        raise ConfigError(path, f"{bad}: must not contain whitespace")
+    try:
+        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise ConfigError(path, f"{bad}: {exc}") from None
+    if parts.scheme not in schemes:
+        raise ConfigError(path, f"{bad}: scheme must be {' or '.join(schemes)}")
+    if not parts.hostname:
+        raise ConfigError(path, f"{bad}: missing host")
+    return parts
+
+
+def _base_url(schemes: tuple[str, ...]) -> Callable[[object, str], str]:
+    def check(value: object, path: str) -> str:
+        text = _string(value, path)
+        parts = _split_url(text, path, schemes, repr(text))
+        bad = f"invalid URL {text!r}"
+        if "@" in parts.netloc:
+            raise ConfigError(path, f"{bad}: must not contain user info")
+        if parts.path not in ("", "/"):
+            raise ConfigError(
+                path,
+                f"{bad}: expected a base URL {schemes[-1]}://host[:port] without a path "
+                f"(got {parts.path!r}); the venue's own paths are appended",
+            )
+        if "?" in text or "#" in text:
+            raise ConfigError(path, f"{bad}: must not have a query or fragment")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    return check
+
+
+def _resolve_env_refs(template: str, path: str, env: Mapping[str, str]) -> str:
+    if "${" in _ENV_REF.sub("", template):
+        raise ConfigError(path, "unclosed '${' (expected '${NAME}')")
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not _ENV_NAME.fullmatch(name):
+            raise ConfigError(path, f"invalid environment variable name {name!r} in '${{...}}'")
+        value = env.get(name)
+        if value is None:
+            raise ConfigError(path, f"environment variable {name!r} is not set")
+        if not value:
+            raise ConfigError(path, f"environment variable {name!r} is empty")
+        return value
+
+    return _ENV_REF.sub(substitute, template)
+
+
+# --------------------------------------------------------------------------------------------
+# Table sections with environment overrides
+# --------------------------------------------------------------------------------------------
+
+_Kind = Literal["str", "float", "ints"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """A key of a table section: its name, how to read it from the environment, its check."""
+
+    name: str
+    kind: _Kind
+    check: Callable[[object, str], Any]
+
+
+_HTTP_KEYS: Final = (_Key("listen", "str", _listen),)
+_SIGNAL_KEYS: Final = (
+    _Key("inventory_half_life_seconds", "float", _positive_float),
+    _Key("volatility_windows_seconds", "ints", _increasing_positive_ints),
+    _Key("volatility_sample_seconds", "float", _positive_float),
+)
+_LOG_KEYS: Final = (
+    _Key("level", "str", _choice(LOG_LEVELS, fold_case=True)),
+    _Key("format", "str", _choice(LOG_FORMATS)),
+)
+_SECTIONS: Final = (("http", _HTTP_KEYS), ("signals", _SIGNAL_KEYS), ("log", _LOG_KEYS))
+
+
+def _env_var(section: str, key: str) -> str:
+    return f"{_ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def _from_env(text: str, kind: _Kind, var: str) -> object:
+    """Turn an environment string into the TOML value the key's check expects."""
+    text = text.strip()
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(var, f"expected a number, got {text!r}") from None
+    if kind == "ints":
+        try:
+            return [int(part) for part in text.split(",")]
+        except ValueError:
+            raise ConfigError(
+                var, f"expected comma-separated integers, e.g. '30,300', got {text!r}"
+            ) from None
+    return text
+
+
+def _section(
+    data: Mapping[str, Any], name: str, keys: tuple[_Key, ...], env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Validate a table section and apply its overrides.
+
+    Returns:
+        The validated values of the keys present (file or environment), and for each the path
+        its value came from (``signals.x`` or ``MMRADAR_SIGNALS_X``), for cross-key checks.
+    """
+    table = _expect_table(data.get(name, {}), name)
+    _check_keys(table, [key.name for key in keys], name)
+    values: dict[str, Any] = {}
+    paths: dict[str, str] = {}
+    for key in keys:
+        if key.name in table:
+            path = f"{name}.{key.name}"
+            values[key.name] = key.check(table[key.name], path)
+            paths[key.name] = path
+        var = _env_var(name, key.name)
+        text = env.get(var)
+        if text:
+            values[key.name] = key.check(_from_env(text, key.kind, var), var)
+            paths[key.name] = var
+    return values, paths
+
+
+# --------------------------------------------------------------------------------------------
+# The document
+# --------------------------------------------------------------------------------------------
+
+
+def _parse(data: Mapping[str, Any], env: Mapping[str, str], supported: Collection[str]) -> Settings:
+    _check_keys(_expect_table(data, ""), _TOP_LEVEL_KEYS, "")
+
+    http_values, _ = _section(data, "http", _HTTP_KEYS, env)
+    http = HttpSettings(*http_values["listen"]) if "listen" in http_values else HttpSettings()
+
+    feeds = _feeds(data, supported)
+    webhooks = _webhooks(data, env)
+
+    signal_values, signal_paths = _section(data, "signals", _SIGNAL_KEYS, env)
+    signals = SignalSettings(**signal_values)
+    shortest = 2 * signals.volatility_sample_seconds
+    if signals.volatility_windows_seconds[0] < shortest:
+        raise ConfigError(
+            signal_paths.get("volatility_windows_seconds", "signals.volatility_windows_seconds"),
+            f"each window must span at least two samples of volatility_sample_seconds "
+            f"(at least {shortest:g} s), got {signals.volatility_windows_seconds[0]}",
+        )
+
+    log_values, _ = _section(data, "log", _LOG_KEYS, env)
+    log = LogSettings(**log_values)
+
+    return Settings(http=http, feeds=feeds, webhooks=webhooks, signals=signals, log=log)
+
+
+def _array_of_tables(data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    raw = data.get(name, [])
+    if isinstance(raw, Mapping):
+        raise ConfigError(name, f"expected an array of tables ([[{name}]]), got a single table")
+    if not isinstance(raw, list):
+        raise ConfigError(name, f"expected an array of tables ([[{name}]]), got {_type_name(raw)}")
+    return [_expect_table(item, f"{name}[{i}]") for i, item in enumerate(raw)]
+
+
+def _require(table: Mapping[str, Any], key: str, prefix: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{prefix}.{key}", "missing required key")
+    return table[key]
+
+
+def _exchange(value: object, path: str, supported: Collection[str]) -> str:
+    name = _string(value, path)
+    if name in supported:
+        return name
+    if name in KNOWN_EXCHANGES:
+        listed = ", ".join(sorted(supported))
+        raise ConfigError(path, f"exchange {name!r} is not supported yet (supported: {listed})")
+    known = [*KNOWN_EXCHANGES, *(s for s in sorted(supported) if s not in KNOWN_EXCHANGES)]
+    hint = f"; did you mean {name.lower()!r}?" if name.lower() in known else ""
+    raise ConfigError(
+        path, f"unknown exchange {name!r} (expected one of: {', '.join(known)}){hint}"
+    )
+
+
+def _symbols(value: object, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(path, f"expected a list of strings, got {_type_name(value)}")
+    if not value:
+        raise ConfigError(path, "must not be empty")
+    symbols: list[str] = []
+    for i, item in enumerate(value):
+        item_path = f"{path}[{i}]"
+        symbol = _string(item, item_path)
+        if not symbol:
+            raise ConfigError(item_path, "must not be empty")
+        if any(ch.isspace() for ch in symbol):
+            raise ConfigError(item_path, f"must not contain whitespace, got {symbol!r}")
+        symbols.append(symbol)
+    return tuple(symbols)
+
+
+def _feeds(data: Mapping[str, Any], supported: Collection[str]) -> tuple[FeedSettings, ...]:
+    if "feeds" not in data:
+        raise ConfigError("feeds", "missing required key")
+    tables = _array_of_tables(data, "feeds")
+    if not tables:
+        raise ConfigError("feeds", "must not be empty")
+    optional: dict[str, Callable[[object, str], Any]] = {
+        "trades": _boolean,
+        "stale_after_seconds": _positive_float,
+        "ws_url": _base_url(("ws", "wss")),
+        "rest_url": _base_url(("http", "https")),
+    }
+    seen: dict[tuple[str, str], str] = {}  # (exchange, symbol folded) -> where first seen
+    feeds: list[FeedSettings] = []
+    for i, table in enumerate(tables):
+        prefix = f"feeds[{i}]"
+        _check_keys(table, _FEED_KEYS, prefix)
+        exchange = _exchange(_require(table, "exchange", prefix), f"{prefix}.exchange", supported)
+        symbols = _symbols(_require(table, "symbols", prefix), f"{prefix}.symbols")
+        for j, symbol in enumerate(symbols):
+            here = f"{prefix}.symbols[{j}]"
+            first = seen.setdefault((exchange, symbol.casefold()), here)
+            if first != here:
+                where = "" if first.startswith(f"{prefix}.") else f" on {exchange} (in {first})"
+                raise ConfigError(here, f"duplicate symbol {symbol!r}{where}")
+        options = {
+            key: check(table[key], f"{prefix}.{key}")
+            for key, check in optional.items()
+            if key in table
+        }
+        feeds.append(FeedSettings(exchange=exchange, symbols=symbols, **options))
+    return tuple(feeds)
+
+
+def _webhooks(data: Mapping[str, Any], env: Mapping[str, str]) -> tuple[WebhookSettings, ...]:
+    hooks: list[WebhookSettings] = []
+    check_format = _choice(WEBHOOK_FORMATS)
+    for i, table in enumerate(_array_of_tables(data, "webhooks")):
+        prefix = f"webhooks[{i}]"
+        _check_keys(table, _WEBHOOK_KEYS, prefix)
+        path = f"{prefix}.url"
+        template = _string(_require(table, "url", prefix), path)
+        if not template:
+            raise ConfigError(path, "must not be empty")
+        templated = "${" in template
+        url = _resolve_env_refs(template, path, env) if templated else template
+        # The resolved URL may hold a secret: messages show the template or a masked URL.
+        shown = f"from {template!r}" if templated else repr(mask_url(url))
+        _split_url(url, path, ("http", "https"), shown)
+        fmt = check_format(table["format"], f"{prefix}.format") if "format" in table else "json"
+        hook = WebhookSettings(url=url, format=fmt, url_template=template if templated else None)
+        for j, other in enumerate(hooks):
+            if (other.url, other.format) == (hook.url, hook.format):
+                raise ConfigError(
+                    prefix, f"duplicate webhook (same url and format as webhooks[{j}])"
+                )
+        hooks.append(hook)
+    return tuple(hooks)
+
+
+# --------------------------------------------------------------------------------------------
+# TOML output
+# --------------------------------------------------------------------------------------------
+
+_TOML_ESCAPES: Final = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _toml_string(text: str) -> str:
+    out: list[str] = []
+    for ch in text:
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # finite (validated); repr is valid TOML: 60.0, 1e-05, 1e+16
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as TOML")

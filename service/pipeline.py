@@ -1,0 +1,217 @@
+"""The pure per-feed pipeline: frame → parser → book synchroniser → book → market state.
+
+This is the whole per-message path of the service, with no I/O and no clock: the live feed
+runner (:mod:`service.feed`) and the replayer (:mod:`service.replay`) drive the *same* object,
+handing it frames with their receive timestamps and carrying out the :data:`Command` s it
+returns (fetch a snapshot, resubscribe, reconnect). Counting goes through the injected
+:class:`FeedObserver`, so the core never imports ``prometheus_client``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .book.l2book import L2Book
+from .book.sync import BookSync, FetchSnapshot, Resubscribe
+from .errors import ParseError
+from .model import BookEvent, Notice, NoticeKind, Trade
+from .signals.market import MarketParams, MarketState
+from .venues.base import FrameParser, Venue
+
+__all__ = [
+    "BAD_MESSAGE_REASONS",
+    "Command",
+    "FeedObserver",
+    "FeedPipeline",
+    "Instrument",
+    "NullObserver",
+    "Reconnect",
+]
+
+#: ``mmradar_feed_bad_messages_total{reason}`` label values.
+BAD_MESSAGE_REASONS: tuple[str, ...] = ("malformed", "unknown", "unknown_symbol", "venue_error")
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Ask the shell to drop and re-open the connection the frame came from.
+
+    ``resync_reason`` is what the books on that connection are invalidated with.
+    """
+
+    reason: str
+    resync_reason: str = "reconnect"
+
+
+Command = FetchSnapshot | Resubscribe | Reconnect
+
+
+class FeedObserver(Protocol):
+    """Receives the pipeline's counts (implemented by :class:`service.metrics.FeedMetrics`)."""
+
+    def message(self) -> None: ...
+    def bad_message(self, reason: str) -> None: ...
+    def resync(self, symbol: str, reason: str) -> None: ...
+    def latency(self, seconds: float) -> None: ...
+
+
+class NullObserver:
+    """A :class:`FeedObserver` that counts nothing (benchmarks, ad-hoc use)."""
+
+    def message(self) -> None:
+        pass
+
+    def bad_message(self, reason: str) -> None:
+        pass
+
+    def resync(self, symbol: str, reason: str) -> None:
+        pass
+
+    def latency(self, seconds: float) -> None:
+        pass
+
+
+class Instrument:
+    """One (exchange, symbol): its book, synchroniser and market state."""
+
+    __slots__ = ("book", "exchange", "last_depth_recv_ns", "market", "symbol", "sync")
+
+    def __init__(
+        self, venue: Venue, symbol: str, observer: FeedObserver, params: MarketParams
+    ) -> None:
+        self.exchange = venue.name
+        self.symbol = symbol
+        self.book = L2Book()
+        self.market = MarketState(params)
+        self.last_depth_recv_ns = 0
+
+        def on_resync(reason: str) -> None:
+            observer.resync(symbol, reason)
+            self.market.reset_book()
+
+        self.sync = BookSync(venue, symbol, self.book, on_resync=on_resync)
+
+    @property
+    def valid(self) -> bool:
+        """True while the book is in sync (``mmradar_book_valid``)."""
+        return self.sync.valid
+
+
+_NO_COMMANDS: list[Command] = []
+
+
+class FeedPipeline:
+    """Everything one ``[[feeds]]`` entry computes, driven by frames and timestamps.
+
+    Args:
+        venue: the venue module instance.
+        symbols: configured symbols (venue spelling); events for others are counted as bad.
+        observer: receives counts.
+        params: market-state parameters.
+    """
+
+    def __init__(
+        self,
+        venue: Venue,
+        symbols: Sequence[str],
+        observer: FeedObserver | None = None,
+        params: MarketParams | None = None,
+    ) -> None:
+        self.venue = venue
+        self.observer: FeedObserver = observer or NullObserver()
+        params = params or MarketParams()
+        self.instruments: dict[str, Instrument] = {
+            s: Instrument(venue, s, self.observer, params) for s in symbols
+        }
+
+    def new_parser(self) -> FrameParser:
+        """A frame parser for a new connection."""
+        return self.venue.new_parser()
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def on_frame(self, parser: FrameParser, raw: bytes | str, ts_recv_ns: int) -> list[Command]:
+        """Process one websocket frame received at ``ts_recv_ns`` (wall clock, ns)."""
+        observer = self.observer
+        observer.message()
+        try:
+            events = parser.parse(raw, ts_recv_ns)
+        except ParseError as exc:
+            observer.bad_message(exc.reason)
+            return _NO_COMMANDS
+        commands: list[Command] = _NO_COMMANDS
+        for event in events:
+            if type(event) is BookEvent:
+                inst = self.instruments.get(event.symbol)
+                if inst is None:
+                    observer.bad_message("unknown_symbol")
+                    continue
+                observer.latency((ts_recv_ns - event.ts_event_ns) * 1e-9)
+                inst.last_depth_recv_ns = ts_recv_ns
+                sync = inst.sync
+                try:
+                    action = sync.on_event(event)
+                except (ValueError, TypeError, IndexError):
+                    # A level that is not [price_text, qty_text]: the book is untouched, and the
+                    # next message of the chain will reveal the lost update as a gap.
+                    observer.bad_message("malformed")
+                    continue
+                if sync.valid:
+                    inst.market.on_mid(inst.book.mid(), event.ts_event_ns)
+                if action is not None:
+                    if commands is _NO_COMMANDS:
+                        commands = []
+                    commands.append(action)
+            elif type(event) is Trade:
+                inst = self.instruments.get(event.symbol)
+                if inst is None:
+                    observer.bad_message("unknown_symbol")
+                    continue
+                observer.latency((ts_recv_ns - event.ts_event_ns) * 1e-9)
+                inst.market.on_trade(event.qty, event.taker, event.ts_event_ns)
+            elif type(event) is Notice:
+                kind = event.kind
+                if kind is NoticeKind.SHUTDOWN:
+                    commands = [*commands, Reconnect("venue_closing")]
+                elif kind is NoticeKind.CONNECTION_GAP:
+                    commands = [*commands, Reconnect("gap", resync_reason="gap")]
+                elif kind is NoticeKind.ERROR:
+                    observer.bad_message("venue_error")
+        return commands
+
+    def on_snapshot(self, symbol: str, body: bytes, ts_recv_ns: int) -> list[Command]:
+        """Hand a REST snapshot body for ``symbol`` to its synchroniser.
+
+        Raises:
+            MalformedMessage: the body is not a depth snapshot (the caller retries).
+        """
+        inst = self.instruments[symbol]
+        event = self.venue.parse_snapshot(symbol, body, ts_recv_ns)
+        action = inst.sync.on_snapshot(event)
+        if inst.sync.valid:
+            inst.market.on_mid(inst.book.mid(), inst.sync.last_event_ns)
+        return [action] if action is not None else []
+
+    def snapshot_failed(self, symbol: str) -> None:
+        """A snapshot fetch failed; the next delta asks again."""
+        self.instruments[symbol].sync.snapshot_failed()
+
+    def invalidate(self, symbols: Iterable[str], reason: str) -> list[Command]:
+        """Invalidate books from outside (``reconnect``, ``stale``, ``gap``)."""
+        commands: list[Command] = []
+        for symbol in symbols:
+            action = self.instruments[symbol].sync.invalidate(reason)
+            if action is not None:
+                commands.append(action)
+        return commands
+
+    def check_stale(self, now_ns: int, stale_after_ns: int) -> list[Command]:
+        """Invalidate LIVE books with no depth message for ``stale_after_ns`` (wall clock)."""
+        stale = [
+            s
+            for s, inst in self.instruments.items()
+            if inst.valid and now_ns - inst.last_depth_recv_ns > stale_after_ns
+        ]
+        return self.invalidate(stale, "stale") if stale else []

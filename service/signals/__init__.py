@@ -1,0 +1,1 @@
+"""Pure, event-time measures and detectors computed from books and trades."""

@@ -1,0 +1,572 @@
+"""Tests of :mod:`service.config`: loading, validation messages, overrides and printing."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.config import (
+    KNOWN_EXCHANGES,
+    FeedSettings,
+    HttpSettings,
+    LogSettings,
+    Settings,
+    SignalSettings,
+    WebhookSettings,
+    env_override_names,
+    format_settings,
+    ignored_env_vars,
+    load_settings,
+    mask_url,
+    parse_settings,
+)
+from service.errors import ConfigError
+
+ALL = KNOWN_EXCHANGES
+
+FULL_TOML = """\
+[http]
+listen = "[::1]:0"
+
+[[feeds]]
+exchange = "binance"
+symbols = ["BTCUSDT", "ETHUSDT"]
+trades = false
+stale_after_seconds = 12.5
+ws_url = "ws://127.0.0.1:8765"
+rest_url = "http://127.0.0.1:8766/"
+
+[[feeds]]
+exchange = "kraken"
+symbols = ["BTC/USD", "ETH/USD"]
+
+[[feeds]]
+exchange = "binance"
+symbols = ["SOLUSDT"]
+stale_after_seconds = 30
+
+[[webhooks]]
+url = "${HOOK_SECRET}"
+format = "slack"
+
+[[webhooks]]
+url = "https://example.com"
+
+[[webhooks]]
+url = "https://hooks.example/${HOOK_PATH}?x=1"
+format = "discord"
+
+[signals]
+inventory_half_life_seconds = 45
+volatility_windows_seconds = [10, 60, 900]
+volatility_sample_seconds = 0.5
+
+[log]
+level = "DEBUG"
+format = "json"
+"""
+
+FULL_ENV = {"HOOK_SECRET": "https://hooks.slack.com/services/T0/B0/SECRET", "HOOK_PATH": "abc"}
+
+
+def minimal(**feed: Any) -> dict[str, Any]:
+    """A valid document with one feed; keyword arguments replace keys of that feed."""
+    return {"feeds": [{"exchange": "binance", "symbols": ["BTCUSDT"], **feed}]}
+
+
+def config_error(data: dict[str, Any], **kwargs: Any) -> ConfigError:
+    """Parse ``data`` (empty environment unless given), expecting a ConfigError."""
+    kwargs.setdefault("env", {})
+    with pytest.raises(ConfigError) as info:
+        parse_settings(data, **kwargs)
+    return info.value
+
+
+def assert_error(err: ConfigError, path: str, *fragments: str) -> None:
+    assert err.path == path, str(err)
+    for fragment in fragments:
+        assert fragment in err.reason, str(err)
+    assert str(err) == f"{path}: {err.reason}"
+
+
+# --------------------------------------------------------------------------------------------
+# The built-in default and valid files
+# --------------------------------------------------------------------------------------------
+
+
+def test_default_config_watches_binance_spot_and_usdm() -> None:
+    settings = load_settings(None, env={})
+    assert settings.http == HttpSettings("127.0.0.1", 9464)
+    assert [(f.exchange, f.symbols, f.trades) for f in settings.feeds] == [
+        ("binance", ("BTCUSDT", "ETHUSDT", "SOLUSDT"), True),
+        ("binance-usdm", ("BTCUSDT", "ETHUSDT"), True),
+    ]
+    assert all(f.stale_after_seconds == 60.0 for f in settings.feeds)
+    assert settings.webhooks == ()
+    assert settings.signals == SignalSettings()
+    assert settings.log == LogSettings()
+
+
+def test_default_config_comments_show_the_signal_defaults() -> None:
+    """The commented-out [signals] values in default.toml are the real defaults."""
+    text = (Path(__file__).parents[1] / "service" / "defaults" / "default.toml").read_text()
+    section = text.split("\n[signals]\n", 1)[1].split("\n[log]\n", 1)[0]
+    lines = [
+        line.lstrip("# ").split("#")[0].strip()
+        for line in section.splitlines()
+        if "=" in line and line.startswith("# ")
+    ]
+    shown = tomllib.loads("\n".join(lines))
+    assert parse_settings({**minimal(), "signals": shown}, env={}).signals == SignalSettings()
+    assert set(shown) == {f.name for f in dataclasses.fields(SignalSettings)}
+
+
+def test_mmradar_config_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[feeds]]\nexchange = "binance-usdm"\nsymbols = ["XRPUSDT"]\n')
+    settings = load_settings(None, env={"MMRADAR_CONFIG": str(path)})
+    assert settings.feeds == (FeedSettings("binance-usdm", ("XRPUSDT",)),)
+    # An explicit path wins over MMRADAR_CONFIG; an empty MMRADAR_CONFIG counts as unset.
+    other = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError) as info:
+        load_settings(other, env={"MMRADAR_CONFIG": str(path)})
+    assert_error(info.value, str(other), "cannot read file")
+    assert len(load_settings(None, env={"MMRADAR_CONFIG": ""}).feeds) == 2
+
+
+def test_full_file_parses(tmp_path: Path) -> None:
+    path = tmp_path / "full.toml"
+    path.write_text(FULL_TOML)
+    settings = load_settings(path, env=FULL_ENV, supported=ALL)
+    assert settings.http == HttpSettings("::1", 0)
+    assert settings.http.listen == "[::1]:0"
+    assert settings.feeds == (
+        FeedSettings(
+            "binance",
+            ("BTCUSDT", "ETHUSDT"),
+            trades=False,
+            stale_after_seconds=12.5,
+            ws_url="ws://127.0.0.1:8765",
+            rest_url="http://127.0.0.1:8766",
+        ),
+        FeedSettings("kraken", ("BTC/USD", "ETH/USD")),
+        FeedSettings("binance", ("SOLUSDT",), stale_after_seconds=30.0),
+    )
+    assert settings.webhooks == (
+        WebhookSettings(FULL_ENV["HOOK_SECRET"], "slack", "${HOOK_SECRET}"),
+        WebhookSettings("https://example.com", "json", None),
+        WebhookSettings(
+            "https://hooks.example/abc?x=1", "discord", "https://hooks.example/${HOOK_PATH}?x=1"
+        ),
+    )
+    assert settings.signals == SignalSettings(45.0, (10, 60, 900), 0.5)
+    assert isinstance(settings.signals.inventory_half_life_seconds, float)
+    assert settings.log == LogSettings("debug", "json")
+
+
+def test_full_file_round_trips_through_format_settings() -> None:
+    settings = parse_settings(tomllib.loads(FULL_TOML), env=FULL_ENV, supported=ALL)
+    text = format_settings(settings)
+    assert parse_settings(tomllib.loads(text), env=FULL_ENV, supported=ALL) == settings
+    default = load_settings(None, env={})
+    assert parse_settings(tomllib.loads(format_settings(default)), env={}) == default
+
+
+def test_format_settings_never_prints_secrets() -> None:
+    data = {
+        **minimal(),
+        "webhooks": [
+            {"url": "${HOOK_SECRET}"},
+            {"url": "https://hooks.slack.com/services/T0/B0/PLAINSECRET"},
+            {"url": "https://user:pw@example.com"},
+        ],
+    }
+    settings = parse_settings(data, env=FULL_ENV)
+    text = format_settings(settings)
+    assert "SECRET" not in text.replace("${HOOK_SECRET}", "")
+    assert "pw" not in text
+    assert 'url = "${HOOK_SECRET}"' in text
+    assert 'url = "https://hooks.slack.com/***"' in text
+    assert 'url = "https://example.com/***"' in text
+    assert "SECRET" not in repr(settings).replace("${HOOK_SECRET}", "")
+
+
+def test_format_settings_escapes_strings() -> None:
+    settings = parse_settings(minimal(symbols=['A"B\\C', "é€"]), env={})
+    assert parse_settings(tomllib.loads(format_settings(settings)), env={}) == settings
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("https://hooks.slack.com/services/x", "https://hooks.slack.com/***"),
+        ("http://h:8080/a?b=c", "http://h:8080/***"),
+        ("https://example.com", "https://example.com"),
+        ("https://example.com/", "https://example.com/"),
+        ("https://u:p@example.com", "https://example.com/***"),
+        ("not a url", "***"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_int_accepted_for_float_and_listen_forms() -> None:
+    settings = parse_settings(
+        {**minimal(stale_after_seconds=5), "http": {"listen": "0.0.0.0:80"}}, env={}
+    )
+    assert settings.feeds[0].stale_after_seconds == 5.0
+    assert settings.http == HttpSettings("0.0.0.0", 80)
+    assert parse_settings({**minimal(), "http": {"listen": "localhost:1"}}, env={}).http == (
+        HttpSettings("localhost", 1)
+    )
+
+
+def test_same_symbol_on_different_exchanges_is_fine() -> None:
+    data = {
+        "feeds": [
+            {"exchange": "binance", "symbols": ["BTCUSDT"]},
+            {"exchange": "binance-usdm", "symbols": ["BTCUSDT"]},
+        ]
+    }
+    assert len(parse_settings(data, env={}).feeds) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: exact key path and a helpful reason
+# --------------------------------------------------------------------------------------------
+
+
+def test_unknown_top_level_key() -> None:
+    err = config_error({**minimal(), "feed": []})
+    assert_error(err, "feed", "unknown key", "expected one of: http, feeds, webhooks, signals, log")
+
+
+def test_unknown_key_in_feed() -> None:
+    err = config_error({"feeds": [minimal()["feeds"][0], minimal(trade=True)["feeds"][0]]})
+    assert_error(err, "feeds[1].trade", "unknown key (expected one of: exchange, symbols, trades, ")
+
+
+def test_unknown_key_in_sections() -> None:
+    assert_error(config_error({**minimal(), "signals": {"foo": 1}}), "signals.foo", "unknown key")
+    assert_error(config_error({**minimal(), "http": {"port": 1}}), "http.port", "listen")
+    err = config_error({**minimal(), "webhooks": [{"url": "https://x", "secret": "s"}]})
+    assert_error(err, "webhooks[0].secret", "unknown key (expected one of: url, format)")
+
+
+@pytest.mark.parametrize(
+    ("feed", "path", "reason"),
+    [
+        ({"symbols": "BTCUSDT"}, "feeds[0].symbols", "expected a list of strings, got str"),
+        ({"symbols": ["BTCUSDT", 5]}, "feeds[0].symbols[1]", "expected a string, got int"),
+        ({"symbols": []}, "feeds[0].symbols", "must not be empty"),
+        ({"symbols": ["BTCUSDT", ""]}, "feeds[0].symbols[1]", "must not be empty"),
+        ({"symbols": ["BTC USDT"]}, "feeds[0].symbols[0]", "must not contain whitespace"),
+        (
+            {"symbols": ["BTCUSDT", "ETHUSDT", "BTCUSDT"]},
+            "feeds[0].symbols[2]",
+            "duplicate symbol 'BTCUSDT'",
+        ),
+        ({"symbols": ["BTCUSDT", "btcusdt"]}, "feeds[0].symbols[1]", "duplicate symbol"),
+        ({"trades": "yes"}, "feeds[0].trades", "expected a boolean (true or false), got str"),
+        ({"stale_after_seconds": True}, "feeds[0].stale_after_seconds", "expected a number"),
+        ({"stale_after_seconds": "60"}, "feeds[0].stale_after_seconds", "got str"),
+        ({"stale_after_seconds": 0}, "feeds[0].stale_after_seconds", "must be greater than 0"),
+        ({"stale_after_seconds": float("inf")}, "feeds[0].stale_after_seconds", "finite"),
+        ({"exchange": 3}, "feeds[0].exchange", "expected a string, got int"),
+    ],
+)
+def test_bad_feed_values(feed: dict[str, Any], path: str, reason: str) -> None:
+    assert_error(config_error(minimal(**feed)), path, reason)
+
+
+def test_bool_is_not_a_number_message() -> None:
+    err = config_error(minimal(stale_after_seconds=True))
+    assert err.reason == "expected a number, got bool"
+
+
+@pytest.mark.parametrize(
+    ("key", "url", "reason"),
+    [
+        ("ws_url", "http://x", "invalid URL 'http://x': scheme must be ws or wss"),
+        ("ws_url", "wss://x:443/ws", "without a path (got '/ws')"),
+        ("ws_url", "wss://x?a=1", "must not have a query or fragment"),
+        ("ws_url", "wss://x:99999", "invalid URL 'wss://x:99999'"),
+        ("ws_url", "wss://", "invalid URL 'wss://'"),
+        ("rest_url", "ftp://x", "invalid URL 'ftp://x': scheme must be http or https"),
+        ("rest_url", "not a url", "invalid URL 'not a url': expected https://host[:port]"),
+        ("rest_url", "https://u:p@x", "must not contain user info"),
+        ("ws_url", 5, "expected a string, got int"),
+    ],
+)
+def test_bad_base_urls(key: str, url: object, reason: str) -> None:
+    assert_error(config_error(minimal(**{key: url})), f"feeds[0].{key}", reason)
+
+
+def test_missing_required_keys() -> None:
+    assert_error(config_error({}), "feeds", "missing required key")
+    err = config_error({"feeds": [{"symbols": ["BTCUSDT"]}]})
+    assert_error(err, "feeds[0].exchange", "missing required key")
+    assert_error(config_error({"feeds": [{"exchange": "binance"}]}), "feeds[0].symbols", "missing")
+    err = config_error({**minimal(), "webhooks": [{"format": "json"}]})
+    assert err.reason == "missing required key"
+    assert err.path == "webhooks[0].url"
+
+
+def test_feeds_shapes() -> None:
+    assert_error(config_error({"feeds": []}), "feeds", "must not be empty")
+    err = config_error({"feeds": {"exchange": "binance", "symbols": ["X"]}})
+    assert_error(err, "feeds", "expected an array of tables ([[feeds]])")
+    assert_error(config_error({"feeds": [1]}), "feeds[0]", "expected a table, got int")
+    assert_error(config_error({**minimal(), "http": "x"}), "http", "expected a table, got str")
+
+
+def test_duplicate_symbol_across_feeds() -> None:
+    data = {
+        "feeds": [
+            {"exchange": "binance", "symbols": ["BTCUSDT", "ETHUSDT"]},
+            {"exchange": "binance-usdm", "symbols": ["ETHUSDT"]},
+            {"exchange": "binance", "symbols": ["ETHUSDT"]},
+        ]
+    }
+    err = config_error(data)
+    assert_error(err, "feeds[2].symbols[0]", "duplicate symbol 'ETHUSDT'", "feeds[0].symbols[1]")
+
+
+def test_unknown_exchange() -> None:
+    err = config_error(minimal(exchange="foo"))
+    assert_error(
+        err,
+        "feeds[0].exchange",
+        "unknown exchange 'foo' (expected one of: binance, binance-usdm, coinbase, kraken, okx, "
+        "bybit)",
+    )
+    assert "did you mean 'binance'" in config_error(minimal(exchange="Binance")).reason
+
+
+def test_known_but_unsupported_exchange() -> None:
+    err = config_error(minimal(exchange="kraken", symbols=["BTC/USD"]))
+    assert_error(
+        err,
+        "feeds[0].exchange",
+        "exchange 'kraken' is not supported yet (supported: binance, binance-usdm)",
+    )
+    data = minimal(exchange="kraken", symbols=["BTC/USD"])
+    assert parse_settings(data, env={}, supported=["kraken"]).feeds[0].exchange == "kraken"
+
+
+@pytest.mark.parametrize(
+    ("listen", "reason"),
+    [
+        ("9464", "invalid listen address '9464': expected 'host:port'"),
+        ("host:notaport", "invalid listen address 'host:notaport': port must be an integer"),
+        ("127.0.0.1:70000", "port 70000 is out of range 0-65535"),
+        ("127.0.0.1:", "port must be an integer"),
+        (":9464", "missing host"),
+        ("::1:9464", "IPv6 host must be in brackets"),
+        ("[::1:9464", "missing ']'"),
+        ("[nothost]:1", "'nothost' is not an IPv6 address"),
+        ("[::1]9464", "missing port"),
+        ("bad host:1", "'bad host' is not a host name or address"),
+        (9464, "expected a string, got int"),
+    ],
+)
+def test_bad_http_listen(listen: object, reason: str) -> None:
+    assert_error(config_error({**minimal(), "http": {"listen": listen}}), "http.listen", reason)
+
+
+def test_bad_webhooks() -> None:
+    def hook_error(**hook: Any) -> ConfigError:
+        return config_error({**minimal(), "webhooks": [{"url": "https://h/x", **hook}]})
+
+    err = hook_error(format="teams")
+    assert_error(err, "webhooks[0].format", "expected one of: json, slack, discord (got 'teams')")
+    err = hook_error(url="${MISSING}")
+    assert_error(err, "webhooks[0].url", "environment variable 'MISSING' is not set")
+    err = config_error(
+        {**minimal(), "webhooks": [{"url": "https://h/${EMPTY}"}]}, env={"EMPTY": ""}
+    )
+    assert_error(err, "webhooks[0].url", "environment variable 'EMPTY' is empty")
+    assert_error(hook_error(url="https://h/${X"), "webhooks[0].url", "unclosed '${'")
+    assert_error(hook_error(url="${a-b}"), "webhooks[0].url", "invalid environment variable")
+    assert_error(hook_error(url=""), "webhooks[0].url", "must not be empty")
+    err = hook_error(url="ftp://h/secret-path")
+    assert_error(err, "webhooks[0].url", "invalid URL 'ftp://h/***': scheme must be http or https")
+    err = config_error({**minimal(), "webhooks": [{"url": "https://a/1"}, {"url": "https://a/1"}]})
+    assert_error(err, "webhooks[1]", "duplicate webhook", "webhooks[0]")
+
+
+def test_bad_resolved_webhook_url_does_not_leak_the_secret() -> None:
+    data = {**minimal(), "webhooks": [{"url": "${HOOK}"}]}
+    err = config_error(data, env={"HOOK": "htp://hooks/SECRET"})
+    assert_error(err, "webhooks[0].url", "invalid URL from '${HOOK}': scheme must be http")
+    assert "SECRET" not in str(err)
+
+
+@pytest.mark.parametrize(
+    ("signals", "path", "reason"),
+    [
+        ({"inventory_half_life_seconds": 0}, "signals.inventory_half_life_seconds", "> 0"),
+        ({"inventory_half_life_seconds": -1.5}, "signals.inventory_half_life_seconds", "> 0"),
+        ({"volatility_sample_seconds": False}, "signals.volatility_sample_seconds", "got bool"),
+        ({"volatility_windows_seconds": []}, "signals.volatility_windows_seconds", "empty"),
+        ({"volatility_windows_seconds": 30}, "signals.volatility_windows_seconds", "got int"),
+        (
+            {"volatility_windows_seconds": [30, 30]},
+            "signals.volatility_windows_seconds[1]",
+            "must be strictly increasing, got 30 after 30",
+        ),
+        ({"volatility_windows_seconds": [0]}, "signals.volatility_windows_seconds[0]", "> 0"),
+        (
+            {"volatility_windows_seconds": [30.0]},
+            "signals.volatility_windows_seconds[0]",
+            "expected an integer, got float",
+        ),
+        (
+            {"volatility_windows_seconds": [5], "volatility_sample_seconds": 3},
+            "signals.volatility_windows_seconds",
+            "at least two samples",
+        ),
+    ],
+)
+def test_bad_signals(signals: dict[str, Any], path: str, reason: str) -> None:
+    reason = reason.replace("> 0", "must be greater than 0")
+    assert_error(config_error({**minimal(), "signals": signals}), path, reason)
+
+
+def test_bad_log() -> None:
+    err = config_error({**minimal(), "log": {"level": "verbose"}})
+    assert_error(err, "log.level", "expected one of: debug, info, warning, error (got 'verbose')")
+    err = config_error({**minimal(), "log": {"format": "JSON"}})
+    assert_error(err, "log.format", "expected one of: text, json")
+
+
+# --------------------------------------------------------------------------------------------
+# Environment overrides
+# --------------------------------------------------------------------------------------------
+
+
+def test_env_overrides_beat_the_file() -> None:
+    data = {
+        **minimal(),
+        "http": {"listen": "127.0.0.1:1"},
+        "signals": {"volatility_sample_seconds": 2},
+    }
+    env = {
+        "MMRADAR_HTTP_LISTEN": "0.0.0.0:9999",
+        "MMRADAR_SIGNALS_INVENTORY_HALF_LIFE_SECONDS": "30",
+        "MMRADAR_SIGNALS_VOLATILITY_WINDOWS_SECONDS": " 15, 120 ",
+        "MMRADAR_LOG_LEVEL": "WARNING",
+        "MMRADAR_LOG_FORMAT": "json",
+        "MMRADAR_CONFIG": "/nonexistent",  # ignored by parse_settings
+        "MMRADAR_SOMETHING_ELSE": "x",  # unknown: ignored
+    }
+    settings = parse_settings(data, env=env)
+    assert settings.http == HttpSettings("0.0.0.0", 9999)
+    assert settings.signals == SignalSettings(30.0, (15, 120), 2.0)
+    assert settings.log == LogSettings("warning", "json")
+
+
+def test_env_overrides_apply_to_the_default() -> None:
+    settings = load_settings(None, env={"MMRADAR_HTTP_LISTEN": "[::]:0"})
+    assert settings.http == HttpSettings("::", 0)
+
+
+def test_empty_env_override_counts_as_unset() -> None:
+    settings = parse_settings(minimal(), env={"MMRADAR_HTTP_LISTEN": "", "MMRADAR_LOG_LEVEL": ""})
+    assert settings.http == HttpSettings()
+    assert settings.log == LogSettings()
+
+
+LISTEN = "MMRADAR_HTTP_LISTEN"
+HALF_LIFE = "MMRADAR_SIGNALS_INVENTORY_HALF_LIFE_SECONDS"
+SAMPLE = "MMRADAR_SIGNALS_VOLATILITY_SAMPLE_SECONDS"
+WINDOWS = "MMRADAR_SIGNALS_VOLATILITY_WINDOWS_SECONDS"
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "path", "reason"),
+    [
+        (LISTEN, "9464", LISTEN, "invalid listen address '9464'"),
+        (LISTEN, "h:99999", LISTEN, "out of range"),
+        (HALF_LIFE, "abc", HALF_LIFE, "expected a number, got 'abc'"),
+        (HALF_LIFE, "true", HALF_LIFE, "expected a number, got 'true'"),
+        (HALF_LIFE, "-1", HALF_LIFE, "must be greater than 0"),
+        (SAMPLE, "nan", SAMPLE, "finite"),
+        (WINDOWS, "30,x", WINDOWS, "comma-separated integers"),
+        (WINDOWS, "30,", WINDOWS, "comma-separated integers"),
+        (WINDOWS, "300,30", f"{WINDOWS}[1]", "strictly increasing"),
+        (WINDOWS, "1,10", WINDOWS, "at least two samples"),
+        ("MMRADAR_LOG_LEVEL", "loud", "MMRADAR_LOG_LEVEL", "expected one of: debug, info"),
+        ("MMRADAR_LOG_FORMAT", "xml", "MMRADAR_LOG_FORMAT", "expected one of: text, json"),
+    ],
+)
+def test_bad_env_value_names_the_variable(var: str, value: str, path: str, reason: str) -> None:
+    assert_error(config_error(minimal(), env={var: value}), path, reason)
+
+
+def test_bad_file_value_is_reported_even_when_overridden() -> None:
+    data = {**minimal(), "http": {"listen": "nope"}}
+    err = config_error(data, env={"MMRADAR_HTTP_LISTEN": "127.0.0.1:1"})
+    assert err.path == "http.listen"
+
+
+def test_env_override_names_and_ignored_vars() -> None:
+    names = env_override_names()
+    assert "MMRADAR_HTTP_LISTEN" in names
+    assert "MMRADAR_LOG_LEVEL" in names
+    assert "MMRADAR_LOG_FORMAT" in names
+    for f in dataclasses.fields(SignalSettings):
+        assert f"MMRADAR_SIGNALS_{f.name.upper()}" in names
+    env = {"MMRADAR_CONFIG": "x", "MMRADAR_HTTP_LISTEN": "x", "MMRADAR_LOG_LEVLE": "x", "PATH": ""}
+    assert ignored_env_vars(env) == ["MMRADAR_LOG_LEVLE"]
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('[http]\nlisten = "127.0.0.1:9464\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.path == str(path)
+    assert info.value.reason.startswith("invalid TOML: ")
+    assert "line 2" in info.value.reason
+
+
+def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "nope.toml", env={})
+    assert_error(info.value, str(tmp_path / "nope.toml"), "cannot read file", "No such file")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path, env={})
+    assert info.value.path == str(tmp_path)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError) as info:
+        load_settings(binary, env={})
+    assert_error(info.value, str(binary), "not UTF-8")
+
+
+def test_key_errors_in_a_file_carry_the_file_as_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[feeds]]\nexchange = "binance"\nsymbols = []\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(str(path), env={})
+    assert_error(info.value, "feeds[0].symbols", "must not be empty")
+    assert f"in {path}" in info.value.__notes__
+
+
+def test_settings_are_frozen_and_slotted() -> None:
+    settings = load_settings(None, env={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.http.port = 1  # type: ignore[misc]
+    for cls in (HttpSettings, FeedSettings, WebhookSettings, SignalSettings, LogSettings, Settings):
+        assert "__slots__" in cls.__dict__
