@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import Settings, format_settings, ignored_env_vars, load_settings
+from .config import (
+    Settings,
+    format_settings,
+    ignored_env_vars,
+    load_settings,
+    parse_listen,
+)
 from .errors import ConfigError
 from .log import configure_logging
 from .venues import VENUE_NAMES
@@ -160,8 +166,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from .replay import run_replay_cli
-
     configure_logging("warning", "text")
     for f in args.files:
         if not f.exists():
@@ -179,6 +183,64 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     )
+
+
+async def run_replay_cli(
+    stop: asyncio.Event,
+    files: Sequence[Path],
+    *,
+    speed: float | None,
+    serve: bool,
+    listen: str | None,
+    exchange: str | None,
+    progress: bool,
+) -> None:
+    """``mmradar replay``: replay, print the summary, and with ``--serve`` keep /metrics up."""
+    from prometheus_client import CollectorRegistry
+
+    from .http import MetricsServer
+    from .pipeline import FeedPipeline
+    from .replay import replay
+
+    registry = CollectorRegistry()
+    pipelines: list[FeedPipeline] = []
+    server: MetricsServer | None = None
+    if serve:
+        http = parse_listen(listen) if listen else load_settings(None, supported=VENUE_NAMES).http
+        server = MetricsServer(registry, lambda: pipelines, http.host, http.port)
+        await server.start()
+        print(f"mmradar replay: serving {server.url}/metrics", flush=True)
+
+    async def until_stopped() -> None:
+        print("replay done; /metrics stays up until Ctrl-C", flush=True)
+        await stop.wait()
+
+    async def body() -> None:
+        result = await replay(
+            files,
+            speed=speed,
+            exchange=exchange,
+            registry=registry,
+            progress=progress,
+            out=sys.stdout,
+            serve_until=until_stopped if serve else None,
+            on_pipelines=pipelines.extend,
+        )
+        del result
+
+    try:
+        task = asyncio.ensure_future(body())
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (task, stopper):
+            if pending not in done:
+                pending.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+        if task in done:
+            task.result()
+    finally:
+        if server is not None:
+            await server.stop()
 
 
 def _warn_ignored_env() -> None:

@@ -93,6 +93,7 @@ __all__ = [
     "ignored_env_vars",
     "load_settings",
     "mask_url",
+    "parse_listen",
     "parse_settings",
 ]
 
@@ -515,6 +516,16 @@ def _listen(value: object, path: str) -> tuple[str, int]:
     if port > 65535:
         raise ConfigError(path, f"{bad}: port {port} is out of range 0-65535")
     return host, port
+
+
+def parse_listen(text: str, path: str = "--listen") -> HttpSettings:
+    """Parse a ``host:port`` listen address given outside a config file (``--listen``).
+
+    Raises:
+        ConfigError: named ``path``, if the address is invalid.
+    """
+    host, port = _listen(text, path)
+    return HttpSettings(host=host, port=port)
 
 
 def _split_url(text: str, path: str, schemes: tuple[str, ...], shown: str) -> SplitResult:

@@ -9,6 +9,7 @@ every connection and starts over, so the demo also shows reconnects and resyncs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import sys
@@ -85,13 +86,13 @@ def render_summary(service: Service) -> str:
             imbalance = book.depth_imbalance()
             rv = inst.market.realized_volatility_bps()
             bands = "  ".join(
-                f"{band}bp {b / 1e3:>7.0f}k|{a / 1e3:<7.0f}k ({imb:+.2f})"
+                f"{band}bp {b / 1e3:.0f}k/{a / 1e3:.0f}k ({imb:+.2f})"
                 for band, b, a, imb in zip(BAND_BPS[:2], bids, asks, imbalance, strict=False)
             )
             lines.append(
                 f"{head:22} VALID  bid {_fmt(book.best_bid_price(), '.2f')} "
                 f"ask {_fmt(book.best_ask_price(), '.2f')} "
-                f"spread {_fmt(book.spread_bps(), '.2f')}bp"
+                f"spread {_fmt(book.spread_bps(), '.3f')}bp"
                 f"  {bands}  rv30s {_fmt(rv[0], '.2f')}bp"
                 f"  taker buy/sell {inst.market.taker_buy:.3f}/{inst.market.taker_sell:.3f}"
                 f"  msgs {msgs or 0:.0f}  resyncs {resyncs:.0f}  reconnects {reconnects:.0f}"
@@ -126,6 +127,8 @@ async def run_demo(
 ) -> None:
     """Start the embedded venue and the service against it; run until ``stop`` is set."""
     out = out or sys.stdout
+    # The embedded venue's per-connection chatter is not the demo's story.
+    logging.getLogger("service.embedded").setLevel(logging.WARNING)
     chosen = SCENARIOS[scenario]
     env = os.environ if env is None else env
     async with EmbeddedBinance(chosen.market, speed=speed, loop=True) as venue:

@@ -246,6 +246,7 @@ class FeedRunner:
     async def _connect_once(self, plan: ConnectionPlan) -> tuple[str, bool]:
         """One connection's life. Returns the reconnect reason and whether it was established."""
         established = False
+        cancelled = False
         reason, resync_reason = "error", "reconnect"
         try:
             async with connect(
@@ -265,6 +266,9 @@ class FeedRunner:
                     await ws.send(text)
                 await self._read(plan, ws)
                 reason = self._close_reason.pop(plan.name, "closed")
+        except asyncio.CancelledError:
+            cancelled = True  # shutting down: not a disconnect worth recording
+            raise
         except _ReconnectRequested as request:
             reason, resync_reason = request.command.reason, request.command.resync_reason
         except Exception as exc:  # classified below; bugs propagate
@@ -275,8 +279,10 @@ class FeedRunner:
             log.warning("%s: connection %s %s: %s", self.exchange, plan.name, kind, exc)
         finally:
             if established:
-                self._on_close(plan, reason)
-                await self._dispatch(self.pipeline.invalidate(plan.depth_symbols, resync_reason))
+                self._on_close(plan, "shutdown" if cancelled else reason, record=not cancelled)
+                if not cancelled:
+                    commands = self.pipeline.invalidate(plan.depth_symbols, resync_reason)
+                    await self._dispatch(commands)
         return reason, established
 
     async def _read(self, plan: ConnectionPlan, ws: _TrackedConnection) -> None:
@@ -304,11 +310,11 @@ class FeedRunner:
         if self.recorder is not None:
             self.recorder.opened(self.exchange, plan, self.clock.wall_ns())
 
-    def _on_close(self, plan: ConnectionPlan, reason: str) -> None:
+    def _on_close(self, plan: ConnectionPlan, reason: str, *, record: bool = True) -> None:
         self._live.pop(plan.name, None)
         self._update_connected()
         log.info("%s: disconnected %s (%s)", self.exchange, plan.name, reason)
-        if self.recorder is not None:
+        if record and self.recorder is not None:
             self.recorder.closed(self.exchange, plan.name, self.clock.wall_ns(), reason)
 
     def _update_connected(self) -> None:

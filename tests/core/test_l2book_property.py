@@ -10,6 +10,7 @@ the same way. Notionals are summed exactly in ``Decimal`` and compared with
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from decimal import Decimal
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from service.book.l2book import L2Book
 from service.model import BAND_BPS, Side
 
-# -- the naive reference --------------------------------------------------------------------------
+# -- the naive reference ---------------------------------------------------------------------------
 
 
 class RefBook:
@@ -104,16 +105,22 @@ class RefBook:
             lo = mid * (1.0 - x)
             hi = mid * (1.0 + x)
             # NaN mid: every comparison is False, so both sums are 0.
-            bids.append(float(sum((p * q for p, q in self.bids.items() if float(p) >= lo), Decimal())))
-            asks.append(float(sum((p * q for p, q in self.asks.items() if float(p) <= hi), Decimal())))
+            bids.append(
+                float(sum((p * q for p, q in self.bids.items() if float(p) >= lo), Decimal()))
+            )
+            asks.append(
+                float(sum((p * q for p, q in self.asks.items() if float(p) <= hi), Decimal()))
+            )
         return tuple(bids), tuple(asks)
 
     def imbalance(self) -> tuple[float, ...]:
         bids, asks = self.depth()
-        return tuple((b - a) / (b + a) if b + a > 0 else 0.0 for b, a in zip(bids, asks, strict=True))
+        return tuple(
+            (b - a) / (b + a) if b + a > 0 else 0.0 for b, a in zip(bids, asks, strict=True)
+        )
 
 
-# -- comparison helpers -----------------------------------------------------------------------------
+# -- comparison helpers ----------------------------------------------------------------------------
 
 
 def close(a: float, b: float, rel: float = 1e-9, abs_: float = 1e-9) -> bool:
@@ -154,7 +161,7 @@ def check_depth(book: L2Book, ref: RefBook) -> None:
         assert close(got_bids[i], want_bids[i]), ("bid", bps, got_bids, want_bids)
         assert close(got_asks[i], want_asks[i]), ("ask", bps, got_asks, want_asks)
     for sums in (got_bids, got_asks):
-        for narrow, wide in zip(sums, sums[1:], strict=False):
+        for narrow, wide in itertools.pairwise(sums):
             assert narrow <= wide + 1e-9, sums  # widening a band never loses depth
     got_imb = book.depth_imbalance()
     want_imb = ref.imbalance()
@@ -166,7 +173,7 @@ def check_depth(book: L2Book, ref: RefBook) -> None:
         assert close(got_imb[i], want_imb[i]), (i, got_imb, want_imb)
 
 
-# -- strategies -------------------------------------------------------------------------------------
+# -- strategies ------------------------------------------------------------------------------------
 
 # Decimal text on a small grid around 100 so levels collide (updates, deletes, re-inserts) and sit
 # on or near the band edges (10/50/100/200 bps of mid ≈ 100 → ±0.1, ±0.5, ±1, ±2). Some prices
@@ -244,7 +251,7 @@ def run(book: L2Book, ref: RefBook, steps: list[Step]) -> None:
     check_depth(book, ref)
 
 
-# -- properties -------------------------------------------------------------------------------------
+# -- properties ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("rebase_every", [3, 4096])
@@ -322,13 +329,13 @@ def test_depth_never_decreases_as_band_widens(
     book.load(bids, asks)
     got_bids, got_asks = book.depth_notional()
     for sums in (got_bids, got_asks):
-        assert all(a <= b + 1e-9 for a, b in zip(sums, sums[1:], strict=False))
+        assert all(a <= b + 1e-9 for a, b in itertools.pairwise(sums))
     ref = RefBook(bands)
     ref.load(bids, asks)
     check_depth(book, ref)
 
 
-# -- table-driven tests -----------------------------------------------------------------------------
+# -- table-driven tests ----------------------------------------------------------------------------
 
 BASE_BIDS = [["99.99", "1.5"], ["99.95", "2"], ["99.5", "0.3"], ["98", "12.75"]]
 BASE_ASKS = [["100.01", "0.1"], ["100.05", "2"], ["100.5", "0.2"], ["102", "1.5"]]
@@ -448,7 +455,11 @@ def test_delete_of_absent_level_is_a_noop() -> None:
     [
         (0, [], []),
         (1, [(99.99, 1.5)], [(100.01, 0.1)]),
-        (3, [(99.99, 1.5), (99.95, 2.0), (99.5, 0.3)], [(100.01, 0.1), (100.05, 2.0), (100.5, 0.2)]),
+        (
+            3,
+            [(99.99, 1.5), (99.95, 2.0), (99.5, 0.3)],
+            [(100.01, 0.1), (100.05, 2.0), (100.5, 0.2)],
+        ),
         (4, None, None),
         (10, None, None),
     ],
