@@ -216,6 +216,12 @@ class MarketCollector(Collector):
             "(bid - ask)/(bid + ask) depth notional within band_bps of mid; positive = bids heavy.",
             labels=[*es, "band_bps"],
         )
+        complete = GaugeMetricFamily(
+            "mmradar_book_complete_within_bps",
+            "Distance from mid to the deepest level of the last snapshot: depth bands wider "
+            "than this count only levels that changed since the snapshot.",
+            labels=[*es, "side"],
+        )
         taker = CounterMetricFamily(
             "mmradar_taker_volume",
             "Traded base-currency volume by aggressor side.",
@@ -258,10 +264,15 @@ class MarketCollector(Collector):
                     mid.add_metric(lv, book.mid())
                     micro.add_metric(lv, book.microprice())
                     spread.add_metric(lv, book.spread_bps())
+                    complete_bid, complete_ask = book.complete_within_bps()
+                    complete.add_metric([*lv, "bid"], complete_bid)
+                    complete.add_metric([*lv, "ask"], complete_ask)
                 else:
                     bids = asks = tuple(nan for _ in BAND_BPS)
                     for family in (bid, ask, mid, micro, spread):
                         family.add_metric(lv, nan)
+                    complete.add_metric([*lv, "bid"], nan)
+                    complete.add_metric([*lv, "ask"], nan)
                 for band, b, a in zip(BAND_BPS, bids, asks, strict=True):
                     label = str(band)
                     depth.add_metric([*lv, "bid", label], b)
@@ -270,7 +281,7 @@ class MarketCollector(Collector):
                     imbalance.add_metric(
                         [*lv, label], (b - a) / total if total > 0.0 else (0.0 if ok else nan)
                     )
-        yield from (valid, last, levels, bid, ask, mid, micro, spread, depth, imbalance)
+        yield from (valid, last, levels, complete, bid, ask, mid, micro, spread, depth, imbalance)
         yield from (taker, proxy, vol)
 
 

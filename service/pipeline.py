@@ -15,7 +15,7 @@ from typing import Protocol
 
 from .book.l2book import L2Book
 from .book.sync import BookSync, FetchSnapshot, Resubscribe
-from .errors import ParseError
+from .errors import MalformedMessage, ParseError
 from .model import BookEvent, Notice, NoticeKind, Trade
 from .signals.market import MarketParams, MarketState
 from .venues.base import FrameParser, Venue
@@ -154,10 +154,10 @@ class FeedPipeline:
                 try:
                     action = sync.on_event(event)
                 except (ValueError, TypeError, IndexError):
-                    # A level that is not [price_text, qty_text]: the book is untouched, and the
-                    # next message of the chain will reveal the lost update as a gap.
+                    # A level that is not [price_text, qty_text]: the book was left untouched,
+                    # but an update is lost, so the book is no longer right: resync now.
                     observer.bad_message("malformed")
-                    continue
+                    action = sync.invalidate("gap")
                 if sync.valid:
                     inst.market.on_mid(inst.book.mid(), event.ts_event_ns)
                 if action is not None:
@@ -189,7 +189,11 @@ class FeedPipeline:
         """
         inst = self.instruments[symbol]
         event = self.venue.parse_snapshot(symbol, body, ts_recv_ns)
-        action = inst.sync.on_snapshot(event)
+        try:
+            action = inst.sync.on_snapshot(event)
+        except (ValueError, TypeError, IndexError) as exc:
+            inst.sync.invalidate("gap")
+            raise MalformedMessage(self.venue.name, f"bad snapshot levels: {exc!r}") from exc
         if inst.sync.valid:
             inst.market.on_mid(inst.book.mid(), inst.sync.last_event_ns)
         return [action] if action is not None else []

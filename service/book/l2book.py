@@ -39,6 +39,14 @@ __all__ = ["L2Book"]
 _INF = math.inf
 
 
+def _convert(levels: Levels) -> list[tuple[float, float]]:
+    """``[[price_text, qty_text], ...]`` → floats; raises before anything is changed."""
+    out = [(float(lv[0]), float(lv[1])) for lv in levels if type(lv) is not str]
+    if len(out) != len(levels):
+        raise TypeError("a level is a string, expected [price, quantity]")
+    return out
+
+
 class L2Book:
     """One instrument's L2 book. Not thread-safe; one owner (its synchroniser) mutates it.
 
@@ -59,6 +67,8 @@ class L2Book:
         "_edges_mid",
         "_reads",
         "bands_bps",
+        "snapshot_ask_cap",
+        "snapshot_bid_floor",
         "rebase_every",
     )
 
@@ -79,6 +89,10 @@ class L2Book:
         self._ask_sums: list[float] = [0.0] * n
         self._edges_mid = math.nan
         self._reads = 0
+        # Deepest prices of the last snapshot: beyond them the book knows only levels that
+        # changed since (the venue's snapshot is depth-limited).
+        self.snapshot_bid_floor = math.nan
+        self.snapshot_ask_cap = math.nan
 
     # -- mutation ---------------------------------------------------------------------------
 
@@ -104,6 +118,8 @@ class L2Book:
         self._ask_qty = {p: q for p, q in ask_qty.items() if q != 0.0}
         self._bids = SortedList(self._bid_qty)
         self._asks = SortedList(self._ask_qty)
+        self.snapshot_bid_floor = self._bids[0] if self._bids else math.nan
+        self.snapshot_ask_cap = self._asks[-1] if self._asks else math.nan
 
     def apply(self, bids: Levels, asks: Levels) -> None:
         """Set levels (absolute quantities; zero removes; removing an absent level is a no-op).
@@ -114,8 +130,8 @@ class L2Book:
             ValueError, TypeError, IndexError: a level is not ``[price_text, qty_text]``. Both
                 sides are converted before anything is changed, so the book is left untouched.
         """
-        bid_levels = [(float(level[0]), float(level[1])) for level in bids] if bids else None
-        ask_levels = [(float(level[0]), float(level[1])) for level in asks] if asks else None
+        bid_levels = _convert(bids) if bids else None
+        ask_levels = _convert(asks) if asks else None
         if bid_levels:
             self._apply_bids(bid_levels)
         if ask_levels:
@@ -241,6 +257,15 @@ class L2Book:
         a: float = self._asks[0]
         return 2e4 * (a - b) / (a + b)
 
+    def complete_within_bps(self) -> tuple[float, float]:
+        """How far from mid (bps) each side is known completely: the last snapshot's deepest
+        level. Depth bands wider than this also count only levels that changed since."""
+        mid = self.mid()
+        return (
+            1e4 * (mid - self.snapshot_bid_floor) / mid,
+            1e4 * (self.snapshot_ask_cap - mid) / mid,
+        )
+
     def levels(self, side: Side) -> int:
         """Number of price levels on ``side``."""
         return len(self._bid_qty) if side is Side.BID else len(self._ask_qty)
@@ -267,7 +292,15 @@ class L2Book:
         if self._reads >= self.rebase_every:
             self._reads = 0
             self._rebase()
-        return tuple(self._bid_sums), tuple(self._ask_sums)
+        # A band holding no level is exactly 0, whatever float residue its running sum carries.
+        best_bid, best_ask = self.best_bid_price(), self.best_ask_price()
+        bids = tuple(
+            s if best_bid >= e else 0.0 for s, e in zip(self._bid_sums, self._bid_edges, strict=True)
+        )
+        asks = tuple(
+            s if best_ask <= e else 0.0 for s, e in zip(self._ask_sums, self._ask_edges, strict=True)
+        )
+        return bids, asks
 
     def depth_imbalance(self) -> tuple[float, ...]:
         """Per-band ``(bid − ask)/(bid + ask)`` of :meth:`depth_notional`; 0 where both are 0."""

@@ -113,7 +113,7 @@ class BookSync:
         if event.kind is BookKind.SNAPSHOT:
             if self.state is SyncState.LIVE:
                 self._on_resync("venue_reset")
-            return self.on_snapshot(event)
+            return self._load(event)
         if self.state is SyncState.LIVE:
             last = self._last
             if last is None:
@@ -137,7 +137,16 @@ class BookSync:
         return None
 
     def on_snapshot(self, snapshot: BookEvent) -> Action | None:
-        """Load a snapshot (REST answer or pushed on the stream) and replay buffered deltas."""
+        """Load a snapshot (REST answer or pushed on the stream) and replay buffered deltas.
+
+        A REST snapshot nobody is waiting for (one that was in flight when the book was
+        invalidated again, or a duplicate) is ignored: the book asks afresh.
+        """
+        if self._rest and not self._awaiting_snapshot:
+            return None
+        return self._load(snapshot)
+
+    def _load(self, snapshot: BookEvent) -> Action | None:
         self._awaiting_snapshot = False
         buffered = list(self._buffer)
         self._buffer.clear()
@@ -165,9 +174,8 @@ class BookSync:
                     return FetchSnapshot(self.symbol)
                 return self._invalidate("gap", event, buffered[i + 1 :])
             started = True
-            action = self._apply(event)
+            action = self._apply(event, buffered[i + 1 :])
             if self.state is not SyncState.LIVE:
-                self._buffer.extend(buffered[i + 1 :])
                 return action
         return self._check_book()
 
@@ -182,17 +190,18 @@ class BookSync:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _apply(self, event: BookEvent) -> Action | None:
+    def _apply(self, event: BookEvent, later: list[BookEvent] | None = None) -> Action | None:
+        """Apply ``event``; on failure invalidate, keeping ``later`` buffered deltas."""
         self.book.apply(event.bids, event.asks)
         self._last = event
         self.last_event_ns = event.ts_event_ns
         self.updates_applied += 1
         if self.book.is_crossed():
-            return self._invalidate("crossed", None)
+            return self._invalidate("crossed", None, later)
         if event.checksum is not None:
             ok = self._venue.verify_checksum(self.book, event)
             if ok is False:
-                return self._invalidate("checksum", None)
+                return self._invalidate("checksum", None, later)
         return None
 
     def _check_book(self) -> Action | None:

@@ -166,10 +166,6 @@ def check_depth(book: L2Book, ref: RefBook) -> None:
     got_imb = book.depth_imbalance()
     want_imb = ref.imbalance()
     for i in range(len(ref.bands_bps)):
-        if want_bids[i] + want_asks[i] == 0.0:
-            # A band with no level on either side: see test_imbalance_of_empty_band_is_zero
-            # (xfail, known bug) — float residue of the running sums makes this ±1.
-            continue
         assert close(got_imb[i], want_imb[i]), (i, got_imb, want_imb)
 
 
@@ -387,11 +383,6 @@ def test_apply_malformed_level_raises_and_leaves_book_untouched(
     check_depth(book, ref)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG l2book.py:117-118: a side given as a flat list of strings is indexed "
-    "character by character (level = '100.5' -> price '1', qty '0') instead of being rejected",
-)
 def test_apply_rejects_level_that_is_a_string() -> None:
     book, ref = loaded()
     with pytest.raises((ValueError, TypeError, IndexError)):
@@ -399,11 +390,6 @@ def test_apply_rejects_level_that_is_a_string() -> None:
     check_top(book, ref)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG l2book.py:272-275: depth_imbalance() divides float residue of the running band "
-    "sums; a band with no level on either side reports imbalance 1.0 instead of 0",
-)
 def test_imbalance_of_empty_band_is_zero() -> None:
     # mid 100, spread 40 bps: the 10 bps band [99.9, 100.1] holds no level on either side.
     book, ref = L2Book(rebase_every=10**9), RefBook()
@@ -416,7 +402,7 @@ def test_imbalance_of_empty_band_is_zero() -> None:
     check_top(book, ref)
     assert ref.imbalance()[0] == 0.0
     bids, asks = book.depth_notional()
-    assert math.isclose(bids[0], 0.0, abs_tol=1e-9)  # the notional itself is fine ...
+    assert bids[0] == 0.0  # an empty band is exactly 0, not float residue
     assert asks[0] == 0.0
     assert book.depth_imbalance()[0] == 0.0  # ... but the imbalance is +1.0
 

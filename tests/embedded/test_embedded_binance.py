@@ -145,8 +145,10 @@ def test_packaged_captures_are_unmodified(market: Market) -> None:
 
 def test_spot_capture_loads_typed_records() -> None:
     capture = load_capture(capture_path("spot"))
-    kinds = {kind: sum(isinstance(r, kind) for r in capture.records) for kind in
-             (DepthDiff, Trade, BookTicker, Snapshot)}  # fmt: skip
+    kinds = {
+        kind: sum(isinstance(r, kind) for r in capture.records)
+        for kind in (DepthDiff, Trade, BookTicker, Snapshot)
+    }
     assert kinds == {DepthDiff: 3451, Trade: 9757, BookTicker: 28040, Snapshot: 1}
     assert capture.symbol == "BTCUSDT"
     assert capture.snapshot.lastUpdateId == 50093239218
@@ -286,7 +288,11 @@ async def test_combined_stream_wraps_and_raw_stream_does_not() -> None:
             first = wrapped["data"]
             assert list(first) == ["e", "E", "s", "U", "u", "b", "a"]
             assert (first["e"], first["s"], first["U"], first["u"]) == (
-                "depthUpdate", "BTCUSDT", 50093239208, 50093239224)  # fmt: skip
+                "depthUpdate",
+                "BTCUSDT",
+                50093239208,
+                50093239224,
+            )
             assert first["E"] == FIXED_MS  # the first served event is at the venue's start
             assert orjson.loads(await raw.recv()) == first
             streams = set()
@@ -373,7 +379,10 @@ async def test_usdm_routes_public_market_and_legacy_paths() -> None:
             depth = orjson.loads(await public.recv())
             assert list(depth) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]
             assert (depth["U"], depth["u"], depth["pu"]) == (
-                5123107850310, 5123107853551, 5123107850146)  # fmt: skip
+                5123107850310,
+                5123107853551,
+                5123107850146,
+            )
             agg = orjson.loads(await market.recv())
             assert agg["stream"] == "btcusdt@aggTrade"  # depth is not served on /market
             assert list(agg["data"]) == ["e", "E", "s", "a", "p", "q", "f", "l", "T", "m"]
@@ -553,7 +562,9 @@ async def test_injected_frames_arrive_verbatim_and_shutdown_is_wrapped() -> None
             shutdown = {"e": "serverShutdown", "E": FIXED_MS}
             assert orjson.loads(await raw.recv()) == shutdown
             assert orjson.loads(await combined.recv()) == {
-                "stream": "!serverShutdown", "data": shutdown}  # fmt: skip
+                "stream": "!serverShutdown",
+                "data": shutdown,
+            }
             venue.close_connections()
             with pytest.raises(ConnectionClosed):
                 await raw.recv()
