@@ -24,10 +24,18 @@ async def running_factory() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
     stack = []
 
     async def start(
-        market: str, exchange: str, *, speed: float = math.inf, loop: bool = False
+        market: str,
+        exchange: str,
+        *,
+        speed: float = math.inf,
+        loop: bool = False,
+        setup: Callable[[EmbeddedBinance], None] | None = None,
+        **feed: object,
     ) -> Running:
         venue = EmbeddedBinance(market, speed=speed, loop=loop)  # type: ignore[arg-type]
         await venue.start()
+        if setup is not None:
+            setup(venue)  # before the service connects
         settings = parse_settings(
             {
                 "http": {"listen": "127.0.0.1:0"},
@@ -37,6 +45,7 @@ async def running_factory() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
                         "symbols": ["BTCUSDT"],
                         "ws_url": venue.ws_base,
                         "rest_url": venue.rest_base,
+                        **feed,
                     }
                 ],
             },

@@ -1,0 +1,59 @@
+"""The feed runner's reactions to venue behaviour, over real websockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+from .harness import Running, Samples, sample
+
+SYMBOL = "BTCUSDT"
+EXCHANGE = "binance"
+
+
+def valid(samples: Samples) -> bool:
+    return sample(samples, "mmradar_book_valid", exchange=EXCHANGE, symbol=SYMBOL) == 1
+
+
+def counter(samples: Samples, name: str, **labels: str) -> float:
+    return sample(samples, name, exchange=EXCHANGE, **labels)
+
+
+async def test_rate_limited_snapshot_backs_off_then_syncs(running_factory) -> None:
+    running: Running = await running_factory(
+        "spot", EXCHANGE, speed=20.0, setup=lambda v: v.fail_next_rest(1, status=429)
+    )
+    samples = await running.wait_for(valid, what="sync after a 429")
+    assert counter(samples, "mmradar_snapshot_requests_total", result="rate_limited") == 1
+    assert counter(samples, "mmradar_snapshot_requests_total", result="ok") == 1
+    assert running.venue.stats.rest_requests == 2
+
+
+async def test_server_shutdown_reconnects_promptly(running_factory) -> None:
+    running: Running = await running_factory("spot", EXCHANGE, speed=20.0)
+    await running.wait_for(valid, what="initial sync")
+    running.venue.send_server_shutdown()
+    samples = await running.wait_for(
+        lambda s: (
+            counter(s, "mmradar_feed_reconnects_total", reason="venue_closing") == 1 and valid(s)
+        ),
+        what="reconnect on serverShutdown",
+    )
+    assert (
+        sample(samples, "mmradar_book_resyncs_total", exchange=EXCHANGE, symbol=SYMBOL,
+               reason="reconnect") == 1
+    )  # fmt: skip
+
+
+async def test_silent_feed_goes_stale_and_reconnects(running_factory) -> None:
+    # The venue holds its replay (no frames; its pings are 20 s apart): after 1 s the book is
+    # stale (invalid, counted) and the silent connection is dropped and reopened.
+    running: Running = await running_factory("spot", EXCHANGE, speed=20.0, stale_after_seconds=1)
+    await running.wait_for(valid, what="initial sync")
+    running.venue.pause()
+    samples = await running.wait_for(
+        lambda s: sample(s, "mmradar_book_resyncs_total", exchange=EXCHANGE, symbol=SYMBOL,
+                         reason="stale") >= 1
+        and counter(s, "mmradar_feed_reconnects_total", reason="stale") >= 1,
+        what="stale book and stale connection",
+    )  # fmt: skip
+    assert not valid(samples)
+    running.venue.resume()
+    await running.wait_for(valid, what="resync after the feed resumes")
