@@ -67,9 +67,9 @@ class L2Book:
         "_edges_mid",
         "_reads",
         "bands_bps",
+        "rebase_every",
         "snapshot_ask_cap",
         "snapshot_bid_floor",
-        "rebase_every",
     )
 
     def __init__(self, bands_bps: Sequence[int] = BAND_BPS, rebase_every: int = 4096) -> None:
@@ -295,10 +295,12 @@ class L2Book:
         # A band holding no level is exactly 0, whatever float residue its running sum carries.
         best_bid, best_ask = self.best_bid_price(), self.best_ask_price()
         bids = tuple(
-            s if best_bid >= e else 0.0 for s, e in zip(self._bid_sums, self._bid_edges, strict=True)
+            s if best_bid >= e else 0.0
+            for s, e in zip(self._bid_sums, self._bid_edges, strict=True)
         )
         asks = tuple(
-            s if best_ask <= e else 0.0 for s, e in zip(self._ask_sums, self._ask_edges, strict=True)
+            s if best_ask <= e else 0.0
+            for s, e in zip(self._ask_sums, self._ask_edges, strict=True)
         )
         return bids, asks
 
