@@ -1,0 +1,53 @@
+"""Symptom episodes: what a detector's alert state machine emits when it starts or ends firing.
+
+The names are the contract of PRODUCT.md §5–6: ``symptom`` ∈ spread_widening,
+liquidity_evaporation, depth_asymmetry, liquidity_pull, quote_skew, volatility_spike; ``side``
+∈ both, bid, ask (see :data:`SYMPTOM_SIDES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["SYMPTOMS", "SYMPTOM_SIDES", "EpisodeEvent"]
+
+#: symptom → the ``side`` label values its series exist for (PRODUCT.md §5).
+SYMPTOM_SIDES: Mapping[str, tuple[str, ...]] = {
+    "spread_widening": ("both",),
+    "liquidity_evaporation": ("bid", "ask"),
+    "depth_asymmetry": ("bid", "ask"),
+    "liquidity_pull": ("both",),
+    "quote_skew": ("bid", "ask"),
+    "volatility_spike": ("both",),
+}
+SYMPTOMS: tuple[str, ...] = tuple(SYMPTOM_SIDES)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeEvent:
+    """An episode started (``state="firing"``) or ended (``state="resolved"``).
+
+    Attributes:
+        symptom: one of :data:`SYMPTOMS`.
+        exchange: config ``exchange`` value.
+        symbol: venue spelling.
+        side: ``both``, ``bid`` or ``ask``.
+        state: ``firing`` at the start, ``resolved`` at the end.
+        started_at_ns: venue event time the episode started.
+        ended_at_ns: venue event time it ended (``None`` while firing).
+        score: the detector's score at the transition (z or ratio, per symptom).
+        context: what a trader needs to act: top of book, spread, per-band depth now and at
+            baseline, book validity (JSON-serialisable values only).
+    """
+
+    symptom: str
+    exchange: str
+    symbol: str
+    side: str
+    state: Literal["firing", "resolved"]
+    started_at_ns: int
+    ended_at_ns: int | None
+    score: float
+    context: Mapping[str, Any] = field(default_factory=dict)
