@@ -1,7 +1,12 @@
 """An exact L2 book with incrementally maintained market-state measures.
 
-Levels live per side in a ``dict`` (price → quantity) plus a ``SortedList`` of prices, so a
-quantity change is one dict store, an insert or delete is O(log n), and the touch is O(1).
+Levels live per side in a ``dict`` (price → quantity) plus a plain sorted ``list`` of prices
+kept with the C ``bisect`` functions, ordered so that the **touch is at the end** (bids
+ascending, asks stored as negated prices ascending). A quantity change is one dict store; an
+insert or delete is a C-level binary search plus a ``memmove`` of only the levels between the
+change and the touch — tiny for the near-touch churn that dominates real feeds, and still a few
+microseconds for a change deep in a 5000-level book. This measured 2–3× faster than a
+``SortedList`` for Binance-like streams (``make bench``).
 
 Depth within bands
 ------------------
@@ -13,8 +18,10 @@ an edge).
 
 The sums are maintained incrementally, never by rescanning the book per message:
 
-* every level change inside a band adjusts that band's running sum by ``price·Δqty`` (O(1) per
-  level, against the band edges as they were last placed);
+* the sums are kept as *rings* (ring i = the levels inside band i but outside band i−1), so
+  every level change inside the widest band adjusts exactly one ring by ``price·Δqty`` (O(1)
+  per level, usually a single comparison for near-touch churn, against the band edges as they
+  were last placed); a band's depth is the sum of its rings;
 * when the mid moves, the edges move; the levels the edge passed over since the edges were last
   placed are added or removed when the depth is next read (O(log n + levels passed)). Between
   reads nothing is rescanned, and a read after many small mid moves walks only the net edge
@@ -28,9 +35,8 @@ band)).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-
-from sortedcontainers import SortedList
+from bisect import bisect_left, insort
+from collections.abc import Sequence
 
 from ..model import BAND_BPS, Levels, Side
 
@@ -58,11 +64,11 @@ class L2Book:
     __slots__ = (
         "_ask_edges",
         "_ask_qty",
-        "_ask_sums",
+        "_ask_rings",
         "_asks",
         "_bid_edges",
         "_bid_qty",
-        "_bid_sums",
+        "_bid_rings",
         "_bids",
         "_edges_mid",
         "_reads",
@@ -79,14 +85,14 @@ class L2Book:
         self.rebase_every = rebase_every
         self._bid_qty: dict[float, float] = {}
         self._ask_qty: dict[float, float] = {}
-        self._bids = SortedList()
-        self._asks = SortedList()
+        self._bids: list[float] = []  # ascending: best bid last
+        self._asks: list[float] = []  # negated prices, ascending: best ask (-x) last
         n = len(self.bands_bps)
         # Edges as last placed (for mid == self._edges_mid); bids ≥ edge, asks ≤ edge.
         self._bid_edges: list[float] = [_INF] * n
         self._ask_edges: list[float] = [-_INF] * n
-        self._bid_sums: list[float] = [0.0] * n
-        self._ask_sums: list[float] = [0.0] * n
+        self._bid_rings: list[float] = [0.0] * n
+        self._ask_rings: list[float] = [0.0] * n
         self._edges_mid = math.nan
         self._reads = 0
         # Deepest prices of the last snapshot: beyond them the book knows only levels that
@@ -105,8 +111,8 @@ class L2Book:
         n = len(self.bands_bps)
         self._bid_edges = [_INF] * n
         self._ask_edges = [-_INF] * n
-        self._bid_sums = [0.0] * n
-        self._ask_sums = [0.0] * n
+        self._bid_rings = [0.0] * n
+        self._ask_rings = [0.0] * n
         self._edges_mid = math.nan
 
     def load(self, bids: Levels, asks: Levels) -> None:
@@ -116,10 +122,10 @@ class L2Book:
         ask_qty = {float(p): float(q) for p, q, *_ in asks}
         self._bid_qty = {p: q for p, q in bid_qty.items() if q != 0.0}
         self._ask_qty = {p: q for p, q in ask_qty.items() if q != 0.0}
-        self._bids = SortedList(self._bid_qty)
-        self._asks = SortedList(self._ask_qty)
+        self._bids = sorted(self._bid_qty)
+        self._asks = sorted(-p for p in self._ask_qty)
         self.snapshot_bid_floor = self._bids[0] if self._bids else math.nan
-        self.snapshot_ask_cap = self._asks[-1] if self._asks else math.nan
+        self.snapshot_ask_cap = -self._asks[0] if self._asks else math.nan
 
     def apply(self, bids: Levels, asks: Levels) -> None:
         """Set levels (absolute quantities; zero removes; removing an absent level is a no-op).
@@ -141,66 +147,62 @@ class L2Book:
         qty = self._bid_qty
         prices = self._bids
         edges = self._bid_edges
-        sums = self._bid_sums
+        rings = self._bid_rings
         outer = edges[-1]
-        n = len(edges)
         for p, q in levels:
             old = qty.get(p)
             if q == 0.0:
                 if old is None:
                     continue
                 del qty[p]
-                prices.remove(p)
+                del prices[bisect_left(prices, p)]
                 dq = -old
             elif old is None:
                 qty[p] = q
-                prices.add(p)
+                insort(prices, p)
                 dq = q
             else:
                 qty[p] = q
                 dq = q - old
-            if p >= outer:
-                dn = p * dq
-                i = n - 1
-                while i >= 0 and p >= edges[i]:
-                    sums[i] += dn
-                    i -= 1
+            if p >= outer:  # inside the widest band: add to the innermost ring holding p
+                i = 0
+                while p < edges[i]:
+                    i += 1
+                rings[i] += p * dq
 
     def _apply_asks(self, levels: list[tuple[float, float]]) -> None:
         qty = self._ask_qty
         prices = self._asks
         edges = self._ask_edges
-        sums = self._ask_sums
+        rings = self._ask_rings
         outer = edges[-1]
-        n = len(edges)
         for p, q in levels:
             old = qty.get(p)
             if q == 0.0:
                 if old is None:
                     continue
                 del qty[p]
-                prices.remove(p)
+                del prices[bisect_left(prices, -p)]
                 dq = -old
             elif old is None:
                 qty[p] = q
-                prices.add(p)
+                insort(prices, -p)
                 dq = q
             else:
                 qty[p] = q
                 dq = q - old
             if p <= outer:
-                dn = p * dq
-                i = n - 1
-                while i >= 0 and p <= edges[i]:
-                    sums[i] += dn
-                    i -= 1
+                i = 0
+                while p > edges[i]:
+                    i += 1
+                rings[i] += p * dq
 
     def truncate(self, depth: int) -> None:
         """Keep only the best ``depth`` levels per side (venues whose protocol defines it)."""
         while len(self._bids) > depth:
             self.apply(((repr(self._bids[0]), "0"),), ())
         while len(self._asks) > depth:
-            self.apply((), ((repr(self._asks[-1]), "0"),))
+            self.apply((), ((repr(-self._asks[0]), "0"),))
 
     # -- top of book ------------------------------------------------------------------------
 
@@ -208,33 +210,33 @@ class L2Book:
         """Best bid ``(price, qty)``, or ``None`` if the bid side is empty."""
         if not self._bids:
             return None
-        p: float = self._bids[-1]
+        p = self._bids[-1]
         return p, self._bid_qty[p]
 
     def best_ask(self) -> tuple[float, float] | None:
         """Best ask ``(price, qty)``, or ``None`` if the ask side is empty."""
         if not self._asks:
             return None
-        p: float = self._asks[0]
+        p = -self._asks[-1]
         return p, self._ask_qty[p]
 
     def best_bid_price(self) -> float:
         """Best bid price, NaN if none."""
-        return float(self._bids[-1]) if self._bids else math.nan
+        return self._bids[-1] if self._bids else math.nan
 
     def best_ask_price(self) -> float:
         """Best ask price, NaN if none."""
-        return float(self._asks[0]) if self._asks else math.nan
+        return -self._asks[-1] if self._asks else math.nan
 
     def is_crossed(self) -> bool:
         """True if best bid ≥ best ask (a local error: a venue's engine never shows it)."""
-        return bool(self._bids and self._asks and self._bids[-1] >= self._asks[0])
+        return bool(self._bids and self._asks and self._bids[-1] >= -self._asks[-1])
 
     def mid(self) -> float:
         """(best bid + best ask) / 2, NaN unless both sides have levels."""
         if not self._bids or not self._asks:
             return math.nan
-        return (self._bids[-1] + self._asks[0]) / 2.0  # type: ignore[no-any-return]
+        return (self._bids[-1] - self._asks[-1]) / 2.0
 
     def microprice(self) -> float:
         """Size-weighted mid ``(b·q_a + a·q_b)/(q_a + q_b)``: leans toward the thinner side.
@@ -243,8 +245,8 @@ class L2Book:
         """
         if not self._bids or not self._asks:
             return math.nan
-        b: float = self._bids[-1]
-        a: float = self._asks[0]
+        b = self._bids[-1]
+        a = -self._asks[-1]
         qb = self._bid_qty[b]
         qa = self._ask_qty[a]
         return (b * qa + a * qb) / (qa + qb)
@@ -253,8 +255,8 @@ class L2Book:
         """Quoted spread ``(a − b) / mid`` in basis points, NaN unless both sides exist."""
         if not self._bids or not self._asks:
             return math.nan
-        b: float = self._bids[-1]
-        a: float = self._asks[0]
+        b = self._bids[-1]
+        a = -self._asks[-1]
         return 2e4 * (a - b) / (a + b)
 
     def complete_within_bps(self) -> tuple[float, float]:
@@ -272,10 +274,11 @@ class L2Book:
 
     def top(self, side: Side, n: int) -> list[tuple[float, float]]:
         """The best ``n`` levels of ``side``, best first."""
+        if n <= 0:
+            return []
         if side is Side.BID:
-            prices: Iterable[float] = self._bids.islice(max(0, len(self._bids) - n), reverse=True)
-            return [(p, self._bid_qty[p]) for p in prices]
-        return [(p, self._ask_qty[p]) for p in self._asks.islice(0, n)]
+            return [(p, self._bid_qty[p]) for p in reversed(self._bids[-n:])]
+        return [(-x, self._ask_qty[-x]) for x in reversed(self._asks[-n:])]
 
     def items(self, side: Side) -> list[tuple[float, float]]:
         """All levels of ``side``, best first (O(n); for tests and snapshots)."""
@@ -296,11 +299,11 @@ class L2Book:
         best_bid, best_ask = self.best_bid_price(), self.best_ask_price()
         bids = tuple(
             s if best_bid >= e else 0.0
-            for s, e in zip(self._bid_sums, self._bid_edges, strict=True)
+            for s, e in zip(_cumulative(self._bid_rings), self._bid_edges, strict=True)
         )
         asks = tuple(
             s if best_ask <= e else 0.0
-            for s, e in zip(self._ask_sums, self._ask_edges, strict=True)
+            for s, e in zip(_cumulative(self._ask_rings), self._ask_edges, strict=True)
         )
         return bids, asks
 
@@ -319,42 +322,68 @@ class L2Book:
         return [mid * (1.0 - x) for x in xs], [mid * (1.0 + x) for x in xs]
 
     def _move_edges(self, mid: float) -> None:
+        """Move the band edges to ``mid``: each band adds or removes the levels its edge passed.
+
+        Works on whole-band sums (each band independently, so any jump size is exact), then
+        stores them back as rings.
+        """
         new_bid, new_ask = self._edges_for(mid)
         bid_qty, ask_qty = self._bid_qty, self._ask_qty
+        bids, asks = self._bids, self._asks
+        bid_bands = _cumulative(self._bid_rings)
+        ask_bands = _cumulative(self._ask_rings)
         for i in range(len(new_bid)):
             old, new = self._bid_edges[i], new_bid[i]
-            if new > old:  # edge moved up: levels in [old, new) leave the band
-                self._bid_sums[i] -= sum(
-                    p * bid_qty[p] for p in self._bids.irange(old, new, inclusive=(True, False))
-                )
-            elif new < old:  # edge moved down: levels in [new, old) enter
-                self._bid_sums[i] += sum(
-                    p * bid_qty[p] for p in self._bids.irange(new, old, inclusive=(True, False))
-                )
+            if new != old:  # levels in [min, max) of the two edges leave (edge up) or enter
+                lo, hi = (old, new) if new > old else (new, old)
+                passed = bids[bisect_left(bids, lo) : bisect_left(bids, hi)]
+                if passed:
+                    delta = sum(p * bid_qty[p] for p in passed)
+                    bid_bands[i] += -delta if new > old else delta
             old, new = self._ask_edges[i], new_ask[i]
-            if new > old:  # levels in (old, new] enter
-                self._ask_sums[i] += sum(
-                    p * ask_qty[p] for p in self._asks.irange(old, new, inclusive=(False, True))
-                )
-            elif new < old:  # levels in (new, old] leave
-                self._ask_sums[i] -= sum(
-                    p * ask_qty[p] for p in self._asks.irange(new, old, inclusive=(False, True))
-                )
+            if new != old:  # asks ≤ edge: levels in (min, max] enter (edge up) or leave
+                lo, hi = (old, new) if new > old else (new, old)
+                passed = asks[bisect_left(asks, -hi) : bisect_left(asks, -lo)]
+                if passed:
+                    delta = sum(-x * ask_qty[-x] for x in passed)
+                    ask_bands[i] += delta if new > old else -delta
         self._bid_edges, self._ask_edges = new_bid, new_ask
         self._edges_mid = mid
         if math.isnan(mid):
             n = len(new_bid)
-            self._bid_sums = [0.0] * n
-            self._ask_sums = [0.0] * n
+            self._bid_rings = [0.0] * n
+            self._ask_rings = [0.0] * n
+        else:
+            self._bid_rings = _rings(bid_bands)
+            self._ask_rings = _rings(ask_bands)
 
     def _rebase(self) -> None:
         """Recompute every band sum from scratch around the current edges."""
         bid_qty, ask_qty = self._bid_qty, self._ask_qty
-        self._bid_sums = [
-            math.fsum(p * bid_qty[p] for p in self._bids.irange(minimum=e)) if e != _INF else 0.0
-            for e in self._bid_edges
-        ]
-        self._ask_sums = [
-            math.fsum(p * ask_qty[p] for p in self._asks.irange(maximum=e)) if e != -_INF else 0.0
-            for e in self._ask_edges
-        ]
+        bids, asks = self._bids, self._asks
+        self._bid_rings = _rings(
+            [
+                math.fsum(p * bid_qty[p] for p in bids[bisect_left(bids, e) :])
+                for e in self._bid_edges
+            ]
+        )
+        self._ask_rings = _rings(
+            [
+                math.fsum(-x * ask_qty[-x] for x in asks[bisect_left(asks, -e) :])
+                for e in self._ask_edges
+            ]
+        )
+
+
+def _cumulative(rings: list[float]) -> list[float]:
+    """Band sums from ring sums (band i = rings 0..i)."""
+    out, total = [], 0.0
+    for r in rings:
+        total += r
+        out.append(total)
+    return out
+
+
+def _rings(bands: list[float]) -> list[float]:
+    """Ring sums from band sums (ring i = band i − band i−1)."""
+    return [b - (bands[i - 1] if i else 0.0) for i, b in enumerate(bands)]
