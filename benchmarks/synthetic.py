@@ -12,21 +12,26 @@ bytes on every machine and Python version):
   ``U == lastUpdateId + 1``, ``E`` 100 ms apart), each with a uniform 1–``max_changes`` level
   changes, at most one per price and side, bids best-first and asks best-first like Binance:
 
-  - a *touch move* in ~30 % of the frames: the touch of one side is swept (its best levels are
-    deleted) and the other side quotes into the gap, so the mid walks (weakly mean-reverting
-    around the start price);
+  - a *touch move* in ~30 % of the frames: the touch of one side is swept (its levels within
+    a geometric distance, mean 41 ticks, are deleted) and the other side quotes into the gap
+    with a short ladder, so the mid walks (weakly mean-reverting around the start price);
   - a spread-tightening quote when the spread is wider than one tick;
-  - then deletes of existing levels (~30 % of all changes), inserts of new levels and quantity
-    updates, at a geometric distance from the touch (deletes/updates: in levels, mean ~9;
-    inserts: in ticks, mean ~30). Insert and delete odds lean against the side's size drifting
-    away from ``levels``;
+  - then deletes of existing levels, inserts of new levels and quantity updates at a geometric
+    distance from the touch (deletes/updates: in levels, mean ~9; inserts: in ticks, mean ~30).
+    Insert and delete odds lean against the side's size drifting away from ``levels``.
+
+  With the default parameters the changes are ~30 % deletes (``"0.00000000"``), ~30 % inserts
+  and ~40 % quantity updates, 20.5 per frame on average (:class:`StreamStats` has the figures);
 
 * a ``trade`` frame after ~1 in 3 depth frames, at the touch, aggressor side uniform.
 
-Prices are exact 2-decimal text, quantities exact 8-decimal text on a 0.00001 lot. The generator
-keeps its own integer-tick reference book, asserts after every change that it is never crossed,
-and hands the final book back (:attr:`SyntheticStream.final_bids` / ``final_asks``) so a consumer
-can check it rebuilt exactly the same book.
+Prices are exact 2-decimal text, quantities exact 8-decimal text on a 0.00001 lot, log-normal
+and heavier near the touch (median 0.05 BTC at the touch, 0.0005 BTC from 20 $ away), matching a
+real BTCUSDT snapshot (and its deltas) well enough that $50k of depth is usually within the
+first few levels. The generator keeps its own integer-tick reference book, asserts after every
+change that it is never crossed, and hands the final book back
+(:attr:`SyntheticStream.final_bids` / ``final_asks``) so a consumer can check it rebuilt exactly
+the same book.
 """
 
 from __future__ import annotations
@@ -55,7 +60,9 @@ TRADE_STREAM = "btcusdt@trade"
 _QTY_SCALE = 10**8  # quantities are integers in units of 1e-8 (8-decimal text)
 _LOT = 1_000  # 0.00001 BTC, Binance's BTCUSDT lot size, in 1e-8 units
 _MAX_LOTS = 5_000_000  # 50 BTC
-_ZERO_QTY = "0.00000000"
+_MU_TOUCH = math.log(0.05)  # median level quantity at the touch, BTC
+_MU_DEEP = math.log(0.0005)  # ... 2000 ticks (20 $) and more from the touch
+_MU_TRADE = math.log(0.003)
 _BID, _ASK = 0, 1
 _SIGN = (-1, 1)  # key = sign · tick: keys ascend away from the touch on both sides
 
@@ -79,6 +86,7 @@ class StreamParams:
     seed: int = 1
     start_tick: int = 6_000_000  # best ask of the snapshot: 60000.00
     max_changes: int = 40
+    #: odds of a delete / an insert among the random changes (touch moves add both on top)
     delete_share: float = 0.22
     insert_share: float = 0.26
     touch_move_prob: float = 0.30
@@ -173,13 +181,26 @@ class _Generator:
         p = 1.0 / (1.0 + mean)
         return int(math.log(1.0 - self.rng.random()) / math.log(1.0 - p))
 
-    def quantity(self, old: int = 0) -> int:
-        """A heavy-tailed lot count (median ~0.0025 BTC), in 1e-8 units, different from old."""
+    def quantity(self, distance: int, old: int = 0) -> int:
+        """A level quantity in 1e-8 units (a whole number of lots, different from ``old``).
+
+        Log-normal, heavier near the touch, like a real BTCUSDT book: ``distance`` ticks from
+        the touch sets the median from 0.05 BTC (at the touch) down to 0.0005 BTC (20 $ away
+        and beyond) and the log-sd from 2.4 to 2.8, so the touch averages ~0.9 BTC and deep
+        levels ~0.025 BTC.
+        """
+        x = min(1.0, distance / 2000.0)
+        mu = _MU_TOUCH + (_MU_DEEP - _MU_TOUCH) * x
+        sigma = 2.4 + 0.4 * x
         while True:
-            lots = min(_MAX_LOTS, max(1, round(math.exp(self.rng.gauss(-6.0, 2.3)) * 1e5)))
+            lots = min(_MAX_LOTS, max(1, round(math.exp(self.rng.gauss(mu, sigma)) * 1e5)))
             units = lots * _LOT
             if units != old:
                 return units
+
+    def trade_quantity(self) -> int:
+        """A trade size in 1e-8 units (median 0.003 BTC, heavy-tailed)."""
+        return min(_MAX_LOTS, max(1, round(math.exp(self.rng.gauss(_MU_TRADE, 2.0)) * 1e5))) * _LOT
 
     # -- reference book ----------------------------------------------------------------------
 
@@ -209,10 +230,10 @@ class _Generator:
         best = {_BID: self.p.start_tick - 1, _ASK: self.p.start_tick}
         sides: list[list[list[str]]] = []
         for side in (_BID, _ASK):
-            key = _SIGN[side] * best[side]
+            key = first = _SIGN[side] * best[side]
             out: list[list[str]] = []
             for _ in range(self.p.levels):
-                units = self.quantity()
+                units = self.quantity(key - first)
                 self.qty[side][key] = units
                 self.keys[side].add(key)
                 out.append([price_text(_SIGN[side] * key), qty_text(units)])
@@ -249,7 +270,8 @@ class _Generator:
             qty, changed = self.qty[advancing], frame[advancing]
             while made < budget and new_key < self.keys[advancing][0] + distance and ladder >= 0:
                 if new_key not in qty and new_key not in changed:
-                    self.set_level(advancing, new_key, self.quantity(), frame)
+                    distance = new_key - int(self.keys[advancing][0])
+                    self.set_level(advancing, new_key, self.quantity(max(0, distance)), frame)
                     self.stats.inserts += 1
                     made += 1
                 new_key += 1 + self.geometric(2.0)
@@ -267,7 +289,7 @@ class _Generator:
         key = _SIGN[side] * tick
         if key in frame[side]:
             return 0
-        self.set_level(side, key, self.quantity(), frame)
+        self.set_level(side, key, self.quantity(0), frame)
         self.stats.inserts += 1
         self.check_uncrossed()
         return 1
@@ -296,7 +318,7 @@ class _Generator:
                     break
             else:
                 return 0
-            self.set_level(side, key, self.quantity(), frame)
+            self.set_level(side, key, self.quantity(key - int(keys[0])), frame)
             self.stats.inserts += 1
         else:
             idx = self.geometric(9.0)
@@ -305,7 +327,7 @@ class _Generator:
             key = int(keys[idx])
             if key in changed:
                 return 0
-            self.set_level(side, key, self.quantity(qty[key]), frame)
+            self.set_level(side, key, self.quantity(key - int(keys[0]), qty[key]), frame)
             self.stats.updates += 1
         return 1
 
@@ -326,7 +348,7 @@ class _Generator:
             made += self.random_change(frame)
         if made == 0:  # pragma: no cover - needs ~800 unlucky draws in a row
             key = int(self.keys[_BID][0])
-            self.set_level(_BID, key, self.quantity(self.qty[_BID][key]), frame)
+            self.set_level(_BID, key, self.quantity(0, self.qty[_BID][key]), frame)
             self.stats.updates += 1
         return frame
 
@@ -373,7 +395,7 @@ class _Generator:
             if rng.random() < p.trade_prob:
                 seller = rng.random() < 0.5  # Binance "m": the buyer was the maker
                 trade_ms = event_ms + rng.randint(1, p.depth_interval_ms - 1)
-                qty = qty_text(self.quantity())
+                qty = qty_text(self.trade_quantity())
                 if seller:
                     taker_sell += float(qty)
                 else:

@@ -20,8 +20,10 @@ from .feed import FeedRunner, FrameRecorder, backoff
 from .http import MetricsServer
 from .metrics import Metrics
 from .pipeline import FeedPipeline
+from .signals.episodes import EpisodeEvent
 from .signals.market import MarketParams
 from .venues import make_venue
+from .webhooks import Webhooks
 
 __all__ = ["Service", "market_params"]
 
@@ -33,12 +35,11 @@ class _Stopped(Exception):
 
 
 def market_params(settings: Settings) -> MarketParams:
-    """The market-state parameters from ``[signals]``."""
+    """The market-state parameters from ``[signals]`` (detectors read ``settings.signals``)."""
     s = settings.signals
     return MarketParams(
         sample_s=s.volatility_sample_seconds,
         volatility_windows_s=s.volatility_windows_seconds,
-        inventory_half_life_s=s.inventory_half_life_seconds,
     )
 
 
@@ -52,6 +53,9 @@ class Service:
         recorder: optional raw-frame recorder (``mmradar record``).
         backoff_factory: reconnect delays (tests shorten them).
         serve_http: start the ``/metrics`` server (``mmradar record`` does not need it).
+        on_episode: receives every symptom episode start and end, synchronously from the feed
+            task that saw it (:class:`~service.signals.episodes.EpisodeEvent`); it must only
+            enqueue (webhook delivery). None: episodes are only counted in the metrics.
     """
 
     def __init__(
@@ -63,14 +67,26 @@ class Service:
         recorder: FrameRecorder | None = None,
         backoff_factory: Callable[[], Iterator[float]] = backoff,
         serve_http: bool = True,
+        on_episode: Callable[[EpisodeEvent], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_episode = on_episode
         self.registry = registry or CollectorRegistry()
         self.clock = clock or SystemClock()
         self.recorder = recorder
         self.backoff_factory = backoff_factory
         feeds = [(f.exchange, f.symbols) for f in settings.feeds]
-        self.metrics = Metrics(self.registry, feeds)
+        self.metrics = Metrics(
+            self.registry, feeds, webhook_formats=[w.format for w in settings.webhooks]
+        )
+        # [[webhooks]]: every episode is queued on each webhook (never blocks the feed task).
+        self.webhooks = (
+            Webhooks(settings.webhooks, self.metrics.webhook_deliveries)
+            if settings.webhooks
+            else None
+        )
+        if self.webhooks is not None:
+            on_episode = _both(self.webhooks.submit, on_episode)
         params = market_params(settings)
         self.pipelines = [
             FeedPipeline(
@@ -78,6 +94,8 @@ class Service:
                 f.symbols,
                 self.metrics.feed(f.exchange, f.symbols),
                 params,
+                settings.signals,
+                on_episode,
             )
             for f in settings.feeds
         ]
@@ -116,6 +134,8 @@ class Service:
                     async with asyncio.TaskGroup() as tg:
                         for runner in runners:
                             tg.create_task(runner.run(), name=f"feed:{runner.exchange}")
+                        if self.webhooks is not None:
+                            tg.create_task(self.webhooks.run(), name="webhooks")
                         for coro in extra:
                             tg.create_task(coro())
                         tg.create_task(_until(stop))
@@ -124,6 +144,19 @@ class Service:
         finally:
             if self.server is not None:
                 await self.server.stop()
+
+
+def _both(
+    first: Callable[[EpisodeEvent], None], then: Callable[[EpisodeEvent], None] | None
+) -> Callable[[EpisodeEvent], None]:
+    if then is None:
+        return first
+
+    def both(event: EpisodeEvent) -> None:
+        first(event)
+        then(event)
+
+    return both
 
 
 async def _until(stop: asyncio.Event) -> None:

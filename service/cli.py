@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import math
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -71,6 +73,19 @@ def _parser() -> argparse.ArgumentParser:
         help="venue of a foreign capture (hftbacktest format); auto-detected by default",
     )
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config whose [signals] the detectors use (default: $MMRADAR_CONFIG or "
+        "built-in; feeds come from the recording)",
+    )
+    replay.add_argument(
+        "--warmup",
+        type=float,
+        metavar="SECONDS",
+        help="detector warm-up after the book becomes valid, overriding [signals] "
+        "warmup_seconds (default 600: a recording shorter than 10 minutes arms no detector)",
+    )
 
     record = sub.add_parser("record", help="record raw frames for later replay")
     record.add_argument("--config", type=Path, required=True, help="TOML config")
@@ -172,6 +187,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(str(f), "no such file")
     if not args.fast and args.speed <= 0:
         raise ConfigError("--speed", "must be > 0")
+    settings = _load(args.config)
+    if args.warmup is not None:
+        if not (math.isfinite(args.warmup) and args.warmup >= 0):
+            raise ConfigError("--warmup", "must be a number of seconds >= 0")
+        settings = dataclasses.replace(
+            settings, signals=dataclasses.replace(settings.signals, warmup_seconds=args.warmup)
+        )
     return _serve_forever(
         lambda stop: run_replay_cli(
             stop,
@@ -181,6 +203,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             listen=args.listen,
             exchange=args.exchange,
             progress=not args.no_progress,
+            settings=settings,
         )
     )
 
@@ -194,10 +217,16 @@ async def run_replay_cli(
     listen: str | None,
     exchange: str | None,
     progress: bool,
+    settings: Settings | None = None,
 ) -> None:
-    """``mmradar replay``: replay, print the summary, and with ``--serve`` keep /metrics up."""
+    """``mmradar replay``: replay, print the summary, and with ``--serve`` keep /metrics up.
+
+    ``settings`` supplies ``[signals]`` (detector and market-state parameters) and, for
+    ``--serve`` without ``--listen``, the listen address; the built-in default if None.
+    """
     from prometheus_client import CollectorRegistry
 
+    from .app import market_params
     from .http import MetricsServer
     from .pipeline import FeedPipeline
     from .replay import replay
@@ -205,8 +234,10 @@ async def run_replay_cli(
     registry = CollectorRegistry()
     pipelines: list[FeedPipeline] = []
     server: MetricsServer | None = None
+    if settings is None:
+        settings = load_settings(None, supported=VENUE_NAMES)
     if serve:
-        http = parse_listen(listen) if listen else load_settings(None, supported=VENUE_NAMES).http
+        http = parse_listen(listen) if listen else settings.http
         server = MetricsServer(registry, lambda: pipelines, http.host, http.port)
         await server.start()
         print(f"mmradar replay: serving {server.url}/metrics", flush=True)
@@ -221,6 +252,8 @@ async def run_replay_cli(
             speed=speed,
             exchange=exchange,
             registry=registry,
+            params=market_params(settings),
+            signal_params=settings.signals,
             progress=progress,
             out=sys.stdout,
             serve_until=until_stopped if serve else None,

@@ -36,7 +36,8 @@ Keys (default in brackets)::
                                 # or empty variable is an error
     format = "json"             # ["json"] json | slack | discord
 
-    [signals]                   # detector parameters
+    [signals]                   # detector parameters; all times are venue event time
+    # -- market state
     inventory_half_life_seconds = 60        # [60] half-life of the decayed signed taker volume
                                             # behind mmradar_dealer_inventory_proxy (> 0)
     volatility_windows_seconds = [30, 300]  # [[30, 300]] windows of
@@ -44,6 +45,84 @@ Keys (default in brackets)::
                                             # positive, strictly increasing whole seconds, each at
                                             # least two samples long
     volatility_sample_seconds = 1           # [1] mid-price sampling interval for volatility (> 0)
+    # -- every detector (1-s stat clock)
+    warmup_seconds = 600        # [600] no episode starts until this long after start-up and
+                                # after every resync (baselines fill meanwhile; >= 0)
+    baseline_minutes = 30       # [30] robust baselines: median/MAD of this many 1-minute
+                                # medians of 1-s samples (integer > 0)
+    min_firing_seconds = 10     # [10] shortest episode (>= 0)
+    cooldown_seconds = 30       # [30] quiet time after an episode ends (>= 0)
+    thin_book_notional = 5000   # [5000] quote notional within 10 bps (both sides) under which
+                                # a book is thin: no imbalance, skew or evaporation alert (> 0)
+    # -- spread_widening: z of log time-averaged spread; in the one-tick regime also the z of
+    #    the share of time the spread is wider than one tick
+    spread_z_on = 4             # [4] fire at score >= this ...
+    spread_on_seconds = 2       # [2] ... held this long
+    spread_z_off = 2            # [2] end at score <= this (< spread_z_on) ...
+    spread_off_seconds = 10     # [10] ... held this long
+    spread_z_floor = 0.1        # [0.1] floor of the log-spread scale (also >= log(1+tick/median))
+    spread_wide_window_seconds = 10  # [10] window of the "wider than one tick" share
+    spread_wide_floor = 0.1     # [0.1] floor of that share's scale
+    # -- liquidity_evaporation (per side): depth ratio rho = depth/baseline, drop = 1 -
+    #    depth/max over the drop window; the other side must hold
+    evaporation_bands_bps = [10, 50]   # [[10, 50]] bands watched (each one of 10, 50, 100, 200)
+    evaporation_ratio_on = 0.5  # [0.5] fire at rho <= this (0 < x <= 1) ...
+    evaporation_drop_on = 0.5   # [0.5] ... or drop >= this with rho < evaporation_ratio_off ...
+    evaporation_other_ratio = 0.8      # [0.8] ... while the other side's rho >= this ...
+    evaporation_on_seconds = 3  # [3] ... held this long
+    evaporation_ratio_off = 0.7 # [0.7] end when rho >= this at every band (> ratio_on) ...
+    evaporation_off_seconds = 10       # [10] ... held this long
+    evaporation_drop_window_seconds = 10  # [10] window of the recent-maximum depth
+    # -- depth_asymmetry (side = heavy side): DI = (bid - ask)/(bid + ask) at one band
+    asymmetry_band_bps = 10     # [10] band (10, 50, 100 or 200)
+    asymmetry_on = 0.5          # [0.5] fire at |DI_fast| >= this (0 < x <= 1) ...
+    asymmetry_z_on = 3          # [3] ... and z of DI_fast - DI_slow >= this, same sign ...
+    asymmetry_on_seconds = 5    # [5] ... held this long
+    asymmetry_off = 0.3         # [0.3] end at |DI_fast| <= this (< asymmetry_on) ...
+    asymmetry_off_seconds = 15  # [15] ... held this long
+    asymmetry_z_floor = 0.05    # [0.05] floor of the shift's scale
+    asymmetry_fast_half_life_seconds = 2    # [2] DI_fast smoothing
+    asymmetry_slow_half_life_seconds = 900  # [900] DI_slow smoothing
+    # -- liquidity_pull (both sides): R = total depth / total baseline at one band
+    pull_band_bps = 10          # [10] band (10, 50, 100 or 200)
+    pull_total_ratio_on = 0.3   # [0.3] fire at R <= this (0 < x <= 1) ...
+    pull_side_ratio_on = 0.5    # [0.5] ... each side's rho <= this ...
+    pull_spread_z_on = 3        # [3] ... and spread score >= this ...
+    pull_fill_ratio_on = 3      # [3] ... or depth-to-fill >= this times its baseline ...
+    pull_on_seconds = 2         # [2] ... held this long
+    pull_total_ratio_off = 0.6  # [0.6] end at R >= this (> pull_total_ratio_on) ...
+    pull_off_seconds = 15       # [15] ... held this long
+    fill_notional = 50000       # [50000] quote notional of the depth-to-fill measure
+    # -- quote_skew (side = heavy side at the touch): skew = (microprice - mid)/spread
+    skew_on = 0.3               # [0.3] fire at |skew| >= this (0 < x <= 0.5) ...
+    skew_z_on = 2               # [2] ... and its robust z >= this, same sign ...
+    skew_on_seconds = 5         # [5] ... held this long
+    skew_off = 0.15             # [0.15] end at |skew| <= this (< skew_on) ...
+    skew_off_seconds = 10       # [10] ... held this long
+    skew_window_seconds = 5     # [5] time-average window of the skew
+    skew_z_floor = 0.05         # [0.05] floor of the skew's scale
+    # -- volatility_spike: VR = sigma_fast / sigma_slow of 1-s mid log-returns
+    volatility_ratio_on = 3     # [3] fire at VR >= this ...
+    volatility_on_seconds = 5   # [5] ... held this long
+    volatility_ratio_off = 1.5  # [1.5] end at VR <= this (< volatility_ratio_on) ...
+    volatility_off_seconds = 30 # [30] ... held this long
+    volatility_fast_half_life_seconds = 30  # [30] sigma_fast: EWMA of squared returns
+    volatility_floor_bps = 0.1  # [0.1] floor of sigma_slow, bps per sqrt(second)
+    # -- flow measures and mmradar_dealer_pressure
+    ofi_windows_seconds = [1, 10, 60]        # [[1, 10, 60]] order-flow imbalance windows
+    trade_flow_windows_seconds = [10, 60]    # [[10, 60]] trade-flow imbalance windows
+    inventory_half_lives_seconds = [10, 60, 600]  # [[10, 60, 600]] half-lives of
+                                # mmradar_signed_taker_volume_decayed{half_life}
+    flow_baseline_half_life_seconds = 1800   # [1800] EWMA scale of the OFI and proxy z-scores
+    flow_warmup_seconds = 120   # [120] those z-scores read NaN until this long (>= 0)
+    pressure_clip = 5           # [5] each composite component is clipped to +-this ...
+    pressure_scale = 2.5        # [2.5] ... pressure = tanh(mean of components / this)
+
+    Units: ``*_seconds`` are seconds of venue event time, ``*_bps`` basis points of mid,
+    ``*_notional`` quote currency. Numbers are > 0 unless marked ``>= 0``; pairs of
+    thresholds must keep their hysteresis order (the off threshold on the calm side of the on
+    threshold), else the second key of the pair is reported. The detector definitions are in
+    :mod:`service.signals.detectors`, the composite in :mod:`service.signals.engine`.
 
     [log]
     level = "info"              # ["info"] debug | info | warning | error (case-insensitive)
@@ -54,8 +133,9 @@ Integers are accepted wherever a number is expected; booleans are not. Numbers m
 Environment overrides (they beat the file): ``MMRADAR_<SECTION>_<KEY>`` for the keys of the
 ``[http]``, ``[signals]`` and ``[log]`` tables, i.e. ``MMRADAR_HTTP_LISTEN``,
 ``MMRADAR_LOG_LEVEL``, ``MMRADAR_LOG_FORMAT``, ``MMRADAR_SIGNALS_INVENTORY_HALF_LIFE_SECONDS``,
-``MMRADAR_SIGNALS_VOLATILITY_WINDOWS_SECONDS`` (comma-separated: ``30,300``) and
-``MMRADAR_SIGNALS_VOLATILITY_SAMPLE_SECONDS`` (:func:`env_override_names` lists them). Feeds and
+``MMRADAR_SIGNALS_WARMUP_SECONDS``, ``MMRADAR_SIGNALS_EVAPORATION_BANDS_BPS`` (lists
+comma-separated: ``10,50``), ... — one per ``[signals]`` key (:func:`env_override_names` lists
+them). Feeds and
 webhooks (arrays of tables) have no overrides; use ``${NAME}`` in webhook URLs for secrets. A
 variable set to the empty string counts as unset. Other ``MMRADAR_*`` variables are ignored, not
 rejected, because the environment is shared (:func:`ignored_env_vars` lists them so the caller
@@ -76,6 +156,8 @@ from typing import Any, Final, Literal
 from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError
+from .model import BAND_BPS
+from .signals.params import SignalSettings
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -185,21 +267,6 @@ class WebhookSettings:
     def display_url(self) -> str:
         """The URL safe to print: the template if there is one, else :func:`mask_url`."""
         return self.url_template if self.url_template is not None else mask_url(self.url)
-
-
-@dataclass(frozen=True, slots=True)
-class SignalSettings:
-    """The ``[signals]`` table: detector parameters.
-
-    Attributes:
-        inventory_half_life_seconds: half-life of the decayed signed taker volume.
-        volatility_windows_seconds: realised-volatility windows, strictly increasing.
-        volatility_sample_seconds: mid-price sampling interval for volatility.
-    """
-
-    inventory_half_life_seconds: float = 60.0
-    volatility_windows_seconds: tuple[int, ...] = (30, 300)
-    volatility_sample_seconds: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +522,59 @@ def _positive_float(value: object, path: str) -> float:
     return number
 
 
+def _number(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(path, f"expected a number, got {_type_name(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigError(path, f"must be a finite number, got {number}")
+    return number
+
+
+def _non_negative_float(value: object, path: str) -> float:
+    number = _number(value, path)
+    if number < 0:
+        raise ConfigError(path, f"must be 0 or greater, got {value}")
+    return number
+
+
+def _float_in(high: float) -> Callable[[object, str], float]:
+    """A number in ``(0, high]``."""
+
+    def check(value: object, path: str) -> float:
+        number = _number(value, path)
+        if not 0 < number <= high:
+            raise ConfigError(path, f"must be greater than 0 and at most {high:g}, got {value}")
+        return number
+
+    return check
+
+
+def _positive_int(value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, f"expected an integer, got {_type_name(value)}")
+    if value <= 0:
+        raise ConfigError(path, f"must be greater than 0, got {value}")
+    return value
+
+
+def _band(value: object, path: str) -> int:
+    band = _positive_int(value, path)
+    if band not in BAND_BPS:
+        raise ConfigError(path, f"must be one of the depth bands {list(BAND_BPS)}, got {band}")
+    return band
+
+
+def _bands(value: object, path: str) -> tuple[int, ...]:
+    bands = _increasing_positive_ints(value, path)
+    for i, band in enumerate(bands):
+        if band not in BAND_BPS:
+            raise ConfigError(
+                f"{path}[{i}]", f"must be one of the depth bands {list(BAND_BPS)}, got {band}"
+            )
+    return bands
+
+
 def _increasing_positive_ints(value: object, path: str) -> tuple[int, ...]:
     if not isinstance(value, list | tuple):
         raise ConfigError(path, f"expected a list of integers, got {_type_name(value)}")
@@ -592,7 +712,7 @@ def _resolve_env_refs(template: str, path: str, env: Mapping[str, str]) -> str:
 # Table sections with environment overrides
 # --------------------------------------------------------------------------------------------
 
-_Kind = Literal["str", "float", "ints"]
+_Kind = Literal["str", "float", "int", "ints"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -609,6 +729,74 @@ _SIGNAL_KEYS: Final = (
     _Key("inventory_half_life_seconds", "float", _positive_float),
     _Key("volatility_windows_seconds", "ints", _increasing_positive_ints),
     _Key("volatility_sample_seconds", "float", _positive_float),
+    _Key("warmup_seconds", "float", _non_negative_float),
+    _Key("baseline_minutes", "int", _positive_int),
+    _Key("min_firing_seconds", "float", _non_negative_float),
+    _Key("cooldown_seconds", "float", _non_negative_float),
+    _Key("thin_book_notional", "float", _positive_float),
+    _Key("spread_z_on", "float", _positive_float),
+    _Key("spread_z_off", "float", _positive_float),
+    _Key("spread_on_seconds", "float", _non_negative_float),
+    _Key("spread_off_seconds", "float", _non_negative_float),
+    _Key("spread_z_floor", "float", _positive_float),
+    _Key("spread_wide_window_seconds", "int", _positive_int),
+    _Key("spread_wide_floor", "float", _positive_float),
+    _Key("evaporation_bands_bps", "ints", _bands),
+    _Key("evaporation_ratio_on", "float", _float_in(1.0)),
+    _Key("evaporation_drop_on", "float", _float_in(1.0)),
+    _Key("evaporation_other_ratio", "float", _positive_float),
+    _Key("evaporation_ratio_off", "float", _positive_float),
+    _Key("evaporation_drop_window_seconds", "int", _positive_int),
+    _Key("evaporation_on_seconds", "float", _non_negative_float),
+    _Key("evaporation_off_seconds", "float", _non_negative_float),
+    _Key("asymmetry_band_bps", "int", _band),
+    _Key("asymmetry_on", "float", _float_in(1.0)),
+    _Key("asymmetry_off", "float", _float_in(1.0)),
+    _Key("asymmetry_z_on", "float", _positive_float),
+    _Key("asymmetry_z_floor", "float", _positive_float),
+    _Key("asymmetry_fast_half_life_seconds", "float", _positive_float),
+    _Key("asymmetry_slow_half_life_seconds", "float", _positive_float),
+    _Key("asymmetry_on_seconds", "float", _non_negative_float),
+    _Key("asymmetry_off_seconds", "float", _non_negative_float),
+    _Key("pull_band_bps", "int", _band),
+    _Key("pull_total_ratio_on", "float", _float_in(1.0)),
+    _Key("pull_side_ratio_on", "float", _float_in(1.0)),
+    _Key("pull_total_ratio_off", "float", _positive_float),
+    _Key("pull_spread_z_on", "float", _positive_float),
+    _Key("pull_fill_ratio_on", "float", _positive_float),
+    _Key("fill_notional", "float", _positive_float),
+    _Key("pull_on_seconds", "float", _non_negative_float),
+    _Key("pull_off_seconds", "float", _non_negative_float),
+    _Key("skew_on", "float", _float_in(0.5)),
+    _Key("skew_off", "float", _float_in(0.5)),
+    _Key("skew_z_on", "float", _positive_float),
+    _Key("skew_z_floor", "float", _positive_float),
+    _Key("skew_window_seconds", "int", _positive_int),
+    _Key("skew_on_seconds", "float", _non_negative_float),
+    _Key("skew_off_seconds", "float", _non_negative_float),
+    _Key("volatility_ratio_on", "float", _positive_float),
+    _Key("volatility_ratio_off", "float", _positive_float),
+    _Key("volatility_fast_half_life_seconds", "float", _positive_float),
+    _Key("volatility_floor_bps", "float", _positive_float),
+    _Key("volatility_on_seconds", "float", _non_negative_float),
+    _Key("volatility_off_seconds", "float", _non_negative_float),
+    _Key("ofi_windows_seconds", "ints", _increasing_positive_ints),
+    _Key("trade_flow_windows_seconds", "ints", _increasing_positive_ints),
+    _Key("inventory_half_lives_seconds", "ints", _increasing_positive_ints),
+    _Key("flow_baseline_half_life_seconds", "float", _positive_float),
+    _Key("flow_warmup_seconds", "float", _non_negative_float),
+    _Key("pressure_clip", "float", _positive_float),
+    _Key("pressure_scale", "float", _positive_float),
+)
+
+#: ``(lower key, higher key)``: hysteresis pairs whose thresholds must be strictly ordered.
+_SIGNAL_ORDER: Final = (
+    ("spread_z_off", "spread_z_on"),
+    ("evaporation_ratio_on", "evaporation_ratio_off"),
+    ("asymmetry_off", "asymmetry_on"),
+    ("pull_total_ratio_on", "pull_total_ratio_off"),
+    ("skew_off", "skew_on"),
+    ("volatility_ratio_off", "volatility_ratio_on"),
 )
 _LOG_KEYS: Final = (
     _Key("level", "str", _choice(LOG_LEVELS, fold_case=True)),
@@ -629,6 +817,11 @@ def _from_env(text: str, kind: _Kind, var: str) -> object:
             return float(text)
         except ValueError:
             raise ConfigError(var, f"expected a number, got {text!r}") from None
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(var, f"expected an integer, got {text!r}") from None
     if kind == "ints":
         try:
             return [int(part) for part in text.split(",")]
@@ -681,6 +874,14 @@ def _parse(data: Mapping[str, Any], env: Mapping[str, str], supported: Collectio
 
     signal_values, signal_paths = _section(data, "signals", _SIGNAL_KEYS, env)
     signals = SignalSettings(**signal_values)
+    for low, high in _SIGNAL_ORDER:
+        if not getattr(signals, low) < getattr(signals, high):
+            key = high if high in signal_paths else low
+            raise ConfigError(
+                signal_paths.get(key, f"signals.{key}"),
+                f"{low} ({getattr(signals, low):g}) must be less than "
+                f"{high} ({getattr(signals, high):g}) (hysteresis)",
+            )
     shortest = 2 * signals.volatility_sample_seconds
     if signals.volatility_windows_seconds[0] < shortest:
         raise ConfigError(

@@ -6,26 +6,52 @@ collector (:class:`MarketCollector`): the books maintain their measures incremen
 scrape reads them in O(bands) per instrument, so nothing on the per-message path formats or
 stores gauge values that nobody reads. Every label set of a configured symbol exists from
 start-up. Market-state gauges read NaN while a book is not valid (its numbers are not trusted).
+
+Signals (read from each instrument's :class:`~service.signals.engine.SignalEngine` at scrape):
+``mmradar_symptom_active`` / ``_score`` / ``_episodes_total`` for every (symptom, side) of
+:data:`~service.signals.episodes.SYMPTOM_SIDES`, ``mmradar_dealer_pressure`` and
+``mmradar_dealer_inventory_proxy`` (PRODUCT.md §5), plus debug gauges: ``mmradar_signals_warm``,
+``mmradar_dealer_pressure_component{component}``, ``mmradar_ofi{window}`` (base currency),
+``mmradar_ofi_z{window}``, ``mmradar_trade_flow_imbalance{window}``,
+``mmradar_signed_taker_volume_decayed{half_life}`` (base currency, buys positive),
+``mmradar_depth_baseline_notional{side,band_bps}``, ``mmradar_spread_baseline_bps``,
+``mmradar_quote_skew``, ``mmradar_depth_imbalance_smoothed``, ``mmradar_volatility_ratio``,
+``mmradar_depth_to_fill_bps{side}`` and ``mmradar_tick_size``. Book-derived signal values read
+NaN while the book is not valid; the trade-derived inventory measures keep counting; baselines
+(learned from valid books) stay readable.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .model import BAND_BPS, RESYNC_REASONS, Side
-from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline
+from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline, Instrument
+from .signals.engine import PRESSURE_COMPONENTS
 
-__all__ = ["RECONNECT_REASONS", "FeedMetrics", "MarketCollector", "Metrics", "window_label"]
+__all__ = [
+    "RECONNECT_REASONS",
+    "WEBHOOK_RESULTS",
+    "FeedMetrics",
+    "MarketCollector",
+    "Metrics",
+    "window_label",
+]
 
 #: ``mmradar_feed_reconnects_total{reason}`` label values.
 RECONNECT_REASONS: tuple[str, ...] = (
     "error", "closed", "stale", "venue_closing", "gap", "max_age",
 )  # fmt: skip
+
+#: ``mmradar_webhook_deliveries_total{result}`` label values (see :mod:`service.webhooks`).
+WEBHOOK_RESULTS: tuple[str, ...] = ("ok", "retry", "dropped")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PROCESSING_BUCKETS = (
@@ -42,14 +68,87 @@ def window_label(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def half_life_label(seconds: float) -> str:
+    """:func:`window_label` for whole seconds, else ``"2.5s"``."""
+    if seconds == int(seconds):
+        return window_label(int(seconds))
+    return f"{seconds:g}s"
+
+
+class FastCounter:
+    """A lock-free counter for the event-loop thread (exported by :class:`_HotCollector`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class FastHistogram:
+    """A lock-free histogram for the event-loop thread: one C ``bisect`` and two adds per
+    observation (exported by :class:`_HotCollector` in the Prometheus histogram format)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Record one observation."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative ``(le, count)`` pairs, ``+Inf`` last."""
+        out, total = [], 0
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            total += count
+            out.append((floatToGoString(bound), float(total)))  # type: ignore[no-untyped-call]
+        return out
+
+
+class _HotCollector(Collector):
+    """Exports the per-frame flows: messages, feed latency, processing time."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, FastCounter] = {}
+        self.latency: dict[str, FastHistogram] = {}
+        self.processing = FastHistogram(PROCESSING_BUCKETS)
+
+    def add_feed(self, exchange: str) -> None:
+        self.messages.setdefault(exchange, FastCounter())
+        self.latency.setdefault(exchange, FastHistogram(LATENCY_BUCKETS))
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        messages = CounterMetricFamily(
+            "mmradar_feed_messages", "Websocket frames received.", labels=["exchange"]
+        )
+        latency = HistogramMetricFamily(
+            "mmradar_feed_latency_seconds",
+            "Receive time minus venue event time of depth and trade messages.",
+            labels=["exchange"],
+        )
+        for exchange, counter in self.messages.items():
+            messages.add_metric([exchange], float(counter.value))
+            hist = self.latency[exchange]
+            latency.add_metric([exchange], hist.buckets(), hist.sum)
+        processing = HistogramMetricFamily(
+            "mmradar_processing_seconds", "Per-frame processing time (parse, book, signals)."
+        )
+        processing.add_metric([], self.processing.buckets(), self.processing.sum)
+        yield from (messages, latency, processing)
+
+
 class FeedMetrics:
     """The hot-path counters of one feed, pre-bound; implements ``FeedObserver``."""
 
     __slots__ = ("_bad", "_latency", "_messages", "_resyncs")
 
     def __init__(self, metrics: Metrics, exchange: str, symbols: Sequence[str]) -> None:
-        self._messages = metrics.feed_messages.labels(exchange)
-        self._latency = metrics.feed_latency.labels(exchange)
+        self._messages = metrics._hot.messages[exchange]
+        self._latency = metrics._hot.latency[exchange]
         self._bad = {r: metrics.feed_bad_messages.labels(exchange, r) for r in BAD_MESSAGE_REASONS}
         self._resyncs = {
             (s, r): metrics.book_resyncs.labels(exchange, s, r)
@@ -58,7 +157,7 @@ class FeedMetrics:
         }
 
     def message(self) -> None:
-        self._messages.inc()
+        self._messages.value += 1
 
     def bad_message(self, reason: str) -> None:
         self._bad[reason].inc()
@@ -76,10 +175,15 @@ class Metrics:
     Args:
         registry: where to register (a fresh one per test; one per process in the service).
         feeds: ``(exchange, symbols)`` of every configured feed, to create label sets upfront.
+        webhook_formats: ``format`` of every configured webhook, likewise.
     """
 
     def __init__(
-        self, registry: CollectorRegistry, feeds: Iterable[tuple[str, Sequence[str]]]
+        self,
+        registry: CollectorRegistry,
+        feeds: Iterable[tuple[str, Sequence[str]]],
+        *,
+        webhook_formats: Iterable[str] = (),
     ) -> None:
         self.registry = registry
         feeds = list(feeds)
@@ -101,12 +205,12 @@ class Metrics:
             ["exchange"],
             registry=registry,
         )
-        self.feed_messages = Counter(
-            "mmradar_feed_messages",
-            "Websocket frames received.",
-            ["exchange"],
-            registry=registry,
-        )
+        # The three per-frame flows are plain accumulators exported by a collector (below):
+        # prometheus_client's metric objects take a lock per update, which costs more than
+        # the rest of the per-frame path. Everything runs on the event-loop thread.
+        self._hot = _HotCollector()
+        registry.register(self._hot)
+        self.processing = self._hot.processing
         self.feed_bad_messages = Counter(
             "mmradar_feed_bad_messages",
             "Frames dropped because they could not be used, by reason.",
@@ -117,19 +221,6 @@ class Metrics:
             "mmradar_feed_reconnects",
             "Websocket reconnects, by reason.",
             ["exchange", "reason"],
-            registry=registry,
-        )
-        self.feed_latency = Histogram(
-            "mmradar_feed_latency_seconds",
-            "Receive time minus venue event time of depth and trade messages.",
-            ["exchange"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.processing = Histogram(
-            "mmradar_processing_seconds",
-            "Per-frame processing time (parse, book, signals).",
-            buckets=PROCESSING_BUCKETS,
             registry=registry,
         )
         self.snapshot_requests = Counter(
@@ -144,11 +235,20 @@ class Metrics:
             ["exchange"],
             registry=registry,
         )
+        self.webhook_deliveries = Counter(
+            "mmradar_webhook_deliveries",
+            "Webhook deliveries by result: ok (delivered), retry (a failed attempt that is "
+            "retried), dropped (given up: queue overflow, rejected, out of attempts or age).",
+            ["format", "result"],
+            registry=registry,
+        )
+        for fmt in webhook_formats:
+            for result in WEBHOOK_RESULTS:
+                self.webhook_deliveries.labels(fmt, result)
         for exchange, symbols in feeds:
             self.feed_connected.labels(exchange)
             self.feed_connections.labels(exchange)
-            self.feed_messages.labels(exchange)
-            self.feed_latency.labels(exchange)
+            self._hot.add_feed(exchange)
             self.rest_weight_used.labels(exchange)
             for reason in BAD_MESSAGE_REASONS:
                 self.feed_bad_messages.labels(exchange, reason)
@@ -238,6 +338,7 @@ class MarketCollector(Collector):
             "Realized volatility of 1 s mid log-returns over the window, in bps.",
             labels=[*es, "window"],
         )
+        sig = _SignalFamilies()
         nan = math.nan
         for pipeline in self._pipelines:
             windows = [window_label(w) for w in _windows(pipeline)]
@@ -253,7 +354,8 @@ class MarketCollector(Collector):
                 levels.add_metric([*lv, "ask"], float(book.levels(Side.ASK)))
                 taker.add_metric([*lv, "buy"], inst.market.taker_buy)
                 taker.add_metric([*lv, "sell"], inst.market.taker_sell)
-                proxy.add_metric(lv, inst.market.inventory_z(inst.sync.last_event_ns or None))
+                proxy.add_metric(lv, inst.signals.inventory_proxy())
+                sig.add(inst, lv)
                 rv = inst.market.realized_volatility_bps() if ok else [nan] * len(windows)
                 for w, value in zip(windows, rv, strict=True):
                     vol.add_metric([*lv, w], value)
@@ -283,6 +385,138 @@ class MarketCollector(Collector):
                     )
         yield from (valid, last, levels, complete, bid, ask, mid, micro, spread, depth, imbalance)
         yield from (taker, proxy, vol)
+        yield from sig.families()
+
+
+class _SignalFamilies:
+    """The signal families of one scrape, filled instrument by instrument."""
+
+    def __init__(self) -> None:
+        es = ["exchange", "symbol"]
+        ss = [*es, "symptom", "side"]
+        self.active = GaugeMetricFamily(
+            "mmradar_symptom_active", "1 while a symptom episode is firing.", labels=ss
+        )
+        self.score = GaugeMetricFamily(
+            "mmradar_symptom_score",
+            "The symptom detector's current score (z or ratio; higher = more anomalous).",
+            labels=ss,
+        )
+        self.episodes = CounterMetricFamily(
+            "mmradar_symptom_episodes", "Symptom episodes started.", labels=ss
+        )
+        self.pressure = GaugeMetricFamily(
+            "mmradar_dealer_pressure",
+            "Composite dealer-inventory pressure in [-1, 1]: positive = dealers short = upward.",
+            labels=es,
+        )
+        self.component = GaugeMetricFamily(
+            "mmradar_dealer_pressure_component",
+            "Components of mmradar_dealer_pressure as z-scores (positive = upward pressure).",
+            labels=[*es, "component"],
+        )
+        self.warm = GaugeMetricFamily(
+            "mmradar_signals_warm",
+            "1 once the detectors' warm-up after start-up or the last resync is over.",
+            labels=es,
+        )
+        self.ofi = GaugeMetricFamily(
+            "mmradar_ofi",
+            "Order-flow imbalance (Cont-Kukanov-Stoikov) at the touch over the window, "
+            "base currency; positive = buying pressure.",
+            labels=[*es, "window"],
+        )
+        self.ofi_z = GaugeMetricFamily(
+            "mmradar_ofi_z",
+            "Order-flow imbalance over the window divided by its EWMA RMS.",
+            labels=[*es, "window"],
+        )
+        self.tfi = GaugeMetricFamily(
+            "mmradar_trade_flow_imbalance",
+            "(taker buy - taker sell)/(buy + sell) volume over the window, in [-1, 1].",
+            labels=[*es, "window"],
+        )
+        self.decayed = GaugeMetricFamily(
+            "mmradar_signed_taker_volume_decayed",
+            "Taker volume, buys positive, exponentially decayed with the half-life: the "
+            "estimated dealer shortness in base currency.",
+            labels=[*es, "half_life"],
+        )
+        self.baseline = GaugeMetricFamily(
+            "mmradar_depth_baseline_notional",
+            "Baseline (30-min median of 1-minute medians) of mmradar_depth_notional.",
+            labels=[*es, "side", "band_bps"],
+        )
+        self.spread_base = GaugeMetricFamily(
+            "mmradar_spread_baseline_bps", "Baseline (median) quoted spread in bps.", labels=es
+        )
+        self.skew = GaugeMetricFamily(
+            "mmradar_quote_skew",
+            "(microprice - mid)/spread at the touch, time-averaged over the skew window; "
+            "in [-0.5, 0.5], positive = bids strong.",
+            labels=es,
+        )
+        self.di_fast = GaugeMetricFamily(
+            "mmradar_depth_imbalance_smoothed",
+            "Depth imbalance at the asymmetry band, EWMA-smoothed (DI_fast).",
+            labels=es,
+        )
+        self.vr = GaugeMetricFamily(
+            "mmradar_volatility_ratio",
+            "Fast over slow realized volatility of 1-s mid returns.",
+            labels=es,
+        )
+        self.fill = GaugeMetricFamily(
+            "mmradar_depth_to_fill_bps",
+            "Distance from mid to the level where cumulative notional reaches fill_notional.",
+            labels=[*es, "side"],
+        )
+        self.tick = GaugeMetricFamily(
+            "mmradar_tick_size",
+            "Estimated price tick (smallest touch price step or spread seen).",
+            labels=es,
+        )
+
+    def add(self, inst: Instrument, lv: list[str]) -> None:
+        eng = inst.signals
+        nan = math.nan
+        live = eng.live
+        for symptom, side, machine in eng.machines():
+            labels = [*lv, symptom, side]
+            self.active.add_metric(labels, 1.0 if machine.firing else 0.0)
+            self.score.add_metric(labels, eng.score(symptom, side))
+            self.episodes.add_metric(labels, float(machine.episodes))
+        self.pressure.add_metric(lv, eng.pressure if live else nan)
+        for name in PRESSURE_COMPONENTS:
+            self.component.add_metric([*lv, name], eng.components[name] if live else nan)
+        self.warm.add_metric(lv, 1.0 if eng.warm else 0.0)
+        flow = eng.flow
+        for i, w in enumerate(flow.ofi_windows_s):
+            label = window_label(w)
+            self.ofi.add_metric([*lv, label], flow.ofi_sum(i) if live else nan)
+            self.ofi_z.add_metric([*lv, label], flow.ofi_z(i) if live else nan)
+        for i, w in enumerate(flow.tfi_windows_s):
+            self.tfi.add_metric([*lv, window_label(w)], flow.tfi(i) if live else nan)
+        decayed = flow.decayed(eng.last_event_ns)
+        for h, x in zip(flow.half_lives_s, decayed, strict=True):
+            self.decayed.add_metric([*lv, half_life_label(h)], x)
+        base = eng.depth_baselines
+        for band, b, a in zip(BAND_BPS, base.bids, base.asks, strict=True):
+            self.baseline.add_metric([*lv, "bid", str(band)], b)
+            self.baseline.add_metric([*lv, "ask", str(band)], a)
+        self.spread_base.add_metric(lv, math.exp(eng.spread.log_spread.median))
+        s = eng.sample
+        self.skew.add_metric(lv, eng.skew.skew if live else nan)
+        self.di_fast.add_metric(lv, eng.asymmetry.fast.value if live else nan)
+        self.vr.add_metric(lv, eng.volatility.ratio if live else nan)
+        self.fill.add_metric([*lv, "bid"], s.fill_bid_bps if live else nan)
+        self.fill.add_metric([*lv, "ask"], s.fill_ask_bps if live else nan)
+        self.tick.add_metric(lv, eng.tick_size)
+
+    def families(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield from (self.active, self.score, self.episodes, self.pressure, self.component)
+        yield from (self.warm, self.ofi, self.ofi_z, self.tfi, self.decayed, self.baseline)
+        yield from (self.spread_base, self.skew, self.di_fast, self.vr, self.fill, self.tick)
 
 
 def _windows(pipeline: FeedPipeline) -> tuple[int, ...]:

@@ -1,15 +1,21 @@
-"""The pure per-feed pipeline: frame → parser → book synchroniser → book → market state.
+"""The pure per-feed pipeline: frame → parser → book synchroniser → book → signals.
 
 This is the whole per-message path of the service, with no I/O and no clock: the live feed
 runner (:mod:`service.feed`) and the replayer (:mod:`service.replay`) drive the *same* object,
 handing it frames with their receive timestamps and carrying out the :data:`Command` s it
 returns (fetch a snapshot, resubscribe, reconnect). Counting goes through the injected
 :class:`FeedObserver`, so the core never imports ``prometheus_client``.
+
+Signals: each :class:`Instrument` owns a :class:`~service.signals.engine.SignalEngine`. Before
+a depth message is applied, the engine's 1-s stat clock is advanced to the message's event time
+(on the book still in force); after it is applied to a valid book the engine reads the touch
+(O(1)); every trade goes to it; an invalidation (resync) ends its episodes. Episode starts and
+ends are handed to ``on_episode`` synchronously (the shell must only enqueue them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,7 +23,10 @@ from .book.l2book import L2Book
 from .book.sync import BookSync, FetchSnapshot, Resubscribe
 from .errors import MalformedMessage, ParseError
 from .model import BookEvent, Notice, NoticeKind, Trade
+from .signals.engine import SignalEngine
+from .signals.episodes import EpisodeEvent
 from .signals.market import MarketParams, MarketState
+from .signals.params import SignalSettings
 from .venues.base import FrameParser, Venue
 
 __all__ = [
@@ -74,22 +83,32 @@ class NullObserver:
 
 
 class Instrument:
-    """One (exchange, symbol): its book, synchroniser and market state."""
+    """One (exchange, symbol): its book, synchroniser, market state and signal engine."""
 
-    __slots__ = ("book", "exchange", "last_depth_recv_ns", "market", "symbol", "sync")
+    __slots__ = ("book", "exchange", "last_depth_recv_ns", "market", "signals", "symbol", "sync")
 
     def __init__(
-        self, venue: Venue, symbol: str, observer: FeedObserver, params: MarketParams
+        self,
+        venue: Venue,
+        symbol: str,
+        observer: FeedObserver,
+        params: MarketParams,
+        signal_params: SignalSettings | None = None,
+        on_episode: Callable[[EpisodeEvent], None] | None = None,
     ) -> None:
         self.exchange = venue.name
         self.symbol = symbol
         self.book = L2Book()
         self.market = MarketState(params)
+        self.signals = SignalEngine(
+            venue.name, symbol, self.book, self.market, signal_params, on_episode
+        )
         self.last_depth_recv_ns = 0
 
         def on_resync(reason: str) -> None:
             observer.resync(symbol, reason)
             self.market.reset_book()
+            self.signals.on_invalid(self.sync.last_event_ns)
 
         self.sync = BookSync(venue, symbol, self.book, on_resync=on_resync)
 
@@ -110,6 +129,9 @@ class FeedPipeline:
         symbols: configured symbols (venue spelling); events for others are counted as bad.
         observer: receives counts.
         params: market-state parameters.
+        signal_params: detector parameters (``[signals]``; defaults if None).
+        on_episode: receives every symptom episode start and end (synchronously, from inside
+            :meth:`on_frame`; it must not block or raise).
     """
 
     def __init__(
@@ -118,12 +140,15 @@ class FeedPipeline:
         symbols: Sequence[str],
         observer: FeedObserver | None = None,
         params: MarketParams | None = None,
+        signal_params: SignalSettings | None = None,
+        on_episode: Callable[[EpisodeEvent], None] | None = None,
     ) -> None:
         self.venue = venue
         self.observer: FeedObserver = observer or NullObserver()
         params = params or MarketParams()
         self.instruments: dict[str, Instrument] = {
-            s: Instrument(venue, s, self.observer, params) for s in symbols
+            s: Instrument(venue, s, self.observer, params, signal_params, on_episode)
+            for s in symbols
         }
 
     def new_parser(self) -> FrameParser:
@@ -148,9 +173,13 @@ class FeedPipeline:
                 if inst is None:
                     observer.bad_message("unknown_symbol")
                     continue
-                observer.latency((ts_recv_ns - event.ts_event_ns) * 1e-9)
+                ts_event = event.ts_event_ns
+                observer.latency((ts_recv_ns - ts_event) * 1e-9)
                 inst.last_depth_recv_ns = ts_recv_ns
                 sync = inst.sync
+                engine = inst.signals
+                if ts_event >= engine.next_tick_ns:  # far future unless the book is valid
+                    engine.advance(ts_event)
                 try:
                     action = sync.on_event(event)
                 except (ValueError, TypeError, IndexError):
@@ -159,7 +188,7 @@ class FeedPipeline:
                     observer.bad_message("malformed")
                     action = sync.invalidate("gap")
                 if sync.valid:
-                    inst.market.on_mid(inst.book.mid(), event.ts_event_ns)
+                    engine.on_depth(ts_event)
                 if action is not None:
                     if commands is _NO_COMMANDS:
                         commands = []
@@ -170,7 +199,7 @@ class FeedPipeline:
                     observer.bad_message("unknown_symbol")
                     continue
                 observer.latency((ts_recv_ns - event.ts_event_ns) * 1e-9)
-                inst.market.on_trade(event.qty, event.taker, event.ts_event_ns)
+                inst.signals.on_trade(event.qty, event.taker, event.ts_event_ns)
             elif type(event) is Notice:
                 kind = event.kind
                 if kind is NoticeKind.SHUTDOWN:
@@ -195,7 +224,7 @@ class FeedPipeline:
             inst.sync.invalidate("gap")
             raise MalformedMessage(self.venue.name, f"bad snapshot levels: {exc!r}") from exc
         if inst.sync.valid:
-            inst.market.on_mid(inst.book.mid(), inst.sync.last_event_ns)
+            inst.signals.on_depth(inst.sync.last_event_ns)
         return [action] if action is not None else []
 
     def snapshot_failed(self, symbol: str) -> None:

