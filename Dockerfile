@@ -14,7 +14,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN pip install . && useradd --system --uid 10001 mmradar
+# gcc lets mypyc compile the hot path (setup.py); without it the install falls back to pure Python.
+COPY setup.py ./
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 mmradar
 
 USER mmradar
 EXPOSE 9464

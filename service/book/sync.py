@@ -62,6 +62,8 @@ class BookSync:
         symbol: the venue's spelling of the instrument.
         book: the book this synchroniser owns.
         on_resync: called with the reason every time a LIVE book is invalidated.
+        on_applied: called after every delta applied to a book that stays valid (tracing,
+            tests); the book reflects that delta when it is called.
         max_buffer: deltas kept while waiting for a snapshot (oldest dropped first).
     """
 
@@ -69,6 +71,7 @@ class BookSync:
         "_awaiting_snapshot",
         "_buffer",
         "_last",
+        "_on_applied",
         "_on_resync",
         "_rest",
         "_snapshot",
@@ -87,12 +90,14 @@ class BookSync:
         book: L2Book,
         on_resync: Callable[[str], None] = lambda reason: None,
         max_buffer: int = 10_000,
+        on_applied: Callable[[BookEvent], None] | None = None,
     ) -> None:
         self._venue = venue
         self._rest = venue.snapshot_source is SnapshotSource.REST
         self.symbol = symbol
         self.book = book
         self._on_resync = on_resync
+        self._on_applied = on_applied
         self._buffer: deque[BookEvent] = deque(maxlen=max_buffer)
         self._snapshot: BookEvent | None = None
         self._last: BookEvent | None = None
@@ -156,11 +161,14 @@ class BookSync:
         self.state = SyncState.LIVE
         self.last_event_ns = snapshot.ts_event_ns
         started = False
+        # A local, not self._last: the type checker (and mypyc, which trusts it) would keep
+        # the attribute narrowed to None across the _apply() calls below.
+        last: BookEvent | None = None
         for i, event in enumerate(buffered):
-            if self._last is None:
+            if last is None:
                 verdict = self._venue.first_after_snapshot(snapshot, event)
             else:
-                verdict = self._venue.next_in_sequence(self._last, event)
+                verdict = self._venue.next_in_sequence(last, event)
             if verdict is Verdict.DROP:
                 continue
             if verdict is Verdict.GAP:
@@ -177,6 +185,7 @@ class BookSync:
             action = self._apply(event, buffered[i + 1 :])
             if self.state is not SyncState.LIVE:
                 return action
+            last = event
         return self._check_book()
 
     def snapshot_failed(self) -> Action | None:
@@ -202,6 +211,8 @@ class BookSync:
             ok = self._venue.verify_checksum(self.book, event)
             if ok is False:
                 return self._invalidate("checksum", None, later)
+        if self._on_applied is not None:
+            self._on_applied(event)
         return None
 
     def _check_book(self) -> Action | None:

@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from ..errors import MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, TakerSide, Trade
@@ -127,6 +128,7 @@ class _BinanceParser:
         raise UnknownMessage(self._venue, f"unknown event type {kind!r}", raw)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # venues may be specialised
 class _Binance(Venue):
     """What Binance spot and USD-M share: combined streams in the URL and REST snapshots."""
 
@@ -205,6 +207,7 @@ class _Binance(Venue):
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # venues may be specialised
 class BinanceSpot(_Binance):
     """Binance spot: ``U <= id + 1 <= u`` chain, REST snapshot of 5000 levels per side."""
 
@@ -235,6 +238,7 @@ class BinanceSpot(_Binance):
         return self._verdict(previous.last_id, delta)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # venues may be specialised
 class BinanceUsdm(_Binance):
     """Binance USD-M futures: ``pu`` chain, depth on ``/public``, trades on ``/market``."""
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -28,7 +29,7 @@ import pytest
 from service.book.l2book import L2Book
 from service.book.sync import BookSync, FetchSnapshot, SyncState
 from service.errors import UnknownMessage
-from service.model import BookEvent, BookKind, Levels, Notice, Side, TakerSide, Trade
+from service.model import BookEvent, BookKind, Notice, Side, TakerSide, Trade
 from service.venues.base import Venue, Verdict
 from service.venues.binance import BinanceSpot, BinanceUsdm
 
@@ -55,16 +56,23 @@ def capture(path: Path) -> tuple[Line, ...]:
     return tuple(out)
 
 
-class RecordingBook(L2Book):
-    """An ``L2Book`` that remembers its touch right after every successful ``apply``."""
+class RecordingBook:
+    """An ``L2Book`` plus the touch right after every delta the synchroniser applied.
+
+    The hot-path classes may be compiled (mypyc), so instrumentation composes instead of
+    subclassing: the touches are recorded through ``BookSync(on_applied=...)``, and every
+    other attribute is the real book's.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
+        self.book = L2Book()
         self.touches: list[tuple[tuple[float, float] | None, tuple[float, float] | None]] = []
 
-    def apply(self, bids: Levels, asks: Levels) -> None:
-        super().apply(bids, asks)
-        self.touches.append((self.best_bid(), self.best_ask()))
+    def record(self, event: BookEvent) -> None:
+        self.touches.append((self.book.best_bid(), self.book.best_ask()))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.book, name)
 
 
 def observed(venue_cls: type[Venue]) -> Venue:
@@ -140,7 +148,8 @@ def replay(
     venue = observed(venue_cls)
     book = RecordingBook()
     resyncs: list[str] = []
-    r = Replay(venue, book, BookSync(venue, SYM, book, resyncs.append), resyncs, on_depth=on_depth)
+    sync = BookSync(venue, SYM, book.book, resyncs.append, on_applied=book.record)
+    r = Replay(venue, book, sync, resyncs, on_depth=on_depth)
     parser = venue.new_parser()
     awaiting = False
 
