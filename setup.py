@@ -15,6 +15,8 @@ COMPILED = [
     "service/book/l2book.py",
     "service/book/sync.py",
     "service/pipeline.py",
+    "service/flows.py",
+    "service/model.py",
     "service/venues/binance.py",
     "service/signals/alerts.py",
     "service/signals/baselines.py",

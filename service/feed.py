@@ -158,9 +158,7 @@ class _LoggingObserver:
     def __init__(self, inner: FeedObserver, exchange: str) -> None:
         self._inner = inner
         self._exchange = exchange
-        self.message = inner.message
         self.bad_message = inner.bad_message
-        self.latency = inner.latency
 
     def resync(self, symbol: str, reason: str) -> None:
         log.warning("%s %s: book invalidated (%s), resyncing", self._exchange, symbol, reason)

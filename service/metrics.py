@@ -24,7 +24,6 @@ NaN while the book is not valid; the trade-derived inventory measures keep count
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -32,6 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from .flows import LATENCY_BUCKETS, PROCESSING_BUCKETS, FastHistogram
 from .model import BAND_BPS, RESYNC_REASONS, Side
 from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline, Instrument
 from .signals.engine import PRESSURE_COMPONENTS
@@ -53,11 +53,6 @@ RECONNECT_REASONS: tuple[str, ...] = (
 #: ``mmradar_webhook_deliveries_total{result}`` label values (see :mod:`service.webhooks`).
 WEBHOOK_RESULTS: tuple[str, ...] = ("ok", "retry", "dropped")
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-PROCESSING_BUCKETS = (
-    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1,
-)  # fmt: skip
-
 
 def window_label(seconds: int) -> str:
     """Prometheus-style duration label: 30 → "30s", 300 → "5m", 3600 → "1h"."""
@@ -75,51 +70,21 @@ def half_life_label(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-class FastCounter:
-    """A lock-free counter for the event-loop thread (exported by :class:`_HotCollector`)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
-
-
-class FastHistogram:
-    """A lock-free histogram for the event-loop thread: one C ``bisect`` and two adds per
-    observation (exported by :class:`_HotCollector` in the Prometheus histogram format)."""
-
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = tuple(bounds)
-        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        """Record one observation."""
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
-    def buckets(self) -> list[tuple[str, float]]:
-        """Cumulative ``(le, count)`` pairs, ``+Inf`` last."""
-        out, total = [], 0
-        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
-            total += count
-            out.append((floatToGoString(bound), float(total)))  # type: ignore[no-untyped-call]
-        return out
+def _buckets(hist: FastHistogram) -> list[tuple[str, float]]:
+    bounds = [*hist.bounds, math.inf]
+    return [
+        (floatToGoString(b), float(c))  # type: ignore[no-untyped-call]
+        for b, c in zip(bounds, hist.cumulative(), strict=True)
+    ]
 
 
 class _HotCollector(Collector):
-    """Exports the per-frame flows: messages, feed latency, processing time."""
+    """Exports the per-frame flows the pipelines and the feed runners keep themselves."""
 
-    def __init__(self) -> None:
-        self.messages: dict[str, FastCounter] = {}
-        self.latency: dict[str, FastHistogram] = {}
+    def __init__(self, exchanges: Iterable[str]) -> None:
+        self.exchanges = list(dict.fromkeys(exchanges))
+        self.pipelines: dict[str, FeedPipeline] = {}
         self.processing = FastHistogram(PROCESSING_BUCKETS)
-
-    def add_feed(self, exchange: str) -> None:
-        self.messages.setdefault(exchange, FastCounter())
-        self.latency.setdefault(exchange, FastHistogram(LATENCY_BUCKETS))
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         messages = CounterMetricFamily(
@@ -130,25 +95,25 @@ class _HotCollector(Collector):
             "Receive time minus venue event time of depth and trade messages.",
             labels=["exchange"],
         )
-        for exchange, counter in self.messages.items():
-            messages.add_metric([exchange], float(counter.value))
-            hist = self.latency[exchange]
-            latency.add_metric([exchange], hist.buckets(), hist.sum)
+        empty = FastHistogram(LATENCY_BUCKETS)
+        for exchange in self.exchanges:
+            pipeline = self.pipelines.get(exchange)
+            messages.add_metric([exchange], float(pipeline.frames if pipeline else 0))
+            hist = pipeline.latency if pipeline else empty
+            latency.add_metric([exchange], _buckets(hist), hist.sum)
         processing = HistogramMetricFamily(
             "mmradar_processing_seconds", "Per-frame processing time (parse, book, signals)."
         )
-        processing.add_metric([], self.processing.buckets(), self.processing.sum)
+        processing.add_metric([], _buckets(self.processing), self.processing.sum)
         yield from (messages, latency, processing)
 
 
 class FeedMetrics:
     """The hot-path counters of one feed, pre-bound; implements ``FeedObserver``."""
 
-    __slots__ = ("_bad", "_latency", "_messages", "_resyncs")
+    __slots__ = ("_bad", "_resyncs")
 
     def __init__(self, metrics: Metrics, exchange: str, symbols: Sequence[str]) -> None:
-        self._messages = metrics._hot.messages[exchange]
-        self._latency = metrics._hot.latency[exchange]
         self._bad = {r: metrics.feed_bad_messages.labels(exchange, r) for r in BAD_MESSAGE_REASONS}
         self._resyncs = {
             (s, r): metrics.book_resyncs.labels(exchange, s, r)
@@ -156,17 +121,11 @@ class FeedMetrics:
             for r in RESYNC_REASONS
         }
 
-    def message(self) -> None:
-        self._messages.value += 1
-
     def bad_message(self, reason: str) -> None:
         self._bad[reason].inc()
 
     def resync(self, symbol: str, reason: str) -> None:
         self._resyncs[(symbol, reason)].inc()
-
-    def latency(self, seconds: float) -> None:
-        self._latency.observe(seconds)
 
 
 class Metrics:
@@ -208,7 +167,7 @@ class Metrics:
         # The three per-frame flows are plain accumulators exported by a collector (below):
         # prometheus_client's metric objects take a lock per update, which costs more than
         # the rest of the per-frame path. Everything runs on the event-loop thread.
-        self._hot = _HotCollector()
+        self._hot = _HotCollector(exchange for exchange, _ in feeds)
         registry.register(self._hot)
         self.processing = self._hot.processing
         self.feed_bad_messages = Counter(
@@ -248,7 +207,6 @@ class Metrics:
         for exchange, symbols in feeds:
             self.feed_connected.labels(exchange)
             self.feed_connections.labels(exchange)
-            self._hot.add_feed(exchange)
             self.rest_weight_used.labels(exchange)
             for reason in BAD_MESSAGE_REASONS:
                 self.feed_bad_messages.labels(exchange, reason)
@@ -268,6 +226,8 @@ class Metrics:
         """Expose the market state of ``pipelines`` at scrape time."""
         collector = MarketCollector(pipelines)
         self.registry.register(collector)
+        for pipeline in pipelines:
+            self._hot.pipelines[pipeline.venue.name] = pipeline
         return collector
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 __all__ = [
     "BAND_BPS",
@@ -77,11 +76,12 @@ class BookKind(enum.Enum):
     DELTA = "delta"
 
 
-class BookEvent(NamedTuple):
+@dataclass(frozen=True)
+class BookEvent:
     """One venue depth message (or one snapshot), atomically applied.
 
-    An immutable value type (a ``NamedTuple``: built once per venue message on the hot path,
-    where it is three times cheaper to construct than a frozen dataclass).
+    An immutable value type. This module is compiled with the per-frame path (``setup.py``),
+    which makes it a native class: cheap to build and to read from compiled code.
 
     Attributes:
         symbol: the venue's own spelling (``BTCUSDT``, ``BTC-USD``).
@@ -110,7 +110,8 @@ class BookEvent(NamedTuple):
     checksum: int | None = None
 
 
-class Trade(NamedTuple):
+@dataclass(frozen=True)
+class Trade:
     """One public trade with its aggressor side normalized (Binance ``m=true`` ⇒ ``SELL``)."""
 
     symbol: str

@@ -22,6 +22,7 @@ from typing import Protocol
 from .book.l2book import L2Book
 from .book.sync import BookSync, FetchSnapshot, Resubscribe
 from .errors import MalformedMessage, ParseError
+from .flows import LATENCY_BUCKETS, FastHistogram
 from .model import BookEvent, Notice, NoticeKind, Trade
 from .signals.engine import SignalEngine
 from .signals.episodes import EpisodeEvent
@@ -58,27 +59,23 @@ Command = FetchSnapshot | Resubscribe | Reconnect
 
 
 class FeedObserver(Protocol):
-    """Receives the pipeline's counts (implemented by :class:`service.metrics.FeedMetrics`)."""
+    """Receives the pipeline's rare events (implemented by :class:`service.metrics.FeedMetrics`).
 
-    def message(self) -> None: ...
+    The per-frame flows (frames received, feed latency) are not reported through it: the
+    pipeline keeps them itself (:attr:`FeedPipeline.frames`, :attr:`FeedPipeline.latency`).
+    """
+
     def bad_message(self, reason: str) -> None: ...
     def resync(self, symbol: str, reason: str) -> None: ...
-    def latency(self, seconds: float) -> None: ...
 
 
 class NullObserver:
     """A :class:`FeedObserver` that counts nothing (benchmarks, ad-hoc use)."""
 
-    def message(self) -> None:
-        pass
-
     def bad_message(self, reason: str) -> None:
         pass
 
     def resync(self, symbol: str, reason: str) -> None:
-        pass
-
-    def latency(self, seconds: float) -> None:
         pass
 
 
@@ -145,6 +142,10 @@ class FeedPipeline:
     ) -> None:
         self.venue = venue
         self.observer: FeedObserver = observer or NullObserver()
+        #: frames received (``mmradar_feed_messages_total``)
+        self.frames = 0
+        #: receive time − venue event time (``mmradar_feed_latency_seconds``)
+        self.latency = FastHistogram(LATENCY_BUCKETS)
         params = params or MarketParams()
         self.instruments: dict[str, Instrument] = {
             s: Instrument(venue, s, self.observer, params, signal_params, on_episode)
@@ -160,7 +161,7 @@ class FeedPipeline:
     def on_frame(self, parser: FrameParser, raw: bytes | str, ts_recv_ns: int) -> list[Command]:
         """Process one websocket frame received at ``ts_recv_ns`` (wall clock, ns)."""
         observer = self.observer
-        observer.message()
+        self.frames += 1
         try:
             events = parser.parse(raw, ts_recv_ns)
         except ParseError as exc:
@@ -174,7 +175,7 @@ class FeedPipeline:
                     observer.bad_message("unknown_symbol")
                     continue
                 ts_event = event.ts_event_ns
-                observer.latency((ts_recv_ns - ts_event) * 1e-9)
+                self.latency.observe((ts_recv_ns - ts_event) * 1e-9)
                 inst.last_depth_recv_ns = ts_recv_ns
                 sync = inst.sync
                 engine = inst.signals
@@ -198,7 +199,7 @@ class FeedPipeline:
                 if inst is None:
                     observer.bad_message("unknown_symbol")
                     continue
-                observer.latency((ts_recv_ns - event.ts_event_ns) * 1e-9)
+                self.latency.observe((ts_recv_ns - event.ts_event_ns) * 1e-9)
                 inst.signals.on_trade(event.qty, event.taker, event.ts_event_ns)
             elif type(event) is Notice:
                 kind = event.kind

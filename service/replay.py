@@ -81,20 +81,14 @@ class CountingObserver:
         inner: the observer to forward to (the feed's ``FeedMetrics``), or None.
     """
 
-    __slots__ = ("bad", "inner", "messages", "resyncs")
+    __slots__ = ("bad", "inner", "resyncs")
 
     def __init__(self, symbols: Iterable[str], inner: FeedObserver | None = None) -> None:
         self.inner = inner
-        self.messages = 0
         self.bad: dict[str, int] = dict.fromkeys(BAD_MESSAGE_REASONS, 0)
         self.resyncs: dict[str, dict[str, int]] = {
             s: dict.fromkeys(RESYNC_REASONS, 0) for s in symbols
         }
-
-    def message(self) -> None:
-        self.messages += 1
-        if self.inner is not None:
-            self.inner.message()
 
     def bad_message(self, reason: str) -> None:
         self.bad[reason] = self.bad.get(reason, 0) + 1
@@ -106,10 +100,6 @@ class CountingObserver:
         per[reason] = per.get(reason, 0) + 1
         if self.inner is not None:
             self.inner.resync(symbol, reason)
-
-    def latency(self, seconds: float) -> None:
-        if self.inner is not None:
-            self.inner.latency(seconds)
 
 
 def merge_feeds(feeds: Iterable[RecordedFeed]) -> list[RecordedFeed]:
@@ -474,9 +464,9 @@ def summarize(
     for exchange, pipeline in pipelines.items():
         observer = pipeline.observer
         if isinstance(observer, CountingObserver):
-            feeds.append(FeedSummary(exchange, observer.messages, dict(observer.bad)))
+            feeds.append(FeedSummary(exchange, pipeline.frames, dict(observer.bad)))
         else:
-            feeds.append(FeedSummary(exchange, 0, {}))
+            feeds.append(FeedSummary(exchange, pipeline.frames, {}))
         for inst in pipeline.instruments.values():
             instruments.append(_summarize_instrument(inst, observer))
     return feeds, instruments
