@@ -16,7 +16,6 @@ COMPILED = [
     "service/book/sync.py",
     "service/pipeline.py",
     "service/flows.py",
-    "service/model.py",
     "service/venues/binance.py",
     "service/signals/alerts.py",
     "service/signals/baselines.py",

@@ -22,6 +22,7 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from ..model import BookEvent, BookKind
 from ..venues.base import SnapshotSource, Venue, Verdict
@@ -35,6 +36,16 @@ class SyncState(enum.Enum):
 
     SYNCING = "syncing"
     LIVE = "live"
+
+
+# Enum members as native constants: an enum attribute lookup is a slow generic getattr
+# in compiled code, and these are read for every message.
+_LIVE: Final = SyncState.LIVE
+_SYNCING: Final = SyncState.SYNCING
+_SNAPSHOT: Final = BookKind.SNAPSHOT
+_APPLY: Final = Verdict.APPLY
+_DROP: Final = Verdict.DROP
+_GAP: Final = Verdict.GAP
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,24 +113,24 @@ class BookSync:
         self._snapshot: BookEvent | None = None
         self._last: BookEvent | None = None
         self._awaiting_snapshot = False
-        self.state = SyncState.SYNCING
+        self.state = _SYNCING
         self.last_event_ns = 0  # venue event time of the last applied message
         self.updates_applied = 0
 
     @property
     def valid(self) -> bool:
         """True while the book is LIVE (in sync with the venue)."""
-        return self.state is SyncState.LIVE
+        return self.state is _LIVE
 
     # -- inputs ----------------------------------------------------------------------------
 
     def on_event(self, event: BookEvent) -> Action | None:
         """Feed one depth event from the stream (delta, or a pushed snapshot)."""
-        if event.kind is BookKind.SNAPSHOT:
-            if self.state is SyncState.LIVE:
+        if event.kind is _SNAPSHOT:
+            if self.state is _LIVE:
                 self._on_resync("venue_reset")
             return self._load(event)
-        if self.state is SyncState.LIVE:
+        if self.state is _LIVE:
             last = self._last
             if last is None:
                 snapshot = self._snapshot
@@ -127,9 +138,9 @@ class BookSync:
                 verdict = self._venue.first_after_snapshot(snapshot, event)
             else:
                 verdict = self._venue.next_in_sequence(last, event)
-            if verdict is Verdict.APPLY:
+            if verdict is _APPLY:
                 return self._apply(event)
-            if verdict is Verdict.DROP:
+            if verdict is _DROP:
                 return None
             return self._invalidate("gap", event)
         # SYNCING
@@ -158,7 +169,7 @@ class BookSync:
         self.book.load(snapshot.bids, snapshot.asks)
         self._snapshot = snapshot
         self._last = None
-        self.state = SyncState.LIVE
+        self.state = _LIVE
         self.last_event_ns = snapshot.ts_event_ns
         started = False
         # A local, not self._last: the type checker (and mypyc, which trusts it) would keep
@@ -169,13 +180,13 @@ class BookSync:
                 verdict = self._venue.first_after_snapshot(snapshot, event)
             else:
                 verdict = self._venue.next_in_sequence(last, event)
-            if verdict is Verdict.DROP:
+            if verdict is _DROP:
                 continue
-            if verdict is Verdict.GAP:
+            if verdict is _GAP:
                 if not started:
                     # The snapshot is older than the buffered stream (Binance step 4: "go back
                     # to 3"): not a broken book, just fetch again.
-                    self.state = SyncState.SYNCING
+                    self.state = _SYNCING
                     self.book.clear()
                     self._buffer.extend(buffered[i:])
                     self._awaiting_snapshot = True
@@ -183,7 +194,7 @@ class BookSync:
                 return self._invalidate("gap", event, buffered[i + 1 :])
             started = True
             action = self._apply(event, buffered[i + 1 :])
-            if self.state is not SyncState.LIVE:
+            if self.state is not _LIVE:
                 return action
             last = event
         return self._check_book()
@@ -223,8 +234,8 @@ class BookSync:
     def _invalidate(
         self, reason: str, pending: BookEvent | None, more: list[BookEvent] | None = None
     ) -> Action | None:
-        was_live = self.state is SyncState.LIVE
-        self.state = SyncState.SYNCING
+        was_live = self.state is _LIVE
+        self.state = _SYNCING
         self.book.clear()
         self._snapshot = None
         self._last = None

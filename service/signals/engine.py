@@ -66,7 +66,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from ..book.l2book import L2Book
 from ..model import BAND_BPS, Side, TakerSide
@@ -91,6 +91,10 @@ from .params import SignalSettings
 __all__ = ["PRESSURE_COMPONENTS", "EpisodeRecord", "SignalEngine"]
 
 _NS = 1_000_000_000
+
+# Enum members as native constants: an enum attribute lookup is a slow generic getattr
+# in compiled code, and these are read for every message.
+_BUY: Final = TakerSide.BUY
 _NAN = math.nan
 _NEVER = 1 << 62
 _IDLE = AlertState.IDLE
@@ -362,7 +366,7 @@ class SignalEngine:
 
     def on_trade(self, qty: float, taker: TakerSide, ts_ns: int) -> None:
         """A trade at ``ts_ns`` (counted whether or not the book is valid)."""
-        buy = taker is TakerSide.BUY
+        buy = taker is _BUY
         market = self._market  # MarketState.on_trade, inlined: taker volume by side
         if buy:
             market.taker_buy += qty

@@ -42,7 +42,7 @@ live SUBSCRIBE frames, so the 5 incoming messages/s limit is never approached), 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import orjson
 from mypy_extensions import mypyc_attr
@@ -57,6 +57,16 @@ __all__ = ["MAX_STREAMS_PER_CONNECTION", "BinanceSpot", "BinanceUsdm"]
 MAX_STREAMS_PER_CONNECTION = 200
 
 _MS = 1_000_000
+
+# Enum members as native constants: an enum attribute lookup is a slow generic getattr
+# in compiled code, and these are read for every message.
+_DELTA: Final = BookKind.DELTA
+_SNAPSHOT: Final = BookKind.SNAPSHOT
+_SELL: Final = TakerSide.SELL
+_BUY: Final = TakerSide.BUY
+_APPLY: Final = Verdict.APPLY
+_DROP: Final = Verdict.DROP
+_GAP: Final = Verdict.GAP
 _SUBSCRIBED = (Notice(NoticeKind.SUBSCRIBED),)
 _SHUTDOWN = (Notice(NoticeKind.SHUTDOWN, "serverShutdown"),)
 
@@ -93,7 +103,7 @@ class _BinanceParser:
                 return (
                     BookEvent(
                         data["s"],
-                        BookKind.DELTA,
+                        _DELTA,
                         bids,
                         asks,
                         int(data["U"]),
@@ -109,7 +119,7 @@ class _BinanceParser:
                         data["s"],
                         float(data["p"]),
                         float(data["q"]),
-                        TakerSide.SELL if data["m"] else TakerSide.BUY,
+                        _SELL if data["m"] else _BUY,
                         int(data["T"]) * _MS,
                         ts_recv_ns,
                     ),
@@ -203,7 +213,7 @@ class _Binance(Venue):
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MalformedMessage(self.name, f"bad depth snapshot: {exc!r}", body) from exc
         return BookEvent(
-            symbol, BookKind.SNAPSHOT, bids, asks, last_id, last_id, None, ts_event_ns, ts_recv_ns
+            symbol, _SNAPSHOT, bids, asks, last_id, last_id, None, ts_event_ns, ts_recv_ns
         )
 
 
@@ -226,10 +236,10 @@ class BinanceSpot(_Binance):
     @staticmethod
     def _verdict(last_id: int, delta: BookEvent) -> Verdict:
         if delta.last_id <= last_id:
-            return Verdict.DROP
+            return _DROP
         if delta.first_id <= last_id + 1:
-            return Verdict.APPLY
-        return Verdict.GAP
+            return _APPLY
+        return _GAP
 
     def first_after_snapshot(self, snapshot: BookEvent, delta: BookEvent) -> Verdict:
         return self._verdict(snapshot.last_id, delta)
@@ -257,14 +267,14 @@ class BinanceUsdm(_Binance):
     def first_after_snapshot(self, snapshot: BookEvent, delta: BookEvent) -> Verdict:
         last_id = snapshot.last_id
         if delta.last_id < last_id:
-            return Verdict.DROP
+            return _DROP
         if delta.first_id <= last_id:
-            return Verdict.APPLY
-        return Verdict.GAP
+            return _APPLY
+        return _GAP
 
     def next_in_sequence(self, previous: BookEvent, delta: BookEvent) -> Verdict:
         if delta.prev_id == previous.last_id:
-            return Verdict.APPLY
+            return _APPLY
         if delta.last_id <= previous.last_id:
-            return Verdict.DROP
-        return Verdict.GAP
+            return _DROP
+        return _GAP
