@@ -7,7 +7,7 @@ book is ``L2Book``. The exchange's own ``@bookTicker`` stream is the oracle: at 
 whose ``u`` equals the ``u`` of an applied depth event, the best bid/ask price *and* quantity
 must equal the book's touch right after that event.
 
-Expected counts come from the independent check in ``/work/shared/data/real/README.md``.
+Expected counts come from the independent check in ``../shared/data/real/README.md``.
 """
 
 from __future__ import annotations
