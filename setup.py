@@ -33,7 +33,7 @@ def _extensions() -> list:
         from mypyc.build import mypycify
 
         extensions = mypycify(COMPILED, opt_level="3", separate=True)
-    except Exception as exc:  # no mypyc, or it cannot compile this code: stay pure Python
+    except BaseException as exc:  # noqa: BLE001 - mypyc exits on errors; stay pure Python then
         print(f"mmradar: not compiling the hot path ({exc!r}); installing pure Python")
         return []
     for ext in extensions:
