@@ -358,16 +358,22 @@ class L2Book:
             old, new = self._bid_edges[i], new_bid[i]
             if new != old:  # levels in [min, max) of the two edges leave (edge up) or enter
                 lo, hi = (old, new) if new > old else (new, old)
-                passed = bids[bisect_left(bids, lo) : bisect_left(bids, hi)]
-                if passed:
-                    delta = sum(p * bid_qty[p] for p in passed)
+                j, k = bisect_left(bids, lo), bisect_left(bids, hi)
+                if j < k:
+                    delta = 0.0
+                    for idx in range(j, k):  # a plain loop: compiled, no generator
+                        p = bids[idx]
+                        delta += p * bid_qty[p]
                     bid_bands[i] += -delta if new > old else delta
             old, new = self._ask_edges[i], new_ask[i]
             if new != old:  # asks ≤ edge: levels in (min, max] enter (edge up) or leave
                 lo, hi = (old, new) if new > old else (new, old)
-                passed = asks[bisect_left(asks, -hi) : bisect_left(asks, -lo)]
-                if passed:
-                    delta = sum(-x * ask_qty[-x] for x in passed)
+                j, k = bisect_left(asks, -hi), bisect_left(asks, -lo)
+                if j < k:
+                    delta = 0.0
+                    for idx in range(j, k):
+                        p = -asks[idx]
+                        delta += p * ask_qty[p]
                     ask_bands[i] += delta if new > old else -delta
         self._bid_edges, self._ask_edges = new_bid, new_ask
         self._edges_mid = mid
