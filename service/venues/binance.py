@@ -57,6 +57,7 @@ __all__ = ["MAX_STREAMS_PER_CONNECTION", "BinanceSpot", "BinanceUsdm"]
 MAX_STREAMS_PER_CONNECTION = 200
 
 _MS = 1_000_000
+_tuple_new: Final = tuple.__new__
 
 # Enum members as native constants: an enum attribute lookup is a slow generic getattr
 # in compiled code, and these are read for every message.
@@ -100,8 +101,11 @@ class _BinanceParser:
                 asks = data["a"]
                 if type(bids) is not list or type(asks) is not list:
                     raise MalformedMessage(self._venue, "depth levels are not lists", raw)
-                return (
-                    BookEvent(
+                # tuple.__new__ directly: the NamedTuple's own __new__ is an interpreted
+                # function, the costliest part of building the event from compiled code.
+                event: BookEvent = _tuple_new(
+                    BookEvent,
+                    (
                         data["s"],
                         _DELTA,
                         bids,
@@ -111,8 +115,10 @@ class _BinanceParser:
                         data.get("pu"),
                         int(data["E"]) * _MS,
                         ts_recv_ns,
+                        None,
                     ),
                 )
+                return (event,)
             if kind == "trade" or kind == "aggTrade":
                 return (
                     Trade(
