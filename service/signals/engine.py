@@ -366,13 +366,8 @@ class SignalEngine:
 
     def on_trade(self, qty: float, taker: TakerSide, ts_ns: int) -> None:
         """A trade at ``ts_ns`` (counted whether or not the book is valid)."""
-        buy = taker is _BUY
-        market = self._market  # MarketState.on_trade, inlined: taker volume by side
-        if buy:
-            market.taker_buy += qty
-        else:
-            market.taker_sell += qty
-        self.flow.on_trade(qty, buy, ts_ns, self.live)
+        self._market.on_trade(qty, taker, ts_ns)  # taker volume by side
+        self.flow.on_trade(qty, taker is _BUY, ts_ns, self.live)
         if ts_ns > self._last_ns:
             self._last_ns = ts_ns
 
