@@ -213,6 +213,7 @@ class FeedRunner:
         self._snapshot_pending: set[str] = set()
         self._live: dict[str, tuple[_TrackedConnection, float]] = {}  # plan name → (ws, opened)
         self._close_reason: dict[str, str] = {}
+        self._keepalive_at: dict[str, float] = {}  # plan name → last keep-alive sent (monotonic)
         self._depth_conn: dict[str, str] = {
             s: plan.name for plan in self.plans for s in plan.depth_symbols
         }
@@ -409,6 +410,21 @@ class FeedRunner:
                     self._drop(name, ws, "stale")
                 elif max_age is not None and self.clock.monotonic() - opened > max_age:
                     self._drop(name, ws, "max_age")
+                else:
+                    await self._keepalive(name, ws, opened)
+
+    async def _keepalive(self, name: str, ws: _TrackedConnection, opened: float) -> None:
+        """Send the venue's application-level ping when it is due (OKX, Bybit, Kraken)."""
+        text = self.venue.keepalive_text
+        if text is None:
+            return
+        now = self.clock.monotonic()
+        last = max(self._keepalive_at.get(name, opened), opened)
+        if now - last < self.venue.keepalive_interval_s:
+            return
+        self._keepalive_at[name] = now
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(text)
 
     def _drop(self, name: str, ws: _TrackedConnection, reason: str) -> None:
         log.warning("%s: dropping connection %s (%s)", self.exchange, name, reason)

@@ -95,7 +95,7 @@ class Instrument:
     ) -> None:
         self.exchange = venue.name
         self.symbol = symbol
-        self.book = L2Book()
+        self.book = L2Book(keep_text=venue.book_keeps_text)
         self.market = MarketState(params)
         self.signals = SignalEngine(
             venue.name, symbol, self.book, self.market, signal_params, on_episode
@@ -206,7 +206,9 @@ class FeedPipeline:
                 if kind is NoticeKind.SHUTDOWN:
                     commands = [*commands, Reconnect("venue_closing")]
                 elif kind is NoticeKind.CONNECTION_GAP:
-                    commands = [*commands, Reconnect("gap", resync_reason="gap")]
+                    # A per-connection sequence (Coinbase) broke: every book of this feed may
+                    # have missed an update. Resync them all (resubscribe or fetch snapshots).
+                    commands = [*commands, *self.invalidate(list(self.instruments), "gap")]
                 elif kind is NoticeKind.ERROR:
                     observer.bad_message("venue_error")
         return commands

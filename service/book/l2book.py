@@ -74,16 +74,21 @@ class L2Book:
     Args:
         bands_bps: depth bands, in basis points of mid, ascending.
         rebase_every: recompute band sums from scratch every this many depth reads.
+        keep_text: also keep each level's price and quantity text exactly as the venue sent
+            it, for venues whose checksum is defined over the text (OKX); read it back with
+            :meth:`text_top`. Off by default: it costs a second dict update per level.
     """
 
     __slots__ = (
         "_ask_edges",
         "_ask_qty",
         "_ask_rings",
+        "_ask_text",
         "_asks",
         "_bid_edges",
         "_bid_qty",
         "_bid_rings",
+        "_bid_text",
         "_bids",
         "_edges_mid",
         "_reads",
@@ -93,7 +98,9 @@ class L2Book:
         "snapshot_bid_floor",
     )
 
-    def __init__(self, bands_bps: Sequence[int] = BAND_BPS, rebase_every: int = 4096) -> None:
+    def __init__(
+        self, bands_bps: Sequence[int] = BAND_BPS, rebase_every: int = 4096, keep_text: bool = False
+    ) -> None:
         if list(bands_bps) != sorted(set(bands_bps)) or not bands_bps or bands_bps[0] <= 0:
             raise ValueError("bands_bps must be positive and strictly increasing")
         self.bands_bps: tuple[int, ...] = tuple(bands_bps)
@@ -114,6 +121,13 @@ class L2Book:
         # changed since (the venue's snapshot is depth-limited).
         self.snapshot_bid_floor = math.nan
         self.snapshot_ask_cap = math.nan
+        self._bid_text: dict[float, tuple[str, str]] | None = {} if keep_text else None
+        self._ask_text: dict[float, tuple[str, str]] | None = {} if keep_text else None
+
+    @property
+    def keeps_text(self) -> bool:
+        """Whether the venue's level text is kept (see ``keep_text``)."""
+        return self._bid_text is not None
 
     # -- mutation ---------------------------------------------------------------------------
 
@@ -129,6 +143,11 @@ class L2Book:
         self._bid_rings = [0.0] * n
         self._ask_rings = [0.0] * n
         self._edges_mid = math.nan
+        bid_text = self._bid_text
+        ask_text = self._ask_text
+        if bid_text is not None and ask_text is not None:
+            bid_text.clear()
+            ask_text.clear()
 
     def load(self, bids: Levels, asks: Levels) -> None:
         """Replace the whole book with a snapshot (zero-quantity levels are skipped)."""
@@ -141,6 +160,11 @@ class L2Book:
         self._asks = sorted(-p for p in self._ask_qty)
         self.snapshot_bid_floor = self._bids[0] if self._bids else math.nan
         self.snapshot_ask_cap = -self._asks[0] if self._asks else math.nan
+        bid_text = self._bid_text
+        ask_text = self._ask_text
+        if bid_text is not None and ask_text is not None:
+            _record_text(bid_text, bids)
+            _record_text(ask_text, asks)
 
     def apply(self, bids: Levels, asks: Levels) -> None:
         """Set levels (absolute quantities; zero removes; removing an absent level is a no-op).
@@ -156,6 +180,12 @@ class L2Book:
             self._apply_bids(bids)
         if asks:
             self._apply_asks(asks)
+        bid_text = self._bid_text
+        if bid_text is not None:
+            ask_text = self._ask_text
+            assert ask_text is not None
+            _record_text(bid_text, bids)
+            _record_text(ask_text, asks)
 
     def _apply_bids(self, levels: Levels) -> None:
         qty = self._bid_qty
@@ -302,6 +332,17 @@ class L2Book:
             return [(p, self._bid_qty[p]) for p in reversed(self._bids[-n:])]
         return [(-x, self._ask_qty[-x]) for x in reversed(self._asks[-n:])]
 
+    def text_top(self, side: Side, n: int) -> list[tuple[str, str]]:
+        """The best ``n`` levels of ``side`` as the venue's own ``(price, qty)`` text, best first.
+
+        Raises:
+            ValueError: the book was built without ``keep_text``.
+        """
+        texts = self._bid_text if side is Side.BID else self._ask_text
+        if texts is None:
+            raise ValueError("this book does not keep level text (keep_text=False)")
+        return [texts[p] for p, _ in self.top(side, n)]
+
     def items(self, side: Side) -> list[tuple[float, float]]:
         """All levels of ``side``, best first (O(n); for tests and snapshots)."""
         return self.top(side, self.levels(side))
@@ -401,6 +442,17 @@ class L2Book:
                 for e in self._ask_edges
             ]
         )
+
+
+def _record_text(texts: dict[float, tuple[str, str]], levels: Levels) -> None:
+    for level in levels:
+        price = str(level[0])
+        qty = str(level[1])
+        p = float(price)
+        if float(qty) == 0.0:
+            texts.pop(p, None)
+        else:
+            texts[p] = (price, qty)
 
 
 def _cumulative(rings: list[float]) -> list[float]:

@@ -81,6 +81,7 @@ class BookSync:
     __slots__ = (
         "_awaiting_snapshot",
         "_buffer",
+        "_depth",
         "_last",
         "_on_applied",
         "_on_resync",
@@ -105,6 +106,7 @@ class BookSync:
     ) -> None:
         self._venue = venue
         self._rest = venue.snapshot_source is SnapshotSource.REST
+        self._depth = venue.max_depth
         self.symbol = symbol
         self.book = book
         self._on_resync = on_resync
@@ -167,6 +169,8 @@ class BookSync:
         buffered = list(self._buffer)
         self._buffer.clear()
         self.book.load(snapshot.bids, snapshot.asks)
+        if self._depth is not None:
+            self.book.truncate(self._depth)
         self._snapshot = snapshot
         self._last = None
         self.state = _LIVE
@@ -213,6 +217,8 @@ class BookSync:
     def _apply(self, event: BookEvent, later: list[BookEvent] | None = None) -> Action | None:
         """Apply ``event``; on failure invalidate, keeping ``later`` buffered deltas."""
         self.book.apply(event.bids, event.asks)
+        if self._depth is not None:
+            self.book.truncate(self._depth)
         self._last = event
         self.last_event_ns = event.ts_event_ns
         self.updates_applied += 1

@@ -114,8 +114,11 @@ class Venue(abc.ABC):
     #: application-level keep-alive text frame and its period, for venues that need one.
     keepalive_text: ClassVar[str | None] = None
     keepalive_interval_s: ClassVar[float] = 20.0
-    #: book depth the venue guarantees (levels per side); ``None`` = no truncation rule.
+    #: levels per side the venue's protocol keeps (Kraken's subscribed depth): the book is
+    #: truncated to it after every message, before the checksum. ``None`` = no truncation rule.
     max_depth: ClassVar[int | None] = None
+    #: the checksum is defined over the venue's level text (OKX): books keep it.
+    book_keeps_text: ClassVar[bool] = False
     #: reconnect proactively before the venue's own connection age limit (seconds).
     max_connection_age_s: ClassVar[float | None] = None
 
