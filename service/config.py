@@ -10,6 +10,11 @@ prints the effective configuration.
 
 Keys (default in brackets)::
 
+    shard = "0/1"               # ["0/1"] this replica's share "i/n" of the configured
+                                # (exchange, symbol) pairs: n replicas with the same file and
+                                # shards 0/n .. (n-1)/n watch every pair exactly once (see
+                                # service/shard.py); env MMRADAR_SHARD beats the file
+
     [http]
     listen = "127.0.0.1:9464"   # ["127.0.0.1:9464"] host:port serving /metrics, /healthz and
                                 # /readyz; IPv6 as "[::1]:9464"; "0.0.0.0:9464" for all
@@ -149,7 +154,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from ipaddress import IPv6Address
 from typing import Any, Final, Literal
@@ -157,6 +162,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError
 from .model import BAND_BPS
+from .shard import Shard, parse_shard, shard_pairs
 from .signals.params import SignalSettings
 
 __all__ = [
@@ -194,7 +200,8 @@ CONFIG_ENV_VAR: Final = "MMRADAR_CONFIG"
 
 _ENV_PREFIX: Final = "MMRADAR_"
 _DEFAULT_RESOURCE: Final = ("defaults", "default.toml")
-_TOP_LEVEL_KEYS: Final = ("http", "feeds", "webhooks", "signals", "log")
+_TOP_LEVEL_KEYS: Final = ("shard", "http", "feeds", "webhooks", "signals", "log")
+_SHARD_ENV_VAR: Final = "MMRADAR_SHARD"
 _FEED_KEYS: Final = ("exchange", "symbols", "trades", "stale_after_seconds", "ws_url", "rest_url")
 _WEBHOOK_KEYS: Final = ("url", "format")
 _ENV_REF: Final = re.compile(r"\$\{([^}]*)\}")
@@ -284,13 +291,23 @@ class LogSettings:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The whole, validated configuration."""
+    """The whole, validated configuration.
+
+    Attributes:
+        feeds: the feeds this replica runs: the configured ones restricted to the pairs its
+            ``shard`` owns (all of them with the default shard ``0/1``); feeds left without a
+            symbol are dropped.
+        configured_feeds: every configured feed, before sharding.
+        shard: which share of the configured (exchange, symbol) pairs this replica owns.
+    """
 
     http: HttpSettings
     feeds: tuple[FeedSettings, ...]
     webhooks: tuple[WebhookSettings, ...]
     signals: SignalSettings
     log: LogSettings
+    shard: Shard = field(default_factory=Shard)
+    configured_feeds: tuple[FeedSettings, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,10 +412,17 @@ def format_settings(settings: Settings) -> str:
     lines = [
         "# mmradar effective configuration (environment overrides applied; webhook secrets masked)",
         "",
-        "[http]",
-        f"listen = {_toml(settings.http.listen)}",
     ]
-    for feed in settings.feeds:
+    if settings.shard.count > 1:
+        owned = [f"{f.exchange} {s}" for f in settings.feeds for s in f.symbols]
+        lines += [
+            f"shard = {_toml(str(settings.shard))}",
+            f"# this replica owns {len(owned)} of the configured pairs: "
+            + (", ".join(owned) if owned else "none"),
+            "",
+        ]
+    lines += ["[http]", f"listen = {_toml(settings.http.listen)}"]
+    for feed in settings.configured_feeds or settings.feeds:
         lines += [
             "",
             "[[feeds]]",
@@ -454,7 +478,10 @@ def mask_url(url: str) -> str:
 
 def env_override_names() -> tuple[str, ...]:
     """Every ``MMRADAR_<SECTION>_<KEY>`` variable that overrides a config key."""
-    return tuple(_env_var(section, key.name) for section, keys in _SECTIONS for key in keys)
+    return (
+        _SHARD_ENV_VAR,
+        *(_env_var(section, key.name) for section, keys in _SECTIONS for key in keys),
+    )
 
 
 def ignored_env_vars(env: Mapping[str, str] | None = None) -> list[str]:
@@ -869,7 +896,13 @@ def _parse(data: Mapping[str, Any], env: Mapping[str, str], supported: Collectio
     http_values, _ = _section(data, "http", _HTTP_KEYS, env)
     http = HttpSettings(*http_values["listen"]) if "listen" in http_values else HttpSettings()
 
-    feeds = _feeds(data, supported)
+    configured = _feeds(data, supported)
+    shard = Shard()
+    if env.get(_SHARD_ENV_VAR):
+        shard = parse_shard(env[_SHARD_ENV_VAR], _SHARD_ENV_VAR)
+    elif "shard" in data:
+        shard = parse_shard(_string(data["shard"], "shard"), "shard")
+    feeds = _own_feeds(configured, shard)
     webhooks = _webhooks(data, env)
 
     signal_values, signal_paths = _section(data, "signals", _SIGNAL_KEYS, env)
@@ -893,7 +926,28 @@ def _parse(data: Mapping[str, Any], env: Mapping[str, str], supported: Collectio
     log_values, _ = _section(data, "log", _LOG_KEYS, env)
     log = LogSettings(**log_values)
 
-    return Settings(http=http, feeds=feeds, webhooks=webhooks, signals=signals, log=log)
+    return Settings(
+        http=http,
+        feeds=feeds,
+        webhooks=webhooks,
+        signals=signals,
+        log=log,
+        shard=shard,
+        configured_feeds=configured,
+    )
+
+
+def _own_feeds(feeds: tuple[FeedSettings, ...], shard: Shard) -> tuple[FeedSettings, ...]:
+    """The feeds restricted to the pairs ``shard`` owns, in configuration order."""
+    if shard.count == 1:
+        return feeds
+    owned = set(shard_pairs([(f.exchange, s) for f in feeds for s in f.symbols], shard))
+    out = []
+    for feed in feeds:
+        symbols = tuple(s for s in feed.symbols if (feed.exchange, s) in owned)
+        if symbols:
+            out.append(replace(feed, symbols=symbols))
+    return tuple(out)
 
 
 def _array_of_tables(data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
