@@ -20,6 +20,7 @@ from .feed import FeedRunner, FrameRecorder, backoff
 from .http import MetricsServer
 from .metrics import Metrics
 from .pipeline import FeedPipeline
+from .signals.crossvenue import build_views
 from .signals.episodes import EpisodeEvent
 from .signals.market import MarketParams
 from .venues import make_venue
@@ -99,7 +100,17 @@ class Service:
             )
             for f in settings.feeds
         ]
-        self.metrics.register_pipelines(self.pipelines)
+        # Instruments watched on two or more venues are compared across them (event time).
+        self.cross_venue = build_views(
+            [
+                (p.venue.name, symbol, p.venue.instrument(symbol), inst.signals)
+                for p in self.pipelines
+                for symbol, inst in p.instruments.items()
+            ],
+            settings.signals,
+            on_episode,
+        )
+        self.metrics.register_pipelines(self.pipelines, self.cross_venue)
         self.server = (
             MetricsServer(self.registry, self.pipelines, settings.http.host, settings.http.port)
             if serve_http

@@ -122,6 +122,13 @@ Keys (default in brackets)::
     flow_warmup_seconds = 120   # [120] those z-scores read NaN until this long (>= 0)
     pressure_clip = 5           # [5] each composite component is clipped to +-this ...
     pressure_scale = 2.5        # [2.5] ... pressure = tanh(mean of components / this)
+    # -- venue_withdrawal (instruments watched on two or more venues; see crossvenue.py)
+    withdrawal_band_bps = 10    # [10] near-touch band (both sides summed) compared with baseline
+    withdrawal_ratio_on = 0.3   # [0.3] fire when one venue's depth/baseline falls to this ...
+    withdrawal_others_ratio = 0.7  # [0.7] ... while the other venues' median keeps this
+    withdrawal_on_seconds = 3   # [3]
+    withdrawal_ratio_off = 0.6  # [0.6] end when the venue's depth/baseline is back to this
+    withdrawal_off_seconds = 10 # [10]
 
     Units: ``*_seconds`` are seconds of venue event time, ``*_bps`` basis points of mid,
     ``*_notional`` quote currency. Numbers are > 0 unless marked ``>= 0``; pairs of
@@ -814,6 +821,12 @@ _SIGNAL_KEYS: Final = (
     _Key("flow_warmup_seconds", "float", _non_negative_float),
     _Key("pressure_clip", "float", _positive_float),
     _Key("pressure_scale", "float", _positive_float),
+    _Key("withdrawal_band_bps", "int", _band),
+    _Key("withdrawal_ratio_on", "float", _float_in(1.0)),
+    _Key("withdrawal_ratio_off", "float", _positive_float),
+    _Key("withdrawal_others_ratio", "float", _positive_float),
+    _Key("withdrawal_on_seconds", "float", _non_negative_float),
+    _Key("withdrawal_off_seconds", "float", _non_negative_float),
 )
 
 #: ``(lower key, higher key)``: hysteresis pairs whose thresholds must be strictly ordered.
@@ -824,6 +837,7 @@ _SIGNAL_ORDER: Final = (
     ("pull_total_ratio_on", "pull_total_ratio_off"),
     ("skew_off", "skew_on"),
     ("volatility_ratio_off", "volatility_ratio_on"),
+    ("withdrawal_ratio_on", "withdrawal_ratio_off"),
 )
 _LOG_KEYS: Final = (
     _Key("level", "str", _choice(LOG_LEVELS, fold_case=True)),

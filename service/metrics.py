@@ -19,6 +19,13 @@ Signals (read from each instrument's :class:`~service.signals.engine.SignalEngin
 ``mmradar_depth_to_fill_bps{side}`` and ``mmradar_tick_size``. Book-derived signal values read
 NaN while the book is not valid; the trade-derived inventory measures keep counting; baselines
 (learned from valid books) stay readable.
+
+Cross-venue (instruments watched on two or more venues, :mod:`service.signals.crossvenue`):
+``mmradar_instrument_info{instrument,exchange,symbol}``,
+``mmradar_cross_venue_mid_dislocation_bps{instrument,exchange,symbol}``,
+``mmradar_consolidated_depth_notional{instrument,side,band_bps}``,
+``mmradar_cross_venue_venues{instrument}``, and the ``venue_withdrawal`` rows of the symptom
+families on each member venue's own ``{exchange,symbol}``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from prometheus_client.utils import floatToGoString
 from .flows import LATENCY_BUCKETS, PROCESSING_BUCKETS, FastHistogram
 from .model import BAND_BPS, RESYNC_REASONS, Side
 from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline, Instrument
+from .signals.crossvenue import SYMPTOM as CROSS_VENUE_SYMPTOM
+from .signals.crossvenue import CrossVenueView
 from .signals.engine import PRESSURE_COMPONENTS
 
 __all__ = [
@@ -222,9 +231,11 @@ class Metrics:
         """The pre-bound hot-path counters of one feed."""
         return FeedMetrics(self, exchange, symbols)
 
-    def register_pipelines(self, pipelines: Sequence[FeedPipeline]) -> MarketCollector:
-        """Expose the market state of ``pipelines`` at scrape time."""
-        collector = MarketCollector(pipelines)
+    def register_pipelines(
+        self, pipelines: Sequence[FeedPipeline], views: Sequence[CrossVenueView] = ()
+    ) -> MarketCollector:
+        """Expose the market state of ``pipelines`` (and cross-venue ``views``) at scrape time."""
+        collector = MarketCollector(pipelines, views)
         self.registry.register(collector)
         for pipeline in pipelines:
             self._hot.pipelines[pipeline.venue.name] = pipeline
@@ -234,8 +245,11 @@ class Metrics:
 class MarketCollector(Collector):
     """Reads book validity and market state from the pipelines at each scrape."""
 
-    def __init__(self, pipelines: Sequence[FeedPipeline]) -> None:
+    def __init__(
+        self, pipelines: Sequence[FeedPipeline], views: Sequence[CrossVenueView] = ()
+    ) -> None:
         self._pipelines = list(pipelines)
+        self._views = list(views)
 
     def describe(self) -> list[GaugeMetricFamily]:
         return []  # families are label-dependent; registered without auto-describe
@@ -343,9 +357,13 @@ class MarketCollector(Collector):
                     imbalance.add_metric(
                         [*lv, label], (b - a) / total if total > 0.0 else (0.0 if ok else nan)
                     )
+        for view in self._views:
+            sig.add_cross_venue(view)
         yield from (valid, last, levels, complete, bid, ask, mid, micro, spread, depth, imbalance)
         yield from (taker, proxy, vol)
         yield from sig.families()
+        if self._views:
+            yield from _cross_venue_families(self._views)
 
 
 class _SignalFamilies:
@@ -473,10 +491,51 @@ class _SignalFamilies:
         self.fill.add_metric([*lv, "ask"], s.fill_ask_bps if live else nan)
         self.tick.add_metric(lv, eng.tick_size)
 
+    def add_cross_venue(self, view: CrossVenueView) -> None:
+        for m in view.members:
+            labels = [m.exchange, m.symbol, CROSS_VENUE_SYMPTOM, "both"]
+            self.active.add_metric(labels, 1.0 if m.machine.firing else 0.0)
+            self.score.add_metric(labels, m.score)
+            self.episodes.add_metric(labels, float(m.machine.episodes))
+
     def families(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         yield from (self.active, self.score, self.episodes, self.pressure, self.component)
         yield from (self.warm, self.ofi, self.ofi_z, self.tfi, self.decayed, self.baseline)
         yield from (self.spread_base, self.skew, self.di_fast, self.vr, self.fill, self.tick)
+
+
+def _cross_venue_families(views: Sequence[CrossVenueView]) -> Iterator[GaugeMetricFamily]:
+    info = GaugeMetricFamily(
+        "mmradar_instrument_info",
+        "1 for every venue symbol compared across venues, naming its canonical instrument.",
+        labels=["instrument", "exchange", "symbol"],
+    )
+    dislocation = GaugeMetricFamily(
+        "mmradar_cross_venue_mid_dislocation_bps",
+        "The venue's mid against the median mid of the valid venues of the instrument, in bps "
+        "(NaN with fewer than two valid venues).",
+        labels=["instrument", "exchange", "symbol"],
+    )
+    consolidated = GaugeMetricFamily(
+        "mmradar_consolidated_depth_notional",
+        "Depth notional within band_bps of each venue's mid, summed over the valid venues.",
+        labels=["instrument", "side", "band_bps"],
+    )
+    venues = GaugeMetricFamily(
+        "mmradar_cross_venue_venues",
+        "Venues of the instrument whose book is valid right now.",
+        labels=["instrument"],
+    )
+    for view in views:
+        for m in view.members:
+            lv = [view.instrument, m.exchange, m.symbol]
+            info.add_metric(lv, 1.0)
+            dislocation.add_metric(lv, m.dislocation_bps)
+        for band, b, a in zip(BAND_BPS, view.bids, view.asks, strict=True):
+            consolidated.add_metric([view.instrument, "bid", str(band)], b)
+            consolidated.add_metric([view.instrument, "ask", str(band)], a)
+        venues.add_metric([view.instrument], float(view.valid_venues))
+    yield from (info, dislocation, consolidated, venues)
 
 
 def _windows(pipeline: FeedPipeline) -> tuple[int, ...]:

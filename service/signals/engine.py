@@ -183,6 +183,7 @@ class SignalEngine:
         "live",
         "next_tick_ns",
         "on_episode",
+        "on_tick",
         "params",
         "pressure",
         "pull",
@@ -209,6 +210,9 @@ class SignalEngine:
         self._book = book
         self._market = market
         self.on_episode = on_episode
+        #: called after every stat tick (warm-up included) with this engine: the cross-venue
+        #: view (:mod:`.crossvenue`) samples each venue's engine on its own event-time clock.
+        self.on_tick: Callable[[SignalEngine], None] | None = None
         self.flow = FlowState(p)
         self.depth_baselines = DepthBaselines(p.baseline_minutes)
         self.sample = Sample()
@@ -471,6 +475,8 @@ class SignalEngine:
         self.skew.observe(s, frozen=self.skew.firing)
         self.volatility.observe(s, frozen=self.volatility.firing)
         self._composite(t)
+        if self.on_tick is not None:
+            self.on_tick(self)
         if t < self.warm_at_ns:
             return
         for det in self.detectors.values():

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["SYMPTOMS", "SYMPTOM_SIDES", "EpisodeEvent"]
+__all__ = ["CROSS_VENUE_SYMPTOM_SIDES", "SYMPTOMS", "SYMPTOM_SIDES", "EpisodeEvent"]
 
 #: symptom → the ``side`` label values its series exist for (PRODUCT.md §5).
 SYMPTOM_SIDES: Mapping[str, tuple[str, ...]] = {
@@ -23,6 +23,11 @@ SYMPTOM_SIDES: Mapping[str, tuple[str, ...]] = {
     "volatility_spike": ("both",),
 }
 SYMPTOMS: tuple[str, ...] = tuple(SYMPTOM_SIDES)
+
+#: Symptoms judged across venues (:mod:`service.signals.crossvenue`): their series exist for
+#: every configured symbol whose instrument is watched on at least two venues, labelled with
+#: the venue the symptom names.
+CROSS_VENUE_SYMPTOM_SIDES: Mapping[str, tuple[str, ...]] = {"venue_withdrawal": ("both",)}
 
 
 @dataclass(frozen=True, slots=True)

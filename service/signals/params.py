@@ -102,3 +102,11 @@ class SignalSettings:
     flow_warmup_seconds: float = 120.0
     pressure_clip: float = 5.0
     pressure_scale: float = 2.5
+
+    # -- venue_withdrawal (cross-venue: one venue's near-touch depth collapses, others hold) --
+    withdrawal_band_bps: int = 10
+    withdrawal_ratio_on: float = 0.3
+    withdrawal_ratio_off: float = 0.6
+    withdrawal_others_ratio: float = 0.7
+    withdrawal_on_seconds: float = 3.0
+    withdrawal_off_seconds: float = 10.0

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from ..instruments import parse_instrument
 from ..model import BookEvent, Event
 
 if TYPE_CHECKING:
@@ -157,6 +158,15 @@ class Venue(abc.ABC):
     @abc.abstractmethod
     def next_in_sequence(self, previous: BookEvent, delta: BookEvent) -> Verdict:
         """Verdict on ``delta`` given the last applied delta ``previous``."""
+
+    def instrument(self, symbol: str) -> str | None:
+        """The canonical instrument id of ``symbol`` (``BTC-USD``) for the cross-venue view.
+
+        The generic rule (:func:`service.instruments.parse_instrument`) reads separators and
+        quote suffixes; a venue with other spellings overrides this. ``None``: not comparable.
+        """
+        parsed = parse_instrument(symbol)
+        return parsed.id if parsed is not None else None
 
     def used_weight(self, headers: Mapping[str, str]) -> int | None:
         """The request weight the venue reports as spent this minute, if it reports it."""

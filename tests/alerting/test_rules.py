@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import Service
 from service.config import parse_settings
-from service.signals.episodes import SYMPTOM_SIDES
+from service.signals.episodes import CROSS_VENUE_SYMPTOM_SIDES, SYMPTOM_SIDES
 from service.venues import VENUE_NAMES
 
 from .harness import (
@@ -39,9 +39,10 @@ SYMPTOM_ALERTS = {
     "liquidity_pull": "MMRadarLiquidityPull",
     "quote_skew": "MMRadarQuoteSkew",
     "volatility_spike": "MMRadarVolatilitySpike",
+    "venue_withdrawal": "MMRadarVenueWithdrawal",
 }
 HEALTH_ALERTS = {"MMRadarFeedDown", "MMRadarBookInvalid", "MMRadarResyncStorm"}
-RULE_COUNT = 10  # 6 symptoms + FeedDown (feed and target) + BookInvalid + ResyncStorm
+RULE_COUNT = 11  # 7 symptoms + FeedDown (feed and target) + BookInvalid + ResyncStorm
 
 
 def _rule_blocks(text: str) -> dict[str, list[str]]:
@@ -183,7 +184,7 @@ def test_broken_alertmanager_config_fails_check(tmp_path: Path) -> None:
 
 
 def test_one_alert_per_symptom_plus_health() -> None:
-    assert set(SYMPTOM_ALERTS) == set(SYMPTOM_SIDES)
+    assert set(SYMPTOM_ALERTS) == set(SYMPTOM_SIDES) | set(CROSS_VENUE_SYMPTOM_SIDES)
     blocks = _rule_blocks(RULES.read_text())
     assert set(blocks) == set(SYMPTOM_ALERTS.values()) | HEALTH_ALERTS
     for symptom, alert in SYMPTOM_ALERTS.items():
@@ -220,9 +221,15 @@ def test_every_alert_has_firing_and_quiet_unit_tests() -> None:
 
 
 def _exported_names() -> set[str]:
-    """Family and sample names the real service exports for one configured book."""
+    """Family and sample names the real service exports for one instrument on two venues
+    (so the cross-venue families exist too)."""
     settings = parse_settings(
-        {"feeds": [{"exchange": "binance", "symbols": ["BTCUSDT"]}]},
+        {
+            "feeds": [
+                {"exchange": "binance", "symbols": ["BTCUSDT"]},
+                {"exchange": "binance-usdm", "symbols": ["BTCUSDT"]},
+            ]
+        },
         env={},
         supported=VENUE_NAMES,
     )

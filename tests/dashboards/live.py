@@ -1,0 +1,272 @@
+"""A demo service scraped by a real Prometheus, for running the dashboards' queries.
+
+:class:`LiveStack` starts, on 127.0.0.1:
+
+* the embedded Binance venue replaying the packaged BTCUSDT capture, looped (what
+  ``mmradar demo`` plays), faster than real time so that minutes of venue event time — and the
+  disconnect at the end of every pass, with its reconnect and resync — fit in seconds;
+* the real :class:`service.app.Service` against it (in-process, metrics on a free port), with
+  a ``[[webhooks]]`` entry pointing at a local receiver, so webhook deliveries are real, and a
+  short detector warm-up (the demo's default of 10 min of event time restarts at every resync,
+  i.e. at every pass of the 6-min capture, so no episode could ever start);
+* Prometheus (the Debian binary) scraping it every second.
+
+:meth:`LiveStack.wait_until_exercised` then waits — polling, never sleeping blindly — until
+Prometheus holds what the dashboards show: a valid book and trades, a symptom episode, a
+reconnect and a resync, a delivered webhook and a malformed frame, over enough scrapes for
+``rate()`` windows. Everything is stopped by :meth:`LiveStack.stop` (processes by PID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from alerting.harness import Process, free_ports, require_binary
+
+from service.app import Service
+from service.config import parse_settings
+from service.embedded.binance import EmbeddedBinance
+from service.venues import VENUE_NAMES
+
+EXCHANGE = "binance"
+SYMBOL = "BTCUSDT"
+#: Replay speed: one 6-min pass of the capture takes about 9 s, so passes (reconnect, resync)
+#: come every few seconds and a volatility episode starts within about 20 s.
+SPEED = 40.0
+#: ``[signals]`` for the test: warm-ups short enough for one pass of the capture.
+SIGNALS = {"warmup_seconds": 30, "flow_warmup_seconds": 10}
+#: What a scrape interval of 1 s makes of Grafana's ``$__rate_interval`` (4 x scrape).
+RATE_INTERVAL = "4s"
+#: Scraped history needed before rate()/increase() over ``RATE_INTERVAL`` and quantiles have
+#: several points.
+MIN_HISTORY_S = 15.0
+
+
+def _fast_backoff() -> Iterator[float]:
+    while True:
+        yield 0.05
+
+
+def _finite(value: str) -> bool:
+    return math.isfinite(float(value))
+
+
+class LiveStack:
+    """The demo venue, the service and Prometheus; see the module docstring.
+
+    Args:
+        workdir: configs, TSDB and logs (a temporary directory).
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.venue: EmbeddedBinance | None = None
+        self.service: Service | None = None
+        self.prometheus: Process | None = None
+        self.prometheus_url = ""
+        self.webhook_posts: list[dict[str, Any]] = []
+        self.first_scrape_s = math.nan  # epoch seconds of the first scrape Prometheus made
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._hook_runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "stack not started"
+        return self._session
+
+    async def start(self) -> None:
+        prometheus = require_binary("prometheus")
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        hook_url = await self._start_webhook_receiver()
+
+        self.venue = EmbeddedBinance("spot", speed=SPEED, loop=True)
+        await self.venue.start()
+        settings = parse_settings(
+            {
+                "http": {"listen": "127.0.0.1:0"},
+                "feeds": [
+                    {
+                        "exchange": EXCHANGE,
+                        "symbols": [SYMBOL],
+                        "ws_url": self.venue.ws_base,
+                        "rest_url": self.venue.rest_base,
+                    }
+                ],
+                "webhooks": [{"url": hook_url, "format": "json"}],
+                "signals": SIGNALS,
+            },
+            env={},
+            supported=VENUE_NAMES,
+        )
+        self.service = Service(settings, backoff_factory=_fast_backoff)
+        self._task = asyncio.create_task(self.service.run(self._stop))
+        server = self.service.server
+        assert server is not None
+        deadline = time.monotonic() + 10
+        while server.port == 0:
+            assert not self._task.done(), "service stopped before serving /metrics"
+            assert time.monotonic() < deadline, "metrics server did not start"
+            await asyncio.sleep(0.01)
+
+        (port,) = free_ports(1)
+        config = self.workdir / "prometheus.yml"
+        config.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "mmradar",
+                            "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}],
+                        }
+                    ],
+                }
+            )
+        )
+        (self.workdir / "tsdb").mkdir()
+        self.prometheus_url = f"http://127.0.0.1:{port}"
+        self.prometheus = Process(
+            "prometheus",
+            [
+                prometheus,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            self.workdir / "prometheus.log",
+        )
+
+    async def _start_webhook_receiver(self) -> str:
+        async def post(request: web.Request) -> web.Response:
+            self.webhook_posts.append(await request.json())
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/hook", post)
+        self._hook_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._hook_runner.setup()
+        site = web.TCPSite(self._hook_runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{self._hook_runner.addresses[0][1]}/hook"
+
+    async def stop(self) -> None:
+        """Stop Prometheus (by PID), the service, the venue and the receiver; idempotent."""
+        try:
+            if self.prometheus is not None:
+                self.prometheus.stop()
+        finally:
+            self._stop.set()
+            if self._task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(self._task, 10)
+            if self.venue is not None:
+                await self.venue.stop()
+            if self._hook_runner is not None:
+                await self._hook_runner.cleanup()
+            if self._session is not None:
+                await self._session.close()
+
+    # -- Prometheus HTTP API -------------------------------------------------------------
+
+    async def _api(self, path: str, **params: str) -> Any:
+        async with self.session.get(f"{self.prometheus_url}{path}", params=params) as resp:
+            body = await resp.json()
+        assert body.get("status") == "success", f"{path} {params}: {body}"
+        return body["data"]
+
+    async def instant(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """``/api/v1/query``: the result vector (or scalar, as a one-element list)."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = await self._api("/api/v1/query", **params)
+        if data["resultType"] == "scalar":
+            return [{"metric": {}, "value": data["result"]}]
+        return list(data["result"])
+
+    async def range(
+        self, expr: str, start: float, end: float, step: str = "1s"
+    ) -> list[dict[str, Any]]:
+        """``/api/v1/query_range``: the result matrix."""
+        data = await self._api(
+            "/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=step
+        )
+        return list(data["result"])
+
+    async def label_values(self, label: str, selector: str) -> list[str]:
+        """``/api/v1/label/<label>/values``, what Grafana's ``label_values()`` calls."""
+        return list(await self._api(f"/api/v1/label/{label}/values", **{"match[]": selector}))
+
+    @staticmethod
+    def has_finite_sample(result: list[dict[str, Any]]) -> bool:
+        """Whether a vector or matrix holds at least one finite value."""
+        for series in result:
+            values = series.get("values") or [series["value"]]
+            if any(_finite(v) for _, v in values):
+                return True
+        return False
+
+    # -- readiness ------------------------------------------------------------------------
+
+    def check_running(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.check_running()
+        if self._task is not None and self._task.done():
+            self._task.result()  # re-raises what stopped the service
+            raise AssertionError("the service stopped")
+
+    async def wait_until_exercised(self, timeout_s: float = 75.0) -> float:
+        """Until Prometheus holds everything the dashboards show; returns the epoch time of
+        the first scrape (the start of the window to query).
+
+        Raises:
+            AssertionError: not within ``timeout_s``, naming what was still missing.
+        """
+        assert self.venue is not None
+        sel = f'exchange="{EXCHANGE}",symbol="{SYMBOL}"'
+        conditions = {
+            "scraped": 'up{job="mmradar"} == 1',
+            "book valid": f"mmradar_book_valid{{{sel}}} == 1",
+            "trades counted": f"sum(mmradar_taker_volume_total{{{sel}}}) > 0",
+            "a symptom episode": f"max_over_time(mmradar_symptom_active{{{sel}}}[5m]) == 1",
+            "a reconnect": "sum(mmradar_feed_reconnects_total) > 0",
+            "a resync": f"sum(mmradar_book_resyncs_total{{{sel}}}) > 0",
+            "a webhook delivered": 'sum(mmradar_webhook_deliveries_total{result="ok"}) > 0',
+            "a malformed frame": ('sum(mmradar_feed_bad_messages_total{reason="malformed"}) > 0'),
+        }
+        missing = list(conditions)
+        injected = False
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_running()
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, AssertionError):
+                missing = [
+                    what for what, expr in conditions.items() if not await self.instant(expr)
+                ]
+                if math.isnan(self.first_scrape_s) and "scraped" not in missing:
+                    self.first_scrape_s = time.time()  # a little after the first scrape
+            if not injected and "book valid" not in missing:
+                # A frame the venue never sends: bad-message counters get real data.
+                self.venue.send_raw("{not json")
+                injected = True
+            history_s = time.time() - self.first_scrape_s
+            if not missing and history_s >= MIN_HISTORY_S:
+                return self.first_scrape_s
+            if time.monotonic() > deadline:
+                log = self.prometheus.log_tail() if self.prometheus else ""
+                raise AssertionError(
+                    f"within {timeout_s:g} s Prometheus still lacked: {missing} "
+                    f"(history {history_s:.1f} s)\n--- prometheus log ---\n{log}"
+                )
+            await asyncio.sleep(0.5)
