@@ -82,29 +82,31 @@ class FrameRecorder(Protocol):
 
 
 class WeightBudget:
-    """A venue's REST request-weight budget over a rolling minute (pure; time passed in).
+    """A venue's REST request-weight budget over a rolling window (pure; time passed in).
 
     Args:
-        per_minute: the venue's limit per IP.
+        per_minute: the venue's limit per IP and window.
         share: the fraction of it this process allows itself (others may share the IP).
+        window_s: the venue's counting window (a minute for Binance, 2 s for OKX's books).
     """
 
-    def __init__(self, per_minute: int, share: float = 0.5) -> None:
+    def __init__(self, per_minute: int, share: float = 0.5, window_s: float = 60.0) -> None:
         self.cap = max(1, int(per_minute * share)) if per_minute else 0
+        self.window_s = window_s
         self._spent: deque[tuple[float, int]] = deque()
         self._blocked_until = 0.0
         self._venue_used = 0
         self._venue_used_at = -1e18
 
     def _used(self, now: float) -> int:
-        while self._spent and self._spent[0][0] <= now - 60.0:
+        while self._spent and self._spent[0][0] <= now - self.window_s:
             self._spent.popleft()
         own = sum(w for _, w in self._spent)
-        venue = self._venue_used if now - self._venue_used_at < 60.0 else 0
+        venue = self._venue_used if now - self._venue_used_at < self.window_s else 0
         return max(own, venue)
 
     def used(self, now: float) -> int:
-        """Weight spent within the last minute, by our count or the venue's, whichever is more."""
+        """Weight spent within the window, by our count or the venue's, whichever is more."""
         return self._used(now)
 
     def delay(self, weight: int, now: float) -> float:
@@ -119,8 +121,8 @@ class WeightBudget:
         for at, w in self._spent:
             freed += w
             if freed >= need:
-                return max(0.0, at + 60.0 - now)
-        return 60.0
+                return max(0.0, at + self.window_s - now)
+        return self.window_s
 
     def spend(self, weight: int, now: float) -> None:
         """Record a request of ``weight`` sent at ``now``."""
@@ -208,7 +210,12 @@ class FeedRunner:
         self.ping_interval_s = ping_interval_s
         self.watchdog_interval_s = watchdog_interval_s
         self.plans = self.venue.connections(feed.symbols, trades=feed.trades)
-        self.budget = WeightBudget(self.venue.rest_weight_per_minute)
+        self.budget = WeightBudget(
+            self.venue.rest_weight_per_minute, window_s=self.venue.rest_window_s
+        )
+        self._last_fetch: dict[str, float] = {}  # symbol → monotonic time of its last request
+        self._sent_at: deque[float] = deque()  # client frames sent in the last second
+        self._resubscribed: dict[str, float] = {}  # symbol → monotonic time of its resubscribe
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
         self._snapshot_pending: set[str] = set()
         self._live: dict[str, tuple[_TrackedConnection, float]] = {}  # plan name → (ws, opened)
@@ -224,14 +231,17 @@ class FeedRunner:
     async def run(self) -> None:
         """Run until cancelled."""
         async with asyncio.TaskGroup() as tg:
-            for plan in self.plans:
-                tg.create_task(self._supervise(plan), name=plan.name)
+            for i, plan in enumerate(self.plans):
+                delay = i * self.venue.connect_interval_s
+                tg.create_task(self._supervise(plan, delay), name=plan.name)
             tg.create_task(self._snapshot_worker(), name=f"{self.exchange}/snapshots")
             tg.create_task(self._watchdog(), name=f"{self.exchange}/watchdog")
 
     # -- connections -----------------------------------------------------------------------
 
-    async def _supervise(self, plan: ConnectionPlan) -> None:
+    async def _supervise(self, plan: ConnectionPlan, start_delay_s: float = 0.0) -> None:
+        if start_delay_s > 0:
+            await asyncio.sleep(start_delay_s)  # the venue's connection-rate limit
         delays = self.backoff_factory()
         while True:
             reason, established = await self._connect_once(plan)
@@ -262,7 +272,7 @@ class FeedRunner:
                 ws.last_bytes_at = time.monotonic()
                 self._on_open(plan, ws)
                 for text in plan.subscribe:
-                    await ws.send(text)
+                    await self._send_paced(ws, text)
                 await self._read(plan, ws)
                 reason = self._close_reason.pop(plan.name, "closed")
         except asyncio.CancelledError:
@@ -324,6 +334,7 @@ class FeedRunner:
     # -- commands --------------------------------------------------------------------------
 
     async def _dispatch(self, commands: Sequence[Command]) -> None:
+        resubscribe: dict[str, list[str]] = {}  # connection → symbols, in command order
         for command in commands:
             if isinstance(command, FetchSnapshot):
                 if command.symbol not in self._snapshot_pending:
@@ -331,12 +342,39 @@ class FeedRunner:
                     self._snapshots.put_nowait(command.symbol)
             elif isinstance(command, Resubscribe):
                 name = self._depth_conn.get(command.symbol)
-                live = self._live.get(name) if name else None
-                if live is not None:
-                    for text in self.venue.resubscribe(command.symbol):
-                        await live[0].send(text)
+                if name is not None:
+                    resubscribe.setdefault(name, []).append(command.symbol)
             else:
                 raise _ReconnectRequested(command)
+        for name, symbols in resubscribe.items():
+            await self._resubscribe(name, symbols)
+
+    async def _resubscribe(self, name: str, symbols: list[str]) -> None:
+        """Ask the venue for fresh snapshots of ``symbols`` on connection ``name``."""
+        live = self._live.get(name)
+        if live is None:
+            return  # the connection is down: its reconnect subscribes afresh
+        now = self.clock.monotonic()
+        for symbol in symbols:
+            self._resubscribed[symbol] = now
+        with contextlib.suppress(websockets.ConnectionClosed):
+            for text in self.venue.resubscribe_many(symbols):
+                await self._send_paced(live[0], text)
+
+    async def _send_paced(self, ws: _TrackedConnection, text: str) -> None:
+        """Send a client frame within the venue's message-rate limit (N frames in any 1 s)."""
+        rate = self.venue.max_messages_per_s
+        if rate:
+            sent = self._sent_at
+            limit = max(1, int(rate))
+            while len(sent) >= limit:
+                wait = sent[0] + 1.0 - self.clock.monotonic()
+                if wait <= 0:
+                    sent.popleft()
+                else:
+                    await asyncio.sleep(wait)
+            sent.append(self.clock.monotonic())
+        await ws.send(text)
 
     # -- REST snapshots --------------------------------------------------------------------
 
@@ -345,6 +383,10 @@ class FeedRunner:
         while True:
             symbol = await self._snapshots.get()
             self._snapshot_pending.discard(symbol)
+            wait = self._last_fetch.get(symbol, -1e18) + self.venue.snapshot_refetch_delay_s
+            if wait > self.clock.monotonic():
+                await asyncio.sleep(wait - self.clock.monotonic())
+            self._last_fetch[symbol] = self.clock.monotonic()
             ok = await self._fetch_snapshot(symbol)
             if ok:
                 delays = self.backoff_factory()
@@ -404,6 +446,7 @@ class FeedRunner:
         while True:
             await asyncio.sleep(self.watchdog_interval_s)
             await self._dispatch(self.pipeline.check_stale(self.clock.wall_ns(), stale_ns))
+            await self._retry_resubscribes()
             now = time.monotonic()
             for name, (ws, opened) in list(self._live.items()):
                 if now - ws.last_bytes_at > stale_after_s:
@@ -412,6 +455,28 @@ class FeedRunner:
                     self._drop(name, ws, "max_age")
                 else:
                     await self._keepalive(name, ws, opened)
+
+    async def _retry_resubscribes(self) -> None:
+        """Resubscribe books whose snapshot never came (the request was refused or lost)."""
+        if not self._resubscribed:
+            return
+        now = self.clock.monotonic()
+        timeout = self.venue.resubscribe_timeout_s
+        again: dict[str, list[str]] = {}
+        for symbol, at in list(self._resubscribed.items()):
+            inst = self.pipeline.instruments[symbol]
+            if inst.valid:
+                del self._resubscribed[symbol]
+            elif now - at >= timeout:
+                name = self._depth_conn.get(symbol)
+                if name is not None:
+                    again.setdefault(name, []).append(symbol)
+        for name, symbols in again.items():
+            log.warning(
+                "%s: no snapshot %.0f s after resubscribing %s; asking again",
+                self.exchange, timeout, ", ".join(symbols),
+            )  # fmt: skip
+            await self._resubscribe(name, symbols)
 
     async def _keepalive(self, name: str, ws: _TrackedConnection, opened: float) -> None:
         """Send the venue's application-level ping when it is due (OKX, Bybit, Kraken)."""

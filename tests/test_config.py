@@ -640,6 +640,12 @@ SIGNALS_CHANGED: dict[str, Any] = {
     "flow_warmup_seconds": 60,
     "pressure_clip": 3,
     "pressure_scale": 2,
+    "withdrawal_band_bps": 50,
+    "withdrawal_ratio_on": 0.25,
+    "withdrawal_ratio_off": 0.5,
+    "withdrawal_others_ratio": 0.8,
+    "withdrawal_on_seconds": 5,
+    "withdrawal_off_seconds": 20,
 }
 
 

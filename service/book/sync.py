@@ -129,7 +129,7 @@ class BookSync:
     def on_event(self, event: BookEvent) -> Action | None:
         """Feed one depth event from the stream (delta, or a pushed snapshot)."""
         if event.kind is _SNAPSHOT:
-            if self.state is _LIVE:
+            if self.state is _LIVE and self._venue.is_reset(self._last or self._snapshot, event):
                 self._on_resync("venue_reset")
             return self._load(event)
         if self.state is _LIVE:
@@ -171,6 +171,13 @@ class BookSync:
         self.book.load(snapshot.bids, snapshot.asks)
         if self._depth is not None:
             self.book.truncate(self._depth)
+        if (
+            snapshot.checksum is not None
+            and self._venue.verify_checksum(self.book, snapshot) is False
+        ):
+            # A snapshot that disagrees with its own checksum is never trusted.
+            self.state = _LIVE  # counted like any checksum failure of a live book
+            return self._invalidate("checksum", None)
         self._snapshot = snapshot
         self._last = None
         self.state = _LIVE

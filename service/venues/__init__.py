@@ -6,6 +6,10 @@ from types import MappingProxyType
 
 from .base import ConnectionPlan, FrameParser, SnapshotRequest, SnapshotSource, Venue, Verdict
 from .binance import BinanceSpot, BinanceUsdm
+from .bybit import Bybit
+from .coinbase import Coinbase
+from .kraken import Kraken
+from .okx import Okx
 
 __all__ = [
     "VENUES",
@@ -21,7 +25,7 @@ __all__ = [
 
 #: config ``exchange`` value → venue class (read-only).
 VENUES: MappingProxyType[str, type[Venue]] = MappingProxyType(
-    {cls.name: cls for cls in (BinanceSpot, BinanceUsdm)}
+    {cls.name: cls for cls in (BinanceSpot, BinanceUsdm, Bybit, Coinbase, Kraken, Okx)}
 )
 VENUE_NAMES: tuple[str, ...] = tuple(VENUES)
 

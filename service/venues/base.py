@@ -110,8 +110,21 @@ class Venue(abc.ABC):
     #: config ``exchange`` value, also the ``exchange`` metric label.
     name: ClassVar[str]
     snapshot_source: ClassVar[SnapshotSource]
-    #: REST request-weight budget per minute (per IP) and the share of it we allow ourselves.
+    #: REST request-weight budget per ``rest_window_s`` (per IP; a minute unless the venue
+    #: counts over a shorter window); the feed allows itself half of it.
     rest_weight_per_minute: ClassVar[int] = 0
+    rest_window_s: ClassVar[float] = 60.0
+    #: least time between two REST snapshot requests of one symbol (a venue whose REST book
+    #: is cached can answer with one older than the buffered stream; asking again at once
+    #: would burn the budget).
+    snapshot_refetch_delay_s: ClassVar[float] = 0.0
+    #: client frames per second the venue accepts on a connection; ``None`` = unpaced.
+    max_messages_per_s: ClassVar[float | None] = None
+    #: the feed opens its connections at least this far apart (venue connection-rate limits).
+    connect_interval_s: ClassVar[float] = 0.0
+    #: a stream-snapshot book still waiting for its snapshot this long after a resubscribe is
+    #: resubscribed again (a refused or lost request must not leave it invalid for good).
+    resubscribe_timeout_s: ClassVar[float] = 10.0
     #: application-level keep-alive text frame and its period, for venues that need one.
     keepalive_text: ClassVar[str | None] = None
     keepalive_interval_s: ClassVar[float] = 20.0
@@ -150,6 +163,19 @@ class Venue(abc.ABC):
     def resubscribe(self, symbol: str) -> tuple[str, ...]:
         """Text frames that make the venue push a fresh snapshot (stream-snapshot venues)."""
         raise NotImplementedError(f"{self.name} books bootstrap from REST")
+
+    def resubscribe_many(self, symbols: Sequence[str]) -> tuple[str, ...]:
+        """Frames resubscribing several symbols of one connection (default: one by one)."""
+        return tuple(text for symbol in symbols for text in self.resubscribe(symbol))
+
+    def is_reset(self, previous: BookEvent | None, snapshot: BookEvent) -> bool:
+        """Whether a snapshot pushed onto a LIVE book is a venue reset (counted, the signals
+        restart) or a mere refresh of the same book (Bybit re-pushes unchanged books).
+
+        ``previous`` is the last applied delta (or the snapshot in force). The book is
+        replaced either way.
+        """
+        return True
 
     @abc.abstractmethod
     def first_after_snapshot(self, snapshot: BookEvent, delta: BookEvent) -> Verdict:

@@ -1,0 +1,498 @@
+"""Coinbase Advanced Trade parsing, sequencing and subscription frames (sans-I/O).
+
+Fixtures are in ``tests/fixtures/coinbase`` (see its ``SOURCES.md``); every expected value below
+is written out from the fixture text or computed independently with :mod:`datetime`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.book.l2book import L2Book
+from service.book.sync import BookSync, Resubscribe
+from service.errors import MalformedMessage, UnknownMessage
+from service.model import BookEvent, BookKind, Notice, NoticeKind, Side, TakerSide, Trade
+from service.pipeline import FeedPipeline
+from service.venues import VENUES, make_venue
+from service.venues.base import FrameParser, SnapshotSource, Verdict
+from service.venues.coinbase import MAX_PRODUCTS_PER_CONNECTION, Coinbase, parse_rfc3339_ns
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "coinbase"
+RECV = 1_700_000_000_123_456_789
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def epoch_ns(text_seconds: datetime, frac_ns: int) -> int:
+    """Independent reference: whole seconds from datetime, plus the fraction."""
+    return int(text_seconds.timestamp()) * 1_000_000_000 + frac_ns
+
+
+def parser() -> FrameParser:
+    return Coinbase().new_parser()
+
+
+# -- registration and plans -------------------------------------------------------------------
+
+
+def test_registered_as_coinbase() -> None:
+    assert VENUES["coinbase"] is Coinbase
+    venue = make_venue("coinbase", "ws://127.0.0.1:9")
+    assert isinstance(venue, Coinbase)
+    assert venue.snapshot_source is SnapshotSource.STREAM
+    assert venue.keepalive_text is None
+    assert venue.max_depth is None
+
+
+def test_one_connection_batches_products_one_channel_per_message() -> None:
+    plans = Coinbase().connections(["BTC-USD", "ETH-USD"], trades=True)
+    assert len(plans) == 1
+    plan = plans[0]
+    assert plan.url == "wss://advanced-trade-ws.coinbase.com"
+    assert plan.depth_symbols == ("BTC-USD", "ETH-USD")
+    assert plan.trade_symbols == ("BTC-USD", "ETH-USD")
+    assert [orjson.loads(f) for f in plan.subscribe] == [
+        {"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"], "channel": "level2"},
+        {"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"], "channel": "market_trades"},
+        {"type": "subscribe", "channel": "heartbeats"},
+    ]
+
+
+def test_without_trades_and_with_base_url() -> None:
+    (plan,) = Coinbase(ws_base="ws://127.0.0.1:4242/").connections(["BTC-USD"], trades=False)
+    assert plan.url == "ws://127.0.0.1:4242"
+    assert plan.trade_symbols == ()
+    channels = [orjson.loads(f)["channel"] for f in plan.subscribe]
+    assert channels == ["level2", "heartbeats"]
+
+
+def test_many_products_split_into_few_connections() -> None:
+    symbols = [f"P{i}-USD" for i in range(2 * MAX_PRODUCTS_PER_CONNECTION + 1)]
+    plans = Coinbase().connections(symbols, trades=True)
+    assert [len(p.depth_symbols) for p in plans] == [
+        MAX_PRODUCTS_PER_CONNECTION,
+        MAX_PRODUCTS_PER_CONNECTION,
+        1,
+    ]
+    assert [p.name for p in plans] == ["coinbase#0", "coinbase#1", "coinbase#2"]
+    assert [s for p in plans for s in p.depth_symbols] == symbols
+    # Three subscribe messages per connection, whatever the number of products.
+    assert all(len(p.subscribe) == 3 for p in plans)
+
+
+def test_resubscribe_is_unsubscribe_then_subscribe_level2() -> None:
+    frames = Coinbase().resubscribe("ETH-USD")
+    assert [orjson.loads(f) for f in frames] == [
+        {"type": "unsubscribe", "product_ids": ["ETH-USD"], "channel": "level2"},
+        {"type": "subscribe", "product_ids": ["ETH-USD"], "channel": "level2"},
+    ]
+
+
+def test_resubscribe_many_is_two_frames_for_any_number_of_products() -> None:
+    venue = Coinbase()
+    frames = venue.resubscribe_many(["BTC-USD", "ETH-USD", "SOL-USD"])
+    assert [orjson.loads(f) for f in frames] == [
+        {
+            "type": "unsubscribe",
+            "product_ids": ["BTC-USD", "ETH-USD", "SOL-USD"],
+            "channel": "level2",
+        },
+        {
+            "type": "subscribe",
+            "product_ids": ["BTC-USD", "ETH-USD", "SOL-USD"],
+            "channel": "level2",
+        },
+    ]
+    assert venue.resubscribe_many([]) == ()
+    assert venue.max_messages_per_s == 8
+
+
+def test_verdicts_always_apply() -> None:
+    venue = Coinbase()
+    (snap,) = venue.new_parser().parse(fixture("l2_data_snapshot.json"), RECV)
+    assert isinstance(snap, BookEvent)
+    assert venue.first_after_snapshot(snap, snap) is Verdict.APPLY
+    assert venue.next_in_sequence(snap, snap) is Verdict.APPLY
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+def test_snapshot_fixture() -> None:
+    events = parser().parse(fixture("l2_data_snapshot.json"), RECV)
+    ts = epoch_ns(datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 714_964_855)
+    assert events == [
+        BookEvent(
+            symbol="BTC-USD",
+            kind=BookKind.SNAPSHOT,
+            bids=[("21921.73", "0.06317902"), ("21921.3", "0.02")],
+            asks=[("21921.74", "1.2"), ("21922.5", "0.31459")],
+            first_id=0,
+            last_id=0,
+            prev_id=None,
+            ts_event_ns=ts,
+            ts_recv_ns=RECV,
+        )
+    ]
+
+
+def test_update_fixture_after_snapshot() -> None:
+    p = parser()
+    p.parse(fixture("l2_data_snapshot.json"), RECV)
+    events = p.parse(fixture("l2_data_update.json"), RECV + 1)
+    assert events == [
+        BookEvent(
+            "BTC-USD",
+            BookKind.DELTA,
+            [("21921.73", "0"), ("21920.01", "0.5")],
+            [("21921.74", "0.95")],
+            1,
+            1,
+            None,
+            epoch_ns(datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 800_000_000),
+            RECV + 1,
+        )
+    ]
+
+
+def test_two_products_in_one_message() -> None:
+    events = parser().parse(fixture("l2_data_update_two_products.json"), RECV)
+    ts = epoch_ns(datetime(2023, 2, 9, 20, 32, 51, tzinfo=UTC), 0)
+    assert events == [
+        BookEvent("BTC-USD", BookKind.DELTA, [], [("21922.5", "0")], 5, 5, None, ts, RECV),
+        BookEvent("ETH-USD", BookKind.DELTA, [("1642.11", "12.5")], [], 5, 5, None, ts, RECV),
+    ]
+
+
+def test_market_trades_side_is_the_taker() -> None:
+    events = parser().parse(fixture("market_trades_update.json"), RECV)
+    ts = epoch_ns(datetime(2023, 2, 9, 20, 19, 35, tzinfo=UTC), 396_251_350)
+    assert events == [
+        Trade("ETH-USD", 1260.01, 0.3, TakerSide.BUY, ts, RECV),
+        Trade("ETH-USD", 1260.00, 0.125, TakerSide.SELL, ts, RECV),
+    ]
+
+
+def test_market_trades_snapshot_is_history_not_counted() -> None:
+    assert parser().parse(fixture("market_trades_snapshot.json"), RECV) == []
+
+
+def test_heartbeats_and_subscriptions_are_notices() -> None:
+    p = parser()
+    assert p.parse(fixture("heartbeats.json"), RECV) == (Notice(NoticeKind.HEARTBEAT),)
+    assert p.parse(fixture("subscriptions.json"), RECV) == (Notice(NoticeKind.SUBSCRIBED),)
+
+
+def test_error_message() -> None:
+    (notice,) = parser().parse(fixture("error.json"), RECV)
+    assert notice == Notice(NoticeKind.ERROR, "failure to subscribe")
+
+
+def test_unknown_channel_is_unknown_but_counted_in_sequence() -> None:
+    p = parser()
+    p.parse(fixture("subscriptions.json"), RECV)  # sequence_num 4
+    ticker = {**orjson.loads(fixture("ticker.json")), "sequence_num": 5}
+    with pytest.raises(UnknownMessage):
+        p.parse(orjson.dumps(ticker), RECV)
+    # The unknown message advanced the counter: 6 follows without a gap.
+    follow = {**orjson.loads(fixture("heartbeats.json")), "sequence_num": 6}
+    assert p.parse(orjson.dumps(follow), RECV) == (Notice(NoticeKind.HEARTBEAT),)
+
+
+def test_unknown_channel_after_gap_reports_the_gap() -> None:
+    p = parser()
+    p.parse(fixture("heartbeats.json"), RECV)  # 3
+    (notice,) = p.parse(fixture("ticker.json"), RECV)  # 6
+    assert notice.kind is NoticeKind.CONNECTION_GAP  # type: ignore[union-attr]
+
+
+# -- sequence_num -----------------------------------------------------------------------------
+
+
+def envelope(channel: str, seq: int, events: list[object]) -> bytes:
+    return orjson.dumps(
+        {
+            "channel": channel,
+            "timestamp": "2024-08-08T23:54:13.5Z",
+            "sequence_num": seq,
+            "events": events,
+        }
+    )
+
+
+def l2(seq: int, price: str = "100.01", qty: str = "1") -> bytes:
+    update = {"side": "bid", "event_time": "", "price_level": price, "new_quantity": qty}
+    return envelope(
+        "l2_data", seq, [{"type": "update", "product_id": "BTC-USD", "updates": [update]}]
+    )
+
+
+def heartbeat(seq: int) -> bytes:
+    return envelope("heartbeats", seq, [{"current_time": "", "heartbeat_counter": seq}])
+
+
+def test_sequence_spans_channels() -> None:
+    p = parser()
+    kinds = []
+    for raw in (l2(0), heartbeat(1), l2(2), heartbeat(3), l2(4)):
+        kinds += [type(e).__name__ for e in p.parse(raw, RECV)]
+    assert kinds == ["BookEvent", "Notice", "BookEvent", "Notice", "BookEvent"]
+
+
+def test_gap_notice_comes_before_the_events() -> None:
+    p = parser()
+    p.parse(l2(0), RECV)
+    gap, event = p.parse(l2(2), RECV)
+    assert gap == Notice(NoticeKind.CONNECTION_GAP, "sequence_num 2, expected 1")
+    assert isinstance(event, BookEvent)
+    assert event.last_id == 2
+    assert len(p.parse(l2(3), RECV)) == 1  # back in step
+
+
+def test_a_skipped_heartbeat_is_a_gap_too() -> None:
+    p = parser()
+    p.parse(heartbeat(7), RECV)
+    events = p.parse(heartbeat(9), RECV)
+    assert events[0] == Notice(NoticeKind.CONNECTION_GAP, "sequence_num 9, expected 8")
+
+
+def test_repeated_or_backwards_number_is_a_gap() -> None:
+    p = parser()
+    p.parse(l2(5), RECV)
+    assert p.parse(l2(5), RECV)[0].kind is NoticeKind.CONNECTION_GAP  # type: ignore[union-attr]
+
+
+def test_malformed_l2_update_does_not_advance_so_the_next_message_gaps() -> None:
+    p = parser()
+    p.parse(l2(0), RECV)
+    bad = envelope("l2_data", 1, [{"type": "update", "product_id": "BTC-USD", "updates": [{}]}])
+    with pytest.raises(MalformedMessage):
+        p.parse(bad, RECV)
+    events = p.parse(heartbeat(2), RECV)
+    assert events[0] == Notice(NoticeKind.CONNECTION_GAP, "sequence_num 2, expected 1")
+
+
+def test_malformed_trades_keep_the_books_but_not_a_gap_they_revealed() -> None:
+    p = parser()
+    p.parse(l2(0), RECV)
+    bad = envelope("market_trades", 1, [{"type": "update", "trades": [{"side": "BUY"}]}])
+    with pytest.raises(MalformedMessage):
+        p.parse(bad, RECV)
+    assert len(p.parse(heartbeat(2), RECV)) == 1  # no gap: only trades were lost
+    worse = envelope("market_trades", 4, [{"type": "update", "trades": [{"side": "BUY"}]}])
+    with pytest.raises(MalformedMessage):
+        p.parse(worse, RECV)  # 3 is missing, and this message is unreadable
+    assert p.parse(heartbeat(5), RECV)[0].kind is NoticeKind.CONNECTION_GAP  # type: ignore[union-attr]
+
+
+def test_first_message_sets_the_origin() -> None:
+    # A parser is per connection; the first number it sees is the origin, not a gap.
+    assert len(parser().parse(l2(41), RECV)) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"{not json", MalformedMessage),
+        (b"[]", MalformedMessage),
+        (b'{"type":"subscribe"}', MalformedMessage),
+        (b'{"channel":"l2_data","timestamp":"2024-08-08T23:54:13Z","events":[]}', MalformedMessage),
+        (b'{"channel":"l2_data","sequence_num":"1","events":[]}', MalformedMessage),
+        (b'{"channel":"l2_data","sequence_num":1,"events":[]}', MalformedMessage),
+        (
+            b'{"channel":"l2_data","timestamp":"2024-08-08 23:54","sequence_num":1,"events":[]}',
+            MalformedMessage,
+        ),
+        (
+            b'{"channel":"l2_data","timestamp":"2024-08-08T23:54:13Z","sequence_num":1}',
+            MalformedMessage,
+        ),
+        (
+            b'{"channel":"l2_data","timestamp":"2024-08-08T23:54:13Z","sequence_num":1,'
+            b'"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"ask",'
+            b'"price_level":"1","new_quantity":"1"}]}]}',
+            MalformedMessage,
+        ),
+        (
+            b'{"channel":"l2_data","timestamp":"2024-08-08T23:54:13Z","sequence_num":1,'
+            b'"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid",'
+            b'"price_level":1.5,"new_quantity":"1"}]}]}',
+            MalformedMessage,
+        ),
+        (
+            b'{"channel":"l2_data","timestamp":"2024-08-08T23:54:13Z","sequence_num":1,'
+            b'"events":[{"type":"reset","product_id":"BTC-USD","updates":[]}]}',
+            MalformedMessage,
+        ),
+        (
+            b'{"channel":"market_trades","timestamp":"2024-08-08T23:54:13Z","sequence_num":1,'
+            b'"events":[{"type":"update","trades":[{"product_id":"BTC-USD","price":"1",'
+            b'"size":"1","side":"buy"}]}]}',
+            MalformedMessage,
+        ),
+        (
+            b'{"channel":"market_trades","timestamp":"2024-08-08T23:54:13Z","sequence_num":1,'
+            b'"events":[{"type":"update","trades":[{"product_id":"BTC-USD","price":"x",'
+            b'"size":"1","side":"BUY"}]}]}',
+            MalformedMessage,
+        ),
+        (
+            b'{"channel":"status","timestamp":"2024-08-08T23:54:13Z","sequence_num":1}',
+            UnknownMessage,
+        ),
+    ],
+)
+def test_bad_messages(raw: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parser().parse(raw, RECV)
+
+
+# -- timestamps -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "frac_ns"),
+    [
+        ("2023-02-09T20:32:50.714964855Z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 714964855),
+        ("2023-02-09T20:32:50.7149648Z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 714964800),
+        ("2023-02-09T20:32:50Z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 0),
+        ("2023-02-09t20:32:50.1z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 100000000),
+        ("2023-02-09 20:32:50.000000001Z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 1),
+        (
+            "2024-02-29T23:59:59.9999999999Z",
+            datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
+            999999999,
+        ),
+        (
+            "2023-02-09T21:32:50.5+01:00",
+            datetime(2023, 2, 9, 21, 32, 50, tzinfo=timezone(timedelta(hours=1))),
+            500000000,
+        ),
+        (
+            "2023-02-09T15:02:50.5-05:30",
+            datetime(2023, 2, 9, 15, 2, 50, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
+            500000000,
+        ),
+        ("1970-01-01T00:00:00Z", datetime(1970, 1, 1, tzinfo=UTC), 0),
+    ],
+)
+def test_rfc3339_exact(text: str, seconds: datetime, frac_ns: int) -> None:
+    assert parse_rfc3339_ns(text) == epoch_ns(seconds, frac_ns)
+    cache: list[object] = ["", 0]
+    assert parse_rfc3339_ns(text, cache) == epoch_ns(seconds, frac_ns)
+    assert parse_rfc3339_ns(text, cache) == epoch_ns(seconds, frac_ns)  # from the cache
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "2023-02-09",
+        "2023-02-09T20:32:50",
+        "2023-02-09T20:32:50.Z",
+        "2023-02-09T20:32:50.5",
+        "2023-02-09T20:32:50.5+0100",
+        "2023-02-30T20:32:50Z",
+        "2023-13-09T20:32:50Z",
+        "2023-02-09T24:32:50Z",
+        "2023-02-09X20:32:50Z",
+        "2023-0a-09T20:32:50Z",
+        "2023-02-09T20:32:50.5ZZ",
+    ],
+)
+def test_rfc3339_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_rfc3339_ns(text)
+
+
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.integers(0, 999),
+    st.integers(0, 9),
+)
+def test_rfc3339_property(moment: datetime, extra_ns: int, trim: int) -> None:
+    # Reference: datetime carries microseconds; three more digits of ns are appended.
+    frac = moment.microsecond * 1000 + extra_ns
+    digits = f"{frac:09d}"[: 9 - trim] if trim < 9 else ""
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{digits}" if digits else "") + "Z"
+    whole = moment.replace(microsecond=0, tzinfo=UTC)
+    expected = epoch_ns(whole, int((digits + "000000000")[:9]) if digits else 0)
+    assert parse_rfc3339_ns(text) == expected
+
+
+# -- sequence property ------------------------------------------------------------------------
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["l2", "hb"]), st.integers(0, 3)), min_size=1, max_size=60)
+)
+def test_gap_reported_exactly_when_numbers_jump(messages: list[tuple[str, int]]) -> None:
+    p = parser()
+    seq = 0
+    for i, (kind, skip) in enumerate(messages):
+        seq += skip if i else 0
+        raw = l2(seq) if kind == "l2" else heartbeat(seq)
+        events = p.parse(raw, RECV)
+        gaps = [e for e in events if isinstance(e, Notice) and e.kind is NoticeKind.CONNECTION_GAP]
+        assert len(gaps) == (1 if i and skip else 0)
+        seq += 1
+
+
+# -- through the synchroniser and the pipeline -------------------------------------------------
+
+
+def test_snapshot_resets_the_book_and_updates_apply() -> None:
+    venue = Coinbase()
+    p = venue.new_parser()
+    book = L2Book()
+    reasons: list[str] = []
+    sync = BookSync(venue, "BTC-USD", book, on_resync=reasons.append)
+    (snap,) = p.parse(fixture("l2_data_snapshot.json"), RECV)
+    (delta,) = p.parse(fixture("l2_data_update.json"), RECV)
+    assert isinstance(snap, BookEvent) and isinstance(delta, BookEvent)
+    assert sync.on_event(delta) is None  # before any snapshot: ignored
+    assert sync.on_event(snap) is None
+    assert sync.on_event(delta) is None
+    assert book.items(Side.BID) == [(21921.3, 0.02), (21920.01, 0.5)]
+    assert book.items(Side.ASK) == [(21921.74, 0.95), (21922.5, 0.31459)]
+    # A fresh snapshot while live replaces the whole book (counted as a venue reset).
+    assert sync.on_event(snap) is None
+    assert book.items(Side.BID) == [(21921.73, 0.06317902), (21921.3, 0.02)]
+    assert reasons == ["venue_reset"]
+
+
+def test_pipeline_resyncs_every_book_on_a_connection_gap() -> None:
+    venue = Coinbase()
+    pipeline = FeedPipeline(venue, ["BTC-USD", "ETH-USD"])
+    p = pipeline.new_parser()
+
+    def snap(seq: int, product: str, bid: str, ask: str) -> bytes:
+        updates = [
+            {"side": "bid", "event_time": "", "price_level": bid, "new_quantity": "1"},
+            {"side": "offer", "event_time": "", "price_level": ask, "new_quantity": "1"},
+        ]
+        return envelope(
+            "l2_data", seq, [{"type": "snapshot", "product_id": product, "updates": updates}]
+        )
+
+    assert pipeline.on_frame(p, snap(0, "BTC-USD", "100.00", "100.02"), RECV) == []
+    assert pipeline.on_frame(p, snap(1, "ETH-USD", "10.00", "10.02"), RECV) == []
+    assert all(inst.valid for inst in pipeline.instruments.values())
+    commands = pipeline.on_frame(p, heartbeat(3), RECV)  # 2 was lost
+    assert commands == [Resubscribe("BTC-USD"), Resubscribe("ETH-USD")]
+    assert not any(inst.valid for inst in pipeline.instruments.values())
+    # Updates before the new snapshot are ignored; the snapshot makes the book valid again.
+    assert pipeline.on_frame(p, l2(4), RECV) == []
+    assert not pipeline.instruments["BTC-USD"].valid
+    assert pipeline.on_frame(p, snap(5, "BTC-USD", "100.01", "100.03"), RECV) == []
+    assert pipeline.instruments["BTC-USD"].valid
+    assert pipeline.instruments["BTC-USD"].book.best_bid_price() == 100.01
+    assert not pipeline.instruments["ETH-USD"].valid
