@@ -51,11 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole service against an embedded exchange on loopback")
     demo.add_argument(
         "--scenario",
-        default="btcusdt-spot",
-        help="what the embedded exchange plays (default: btcusdt-spot; see --list-scenarios)",
+        default="cycle",
+        help="what the embedded exchange plays (default: cycle, a simulated market going "
+        "through every stress regime; see --list-scenarios)",
     )
     demo.add_argument("--list-scenarios", action="store_true", help="list scenarios and exit")
-    demo.add_argument("--speed", type=float, default=1.0, help="replay speed factor (default 1)")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        help="replay speed factor (default 5 for simulated scenarios, 1 for captures)",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="seed of a simulated scenario")
     demo.add_argument("--listen", help="host:port for /metrics (default 127.0.0.1:9464)")
     demo.add_argument("--no-summary", action="store_true", help="no live terminal summary")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -93,6 +99,37 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config and print the effective one")
     check.add_argument("file", type=Path)
+
+    score = sub.add_parser(
+        "score", help="score the detectors on simulated scenarios against their ground truth"
+    )
+    score.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
+    score.add_argument("--seeds", help="seeds, e.g. 1-10 or 1,2,3 (default: evaluation seeds 1-10)")
+    score.add_argument(
+        "--out", type=Path, default=Path("scorecard"), help="output directory (default: scorecard)"
+    )
+    score.add_argument(
+        "--quick",
+        action="store_true",
+        help="one seed, every scenario but the long cycle and calm runs",
+    )
+    score.add_argument(
+        "--calibration", action="store_true", help="use the calibration seeds (101-105)"
+    )
+    score.add_argument(
+        "--validate", action="store_true", help="also reproduce CKS, Gould-Bonart, AS results"
+    )
+    score.add_argument("--duration", type=float, help="override every scenario's length (s)")
+    score.add_argument("--jobs", type=int, help="worker processes (default: up to 2 CPUs)")
+    score.add_argument("--config", type=Path, help="TOML config whose [signals] the detectors use")
+    score.add_argument(
+        "--warmup",
+        type=float,
+        metavar="SECONDS",
+        help="detector warm-up (default 300: the scenarios open with 360 s of calm)",
+    )
+    score.add_argument("--no-plot", action="store_true", help="do not draw timeline.png")
+    score.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     return p
 
 
@@ -125,10 +162,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     configure_logging(settings.log.level, settings.log.format)
     _warn_ignored_env()
     service = Service(settings)
+    shard = settings.shard
     log.info(
-        "mmradar %s: %s",
+        "mmradar %s%s: %s",
         __version__,
-        ", ".join(f"{f.exchange} {'/'.join(f.symbols)}" for f in settings.feeds),
+        f" (shard {shard})" if shard.count > 1 else "",
+        ", ".join(f"{f.exchange} {'/'.join(f.symbols)}" for f in settings.feeds)
+        or "no pairs (more replicas than configured pairs); serving /metrics only",
     )
     return _serve_forever(service.run)
 
@@ -158,13 +198,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.list_scenarios:
         for name, scenario in SCENARIOS.items():
-            print(f"{name:16} {scenario.description}")
+            print(f"{name:14} {scenario.description}")
         return EXIT_OK
     if args.scenario not in SCENARIOS:
         raise ConfigError("--scenario", f"unknown scenario {args.scenario!r} (expected one of: "
                           + ", ".join(SCENARIOS) + ")")  # fmt: skip
-    if args.speed <= 0:
-        raise ConfigError("--speed", "must be > 0")
+    if args.speed is not None and not (args.speed > 0 and math.isfinite(args.speed)):
+        raise ConfigError("--speed", "must be a number > 0")
     settings = load_settings(None, env={}, supported=VENUE_NAMES)  # defaults; listen below
     configure_logging("info", "text")
     return _serve_forever(
@@ -176,6 +216,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             summary=not args.no_summary,
             duration_s=args.duration,
             log_settings=settings.log,
+            seed=args.seed,
         )
     )
 
@@ -276,6 +317,73 @@ async def run_replay_cli(
             await server.stop()
 
 
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .score.command import (
+        CALIBRATION_SEEDS,
+        EVALUATION_SEEDS,
+        QUICK_EXCLUDE,
+        QUICK_SEEDS,
+        SCORE_WARMUP_SECONDS,
+        ScoreOptions,
+        default_jobs,
+        parse_seeds,
+        run_score,
+        scenario_names,
+    )
+
+    configure_logging("warning", "text")
+    known = scenario_names()
+    if args.scenarios:
+        scenarios = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
+        unknown = [s for s in scenarios if s not in known]
+        if unknown or not scenarios:
+            raise ConfigError(
+                "--scenarios", f"unknown scenario(s) {', '.join(unknown) or '(none given)'} "
+                f"(expected some of: {', '.join(known)})"
+            )  # fmt: skip
+    elif args.quick:
+        scenarios = tuple(s for s in known if s not in QUICK_EXCLUDE)
+    else:
+        scenarios = known
+    if args.seeds:
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as exc:
+            raise ConfigError("--seeds", str(exc)) from exc
+        label = "custom"
+    elif args.calibration:
+        seeds, label = CALIBRATION_SEEDS[:1] if args.quick else CALIBRATION_SEEDS, "calibration"
+    elif args.quick:
+        seeds, label = QUICK_SEEDS, "evaluation (quick)"
+    else:
+        seeds, label = EVALUATION_SEEDS, "evaluation"
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ConfigError("--duration", "must be a number of seconds > 0")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError("--jobs", "must be >= 1")
+    warmup = SCORE_WARMUP_SECONDS if args.warmup is None else args.warmup
+    if not (math.isfinite(warmup) and warmup >= 0):
+        raise ConfigError("--warmup", "must be a number of seconds >= 0")
+    signals = _load(args.config).signals if args.config else None
+    from .signals.params import SignalSettings
+
+    params = dataclasses.replace(signals or SignalSettings(), warmup_seconds=warmup)
+    options = ScoreOptions(
+        scenarios=scenarios,
+        seeds=seeds,
+        out=args.out,
+        params=params,
+        duration_s=args.duration,
+        jobs=args.jobs or default_jobs(),
+        validate=args.validate,
+        plot=not args.no_plot,
+        progress=not args.no_progress,
+        label=label,
+    )
+    run_score(options)
+    return EXIT_OK
+
+
 def _warn_ignored_env() -> None:
     for name in ignored_env_vars():
         log.warning("ignoring unknown environment variable %s", name)
@@ -287,6 +395,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": _cmd_replay,
     "record": _cmd_record,
     "check-config": _cmd_check_config,
+    "score": _cmd_score,
 }
 
 

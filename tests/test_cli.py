@@ -118,10 +118,23 @@ async def test_sigterm_stops_the_service_within_5_s(tmp_path: Path) -> None:
         assert b"Traceback" not in err
 
 
-async def test_demo_serves_correct_metrics_within_30_s() -> None:
+@pytest.mark.parametrize(
+    ("scenario", "low", "high"),
+    [
+        # The real capture's BTCUSDT traded around 61,600-61,900 USDT.
+        (["--scenario", "btcusdt-spot"], 61_000, 62_500),
+        # The default: the simulated scenario cycle, around 60,000.
+        ([], 55_000, 65_000),
+    ],
+    ids=["capture", "default-cycle"],
+)
+async def test_demo_serves_correct_metrics_within_30_s(
+    scenario: list[str], low: float, high: float
+) -> None:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "demo", "--listen", f"127.0.0.1:{port}", "--no-summary",
+        sys.executable, "-m", "service", "demo", *scenario,
+        "--listen", f"127.0.0.1:{port}", "--no-summary",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
     )  # fmt: skip
     try:
@@ -134,13 +147,17 @@ async def test_demo_serves_correct_metrics_within_30_s() -> None:
             30,
         )
         assert time.monotonic() - started < 30
-        # The capture's BTCUSDT traded around 61,600-61,900 USDT.
-        bid = next(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("mmradar_best_bid_price{")
-        )
-        assert 61_000 < bid < 62_500
+
+        def value(name: str) -> float:
+            return next(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith(name + "{")
+            )
+
+        bid, ask = value("mmradar_best_bid_price"), value("mmradar_best_ask_price")
+        assert low < bid < ask < high
+        assert value("mmradar_depth_notional") > 0
         proc.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(proc.communicate(), 5)
     finally:

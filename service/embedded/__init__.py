@@ -1,9 +1,21 @@
-"""An embedded Binance venue on loopback, replaying a real capture (see :mod:`.binance`).
+"""Embedded venues on loopback (see :mod:`.binance`): a real capture or a simulated market.
 
-``mmradar demo`` runs the whole service against it; end-to-end tests use it as the fake exchange.
+``mmradar demo`` runs the whole service against one; end-to-end tests use them as the fake
+exchange. :mod:`.source` holds the pluggable frame sources of the Binance venue.
 """
 
 from .binance import EmbeddedBinance, VenueStats
 from .capture import CaptureError, capture_path, load_capture
+from .source import CaptureSource, FrameSource, SimulatedSource, capture_from_run
 
-__all__ = ["CaptureError", "EmbeddedBinance", "VenueStats", "capture_path", "load_capture"]
+__all__ = [
+    "CaptureError",
+    "CaptureSource",
+    "EmbeddedBinance",
+    "FrameSource",
+    "SimulatedSource",
+    "VenueStats",
+    "capture_from_run",
+    "capture_path",
+    "load_capture",
+]

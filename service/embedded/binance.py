@@ -1,11 +1,14 @@
-"""An embedded Binance venue (spot or USD-M) on loopback, replaying a real capture.
+"""An embedded Binance venue (spot or USD-M) on loopback, replaying a capture or a simulation.
 
 :class:`EmbeddedBinance` is one asyncio server on ``127.0.0.1``: the same port answers websocket
 upgrades with Binance's public market-data streams and plain HTTP GETs with Binance's REST depth
-endpoint. It replays a recorded capture (by default the packaged hftbacktest files, see
-``service/data/README.md``) and keeps its own ground-truth book (:mod:`.truth`) so tests can
-compare the service's book with what the venue actually sent. ``mmradar demo`` runs the whole
-service against it; end-to-end tests use it as "the fake exchange", faults included.
+endpoint. It is the protocol layer only: the timeline it serves comes from a pluggable source
+(:mod:`.source`) — a recorded capture (by default the packaged hftbacktest files, see
+``service/data/README.md``) or a run of the market simulator (:mod:`service.sim`, spot). It keeps
+its own ground-truth book (:mod:`.truth`) so tests can compare the service's book with what the
+venue actually sent. ``mmradar demo`` runs the whole service against it; end-to-end tests use
+it as "the fake exchange", faults included. A simulated source may schedule faults of its own
+(a skipped diff, dropped connections) on its timeline.
 
 Reproduced (``reference/protocols.md`` §1, §2):
 
@@ -57,12 +60,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import functools
 import http
 import ipaddress
 import logging
 import math
-import os
 import time
 import urllib.parse
 from collections import deque
@@ -78,16 +79,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .capture import (
-    CaptureSource,
-    DepthDiff,
-    Level,
-    Market,
-    Trade,
-    capture_path,
-    load_capture,
-)
-from .plan import AggTradeEnd, FlushTick, ReplayPlan, build_plan, depth_intervals
+from .capture import CaptureSource, DepthDiff, Level, Market, Trade
+from .plan import AggTradeEnd, FaultStep, FlushTick, ReplayPlan, Step, depth_intervals
+from .source import CaptureSource as CaptureFileSource
+from .source import FrameSource
 from .truth import TruthBook
 
 __all__ = ["EmbeddedBinance", "VenueStats"]
@@ -230,33 +225,12 @@ class _DepthWindow:
         return out
 
 
-def _source_key(source: CaptureSource) -> tuple[str, int, int] | None:
-    """Cache key of a capture file on disk, None if it is not a plain file."""
-    if not isinstance(source, str | os.PathLike):
-        return None
-    path = os.path.realpath(os.fspath(source))
-    st = os.stat(path)
-    return (path, st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_plan(key: tuple[str, int, int], market: Market) -> ReplayPlan:
-    return build_plan(load_capture(key[0]), market)
-
-
-def _load_plan(source: CaptureSource, market: Market) -> ReplayPlan:
-    key = _source_key(source)
-    if key is None:
-        return build_plan(load_capture(source), market)
-    return _cached_plan(key, market)
-
-
 def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
 class EmbeddedBinance:
-    """A Binance venue (spot or USD-M) on 127.0.0.1 replaying a capture, with ground truth.
+    """A Binance venue (spot or USD-M) on 127.0.0.1 replaying a source, with ground truth.
 
     One replay task walks the capture's timeline and fans each event out to every connection
     subscribed to its stream. Each connection has its own bounded send queue and writer task, so
@@ -297,6 +271,7 @@ class EmbeddedBinance:
         market: Market,
         *,
         capture: CaptureSource | None = None,
+        source: FrameSource | None = None,
         speed: float = 1.0,
         loop: bool = True,
         host: str = "127.0.0.1",
@@ -313,6 +288,8 @@ class EmbeddedBinance:
         Args:
             market: ``"spot"`` or ``"usdm"``.
             capture: capture file; default the packaged one for ``market``.
+            source: what to serve instead of a capture file, e.g. a
+                :class:`~.source.SimulatedSource`; its market must be ``market``.
             speed: replay speed factor on the capture's receive-time axis; ``0`` or
                 ``math.inf`` = as fast as possible.
             loop: start over at the end of the capture (see class docstring).
@@ -333,10 +310,15 @@ class EmbeddedBinance:
                 1008; default 5 (spot) / 10 (USD-M); 0 disables the limit.
 
         Raises:
-            ValueError: an argument is out of range.
+            ValueError: an argument is out of range, or ``capture`` and ``source`` are both
+                given, or the source is for another market.
         """
         if market not in ("spot", "usdm"):
             raise ValueError(f"market must be 'spot' or 'usdm', not {market!r}")
+        if source is not None and capture is not None:
+            raise ValueError("give a capture or a source, not both")
+        if source is not None and source.market != market:
+            raise ValueError(f"the source serves {source.market!r}, not {market!r}")
         if not (speed == 0 or speed > 0):
             raise ValueError(f"speed must be >= 0, not {speed!r}")
         if not ipaddress.ip_address(host).is_loopback or ":" in host:
@@ -345,7 +327,9 @@ class EmbeddedBinance:
             raise ValueError("max_queue_frames must be >= 1")
         spot = market == "spot"
         self._market: Market = market
-        self._source: CaptureSource = capture if capture is not None else capture_path(market)
+        self._source: FrameSource = (
+            source if source is not None else CaptureFileSource(market, capture)
+        )
         self._speed = speed
         self._fast = speed == 0 or math.isinf(speed)
         self._loop_capture = loop
@@ -379,6 +363,7 @@ class EmbeddedBinance:
         self._drained = asyncio.Event()
 
         # per-pass state
+        self._position_ns = 0
         self._pass = 0
         self._id_off = 0
         self._trade_off = 0
@@ -417,7 +402,7 @@ class EmbeddedBinance:
         """
         if self._plan is not None:
             raise RuntimeError("an EmbeddedBinance can be started only once")
-        self._plan = plan = await asyncio.to_thread(_load_plan, self._source, self._market)
+        self._plan = plan = await asyncio.to_thread(self._source.load)
         symbol = plan.symbol.lower()
         if self._market == "spot":
             roots = {"depth": frozenset({""}), "trade": frozenset({""}), "agg": frozenset({""})}
@@ -526,6 +511,20 @@ class EmbeddedBinance:
     def plan(self) -> ReplayPlan:
         """The static replay plan (capture-derived constants and timeline)."""
         return self._require_plan()
+
+    @property
+    def source(self) -> FrameSource:
+        """What the venue serves (a capture file or a simulated scenario)."""
+        return self._source
+
+    @property
+    def position_ns(self) -> int:
+        """Where the replay is on the source's own receive-time axis (the last released step).
+
+        For a :class:`~.source.SimulatedSource` this is the simulated event time; it restarts
+        at every pass of a looping venue. 0 before anything was released.
+        """
+        return self._position_ns
 
     @property
     def stats(self) -> VenueStats:
@@ -765,8 +764,15 @@ class EmbeddedBinance:
                 if not client.below_low_water.is_set():
                     client.stalled = True
 
-    def _release(self, step: DepthDiff | Trade | FlushTick | AggTradeEnd) -> bool:
+    def _release(self, step: Step) -> bool:
         """Release one timeline step; return True if any frame was queued."""
+        self._position_ns = step.recv_ns
+        if isinstance(step, FaultStep):
+            if step.kind == "gap":
+                self._skip_depth += 1
+            else:
+                self.drop_connections()
+            return False
         if isinstance(step, DepthDiff):
             return self._release_depth(step)
         if isinstance(step, Trade):

@@ -45,6 +45,7 @@ __all__ = [
     "capture_path",
     "iter_records",
     "load_capture",
+    "parse_record",
 ]
 
 Market = Literal["spot", "usdm"]
@@ -196,7 +197,20 @@ def _opt_int(data: dict[str, Any], key: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _parse(recv_ns: int, obj: Any, line: int) -> Record | None:
+def parse_record(recv_ns: int, obj: Any, line: int = 0) -> Record | None:
+    """Type one decoded capture line (a REST snapshot or a combined-stream frame).
+
+    Args:
+        recv_ns: the line's receive time, ns.
+        obj: the line's decoded JSON.
+        line: its 1-based line number, for errors (0 when not from a file).
+
+    Returns:
+        The record, or None for a stream kind that is not modelled.
+
+    Raises:
+        CaptureError: the JSON has the wrong shape.
+    """
     if not isinstance(obj, dict):
         raise CaptureError(line, "record is not a JSON object")
     if "lastUpdateId" in obj:
@@ -292,7 +306,7 @@ def iter_records(source: CaptureSource) -> Iterator[Record]:
                 obj = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise CaptureError(number, f"invalid JSON: {exc}") from exc
-            record = _parse(int(head), obj, number)
+            record = parse_record(int(head), obj, number)
             if record is not None:
                 yield record
 

@@ -26,19 +26,22 @@ Two kinds of synthetic steps are interleaved with the served records:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Literal
 
 from .capture import Capture, CaptureError, DepthDiff, Market, Snapshot, Trade
 
 __all__ = [
     "AggTradeEnd",
     "AggTradeGroup",
+    "FaultStep",
     "FlushTick",
     "ReplayPlan",
     "Step",
     "build_plan",
     "depth_intervals",
+    "with_faults",
 ]
 
 _NS_PER_MS = 1_000_000
@@ -88,7 +91,15 @@ class AggTradeEnd:
     group: AggTradeGroup
 
 
-Step = DepthDiff | Trade | FlushTick | AggTradeEnd
+@dataclass(frozen=True, slots=True)
+class FaultStep:
+    """A transport fault scheduled on the timeline (simulated sources; captures have none)."""
+
+    recv_ns: int  # replay position on the source's receive-time axis
+    kind: Literal["gap", "drop"]  # skip the next depth diff / abort every connection
+
+
+Step = DepthDiff | Trade | FlushTick | AggTradeEnd | FaultStep
 """One item of the replay timeline."""
 
 
@@ -279,3 +290,26 @@ def build_plan(capture: Capture, market: Market) -> ReplayPlan:
         agg_trade_count=len(agg_ends),
         dropped_diffs=pos,
     )
+
+
+def with_faults(plan: ReplayPlan, faults: Sequence[FaultStep]) -> ReplayPlan:
+    """Insert fault steps into a plan's timeline (each before the first step at or after it).
+
+    Args:
+        plan: a plan from :func:`build_plan`.
+        faults: the faults, any order.
+
+    Returns:
+        A new plan with the same constants and the merged timeline.
+    """
+    if not faults:
+        return plan
+    pending = sorted(faults, key=lambda f: f.recv_ns)
+    steps: list[Step] = []
+    i = 0
+    for step in plan.steps:
+        while i < len(pending) and pending[i].recv_ns <= step.recv_ns:
+            steps.append(pending[i])
+            i += 1
+        steps.append(step)
+    return replace(plan, steps=(*steps, *pending[i:]))

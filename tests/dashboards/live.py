@@ -2,10 +2,16 @@
 
 :class:`LiveStack` starts, on 127.0.0.1:
 
-* the embedded Binance venue replaying the packaged BTCUSDT capture, looped (what
-  ``mmradar demo`` plays), faster than real time so that minutes of venue event time — and the
-  disconnect at the end of every pass, with its reconnect and resync — fit in seconds;
-* the real :class:`service.app.Service` against it (in-process, metrics on a free port), with
+* two embedded Binance venues, spot (exchange ``binance``, what ``mmradar demo`` plays) and
+  USD-M futures (exchange ``binance-usdm``), each replaying its packaged BTCUSDT capture, looped,
+  faster than real time so that minutes of venue event time — and the disconnect at the end of
+  every pass, with its reconnect and resync — fit in seconds. Both symbols are the canonical
+  instrument ``BTC-USD``, so the service compares them across venues and the cross-venue
+  series (mid dislocation, consolidated depth, valid venues, ``venue_withdrawal``) carry real
+  values;
+* a lockstep task that keeps the two replays on one event-time clock, as real venues are (see
+  :meth:`LiveStack._lockstep`);
+* the real :class:`service.app.Service` against them (in-process, metrics on a free port), with
   a ``[[webhooks]]`` entry pointing at a local receiver, so webhook deliveries are real, and a
   short detector warm-up (the demo's default of 10 min of event time restarts at every resync,
   i.e. at every pass of the 6-min capture, so no episode could ever start);
@@ -13,8 +19,9 @@
 
 :meth:`LiveStack.wait_until_exercised` then waits — polling, never sleeping blindly — until
 Prometheus holds what the dashboards show: a valid book and trades, a symptom episode, a
-reconnect and a resync, a delivered webhook and a malformed frame, over enough scrapes for
-``rate()`` windows. Everything is stopped by :meth:`LiveStack.stop` (processes by PID).
+reconnect and a resync, a delivered webhook and a malformed frame, two valid venues with a
+finite mid dislocation, over enough scrapes for ``rate()`` windows. Everything is stopped by
+:meth:`LiveStack.stop` (processes by PID).
 """
 
 from __future__ import annotations
@@ -37,11 +44,19 @@ from service.config import parse_settings
 from service.embedded.binance import EmbeddedBinance
 from service.venues import VENUE_NAMES
 
+#: The demo instrument: the one single-value variables are set to.
 EXCHANGE = "binance"
 SYMBOL = "BTCUSDT"
+#: Every venue of the stack: exchange → embedded Binance market. Both serve ``SYMBOL``.
+VENUES = {EXCHANGE: "spot", "binance-usdm": "usdm"}
+#: The canonical instrument ``SYMBOL`` is on both venues (:mod:`service.instruments`).
+INSTRUMENT = "BTC-USD"
 #: Replay speed: one 6-min pass of the capture takes about 9 s, so passes (reconnect, resync)
 #: come every few seconds and a volatility episode starts within about 20 s.
 SPEED = 40.0
+#: How often the lockstep task compares the venues' event-time clocks. At ``SPEED`` one poll is
+#: well under a second of event time.
+LOCKSTEP_POLL_S = 0.005
 #: ``[signals]`` for the test: warm-ups short enough for one pass of the capture.
 SIGNALS = {"warmup_seconds": 30, "flow_warmup_seconds": 10}
 #: What a scrape interval of 1 s makes of Grafana's ``$__rate_interval`` (4 x scrape).
@@ -69,7 +84,7 @@ class LiveStack:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.venue: EmbeddedBinance | None = None
+        self.venues: dict[str, EmbeddedBinance] = {}
         self.service: Service | None = None
         self.prometheus: Process | None = None
         self.prometheus_url = ""
@@ -77,8 +92,14 @@ class LiveStack:
         self.first_scrape_s = math.nan  # epoch seconds of the first scrape Prometheus made
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._lockstep_task: asyncio.Task[None] | None = None
         self._hook_runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def venue(self) -> EmbeddedBinance:
+        """The demo venue (exchange :data:`EXCHANGE`)."""
+        return self.venues[EXCHANGE]
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -90,18 +111,21 @@ class LiveStack:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         hook_url = await self._start_webhook_receiver()
 
-        self.venue = EmbeddedBinance("spot", speed=SPEED, loop=True)
-        await self.venue.start()
+        for exchange, market in VENUES.items():
+            venue = EmbeddedBinance(market, speed=SPEED, loop=True)
+            self.venues[exchange] = venue  # stopped by stop() even if start() fails
+            await venue.start()
         settings = parse_settings(
             {
                 "http": {"listen": "127.0.0.1:0"},
                 "feeds": [
                     {
-                        "exchange": EXCHANGE,
+                        "exchange": exchange,
                         "symbols": [SYMBOL],
-                        "ws_url": self.venue.ws_base,
-                        "rest_url": self.venue.rest_base,
+                        "ws_url": venue.ws_base,
+                        "rest_url": venue.rest_base,
                     }
+                    for exchange, venue in self.venues.items()
                 ],
                 "webhooks": [{"url": hook_url, "format": "json"}],
                 "signals": SIGNALS,
@@ -111,6 +135,7 @@ class LiveStack:
         )
         self.service = Service(settings, backoff_factory=_fast_backoff)
         self._task = asyncio.create_task(self.service.run(self._stop))
+        self._lockstep_task = asyncio.create_task(self._lockstep())
         server = self.service.server
         assert server is not None
         deadline = time.monotonic() + 10
@@ -147,6 +172,34 @@ class LiveStack:
             self.workdir / "prometheus.log",
         )
 
+    async def _lockstep(self) -> None:
+        """Hold the replay of a venue that is ahead in event time until the others catch up.
+
+        Real venues stamp their events with clocks that agree to a few milliseconds. Two
+        replays do not share a clock: each pass starts when the service subscribes, and
+        at ``SPEED`` a 0.1-s difference in subscription time is 4 s of event time (the spot
+        and USD-M captures also differ in length, so the passes drift further apart). The
+        cross-venue view compares only samples at most 2 s apart
+        (:data:`service.signals.crossvenue.MAX_SAMPLE_AGE_NS`), so without this the two
+        venues would never count together. The clock compared is each venue's latest
+        once-a-second sample in the view; the venue that is behind always runs, so the
+        replays never both stand still.
+        """
+        assert self.service is not None
+        (view,) = [v for v in self.service.cross_venue if v.instrument == INSTRUMENT]
+        members = {m.exchange: m for m in view.members}
+        assert set(members) == set(self.venues), members
+        while True:
+            ts = {exchange: members[exchange].ts_ns for exchange in self.venues}
+            if all(ts.values()):  # every venue has sampled at least once
+                behind = min(ts.values())
+                for exchange, venue in self.venues.items():
+                    if ts[exchange] > behind:
+                        venue.pause()
+                    else:
+                        venue.resume()
+            await asyncio.sleep(LOCKSTEP_POLL_S)
+
     async def _start_webhook_receiver(self) -> str:
         async def post(request: web.Request) -> web.Response:
             self.webhook_posts.append(await request.json())
@@ -161,17 +214,21 @@ class LiveStack:
         return f"http://127.0.0.1:{self._hook_runner.addresses[0][1]}/hook"
 
     async def stop(self) -> None:
-        """Stop Prometheus (by PID), the service, the venue and the receiver; idempotent."""
+        """Stop Prometheus (by PID), the service, the venues and the receiver; idempotent."""
         try:
             if self.prometheus is not None:
                 self.prometheus.stop()
         finally:
+            if self._lockstep_task is not None:
+                self._lockstep_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._lockstep_task
             self._stop.set()
             if self._task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(self._task, 10)
-            if self.venue is not None:
-                await self.venue.stop()
+            for venue in self.venues.values():
+                await venue.stop()
             if self._hook_runner is not None:
                 await self._hook_runner.cleanup()
             if self._session is not None:
@@ -225,6 +282,9 @@ class LiveStack:
         if self._task is not None and self._task.done():
             self._task.result()  # re-raises what stopped the service
             raise AssertionError("the service stopped")
+        if self._lockstep_task is not None and self._lockstep_task.done():
+            self._lockstep_task.result()  # re-raises what stopped it
+            raise AssertionError("the lockstep task stopped")
 
     async def wait_until_exercised(self, timeout_s: float = 75.0) -> float:
         """Until Prometheus holds everything the dashboards show; returns the epoch time of
@@ -233,8 +293,9 @@ class LiveStack:
         Raises:
             AssertionError: not within ``timeout_s``, naming what was still missing.
         """
-        assert self.venue is not None
+        assert self.venues, "stack not started"
         sel = f'exchange="{EXCHANGE}",symbol="{SYMBOL}"'
+        dislocation = f'mmradar_cross_venue_mid_dislocation_bps{{instrument="{INSTRUMENT}"}}'
         conditions = {
             "scraped": 'up{job="mmradar"} == 1',
             "book valid": f"mmradar_book_valid{{{sel}}} == 1",
@@ -244,6 +305,11 @@ class LiveStack:
             "a resync": f"sum(mmradar_book_resyncs_total{{{sel}}}) > 0",
             "a webhook delivered": 'sum(mmradar_webhook_deliveries_total{result="ok"}) > 0',
             "a malformed frame": ('sum(mmradar_feed_bad_messages_total{reason="malformed"}) > 0'),
+            # Every venue with a finite dislocation at some second (NaN compares false, so
+            # "> -Inf" drops the seconds with fewer than two valid venues).
+            "two valid venues, finite dislocations": (
+                f"count(count_over_time(({dislocation} > -Inf)[5m:1s])) == {len(VENUES)}"
+            ),
         }
         missing = list(conditions)
         injected = False

@@ -7,9 +7,10 @@ against the panel-type schema where there is one; data sources are the provision
 overlap; the template variables and cross-dashboard links are in place.
 
 Live: every query a dashboard sends — panel targets, annotation queries, variable queries —
-runs against a real Prometheus scraping the service while it plays the demo's capture
-(:mod:`.live`), with the template variables substituted as Grafana would, and must return data
-(at least one finite value over the window), for the demo's instrument and for "All".
+runs against a real Prometheus scraping the service while it plays the real BTCUSDT captures of
+two venues, Binance spot and USD-M (:mod:`.live`), with the template variables substituted as
+Grafana would, and must return data (at least one finite value over the window), for the demo's
+instrument and for "All". The cross-venue panels are also checked to name every venue.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .grafana import (
     validator,
     variables_used,
 )
-from .live import EXCHANGE, RATE_INTERVAL, SYMBOL, LiveStack
+from .live import EXCHANGE, INSTRUMENT, RATE_INTERVAL, SYMBOL, VENUES, LiveStack
 
 DASHBOARDS = load_dashboards()
 EXPECTED = {"mmradar-overview.json", "mmradar-symbol.json", "mmradar-feed-health.json"}
@@ -250,6 +251,11 @@ def test_symbol_annotates_symptom_episodes() -> None:
 # ---------------------------------------------------------------------------------------
 
 
+#: What each query variable lists in the live stack: both venues, the one symbol they serve,
+#: and the canonical instrument it is on both.
+LISTED = {"exchange": sorted(VENUES), "symbol": [SYMBOL], "instrument": [INSTRUMENT]}
+
+
 def _values(dashboard: Dashboard, everything: bool, window_s: float) -> dict[str, str]:
     """Variable values as Grafana would interpolate them: the demo's instrument, or "All"
     (the variable's allValue) for multi-value variables."""
@@ -265,6 +271,8 @@ def _values(dashboard: Dashboard, everything: bool, window_s: float) -> dict[str
             values[name] = EXCHANGE
         elif name == "symbol":
             values[name] = SYMBOL
+        elif name == "instrument":
+            values[name] = INSTRUMENT
         else:
             values[name] = variable["current"]["value"]
     return values
@@ -309,7 +317,7 @@ async def test_variable_query_lists_the_demo_instrument(live: LiveStack, query: 
     match = LABEL_VALUES.match(interpolate(query.expr, values))
     assert match is not None
     got = await live.label_values(match["label"], match["selector"])
-    assert got == [{"exchange": EXCHANGE, "symbol": SYMBOL}[match["label"]]]
+    assert sorted(got) == LISTED[match["label"]]
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -331,3 +339,62 @@ async def test_symptom_episode_annotation_marks_the_episode(live: LiveStack) -> 
         assert {v for _, v in series["values"]} == {"1"}
     started = {(p["symptom"], p["side"]) for p in live.webhook_posts if p["state"] == "firing"}
     assert started & {(s["metric"]["symptom"], s["metric"]["side"]) for s in result}
+
+
+def _target(dashboard: str, title: str, ref: str = "A") -> str:
+    """The expression of target ``ref`` of the panel titled ``title``."""
+    (panel,) = [p for p in data_panels(_named(dashboard)) if p["title"] == title]
+    (target,) = [t for t in panel["targets"] if t["refId"] == ref]
+    return str(target["expr"])
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_cross_venue_panels_name_every_venue(live: LiveStack) -> None:
+    """The cross-venue queries return each venue under its own name: finite dislocations for
+    both venues, two valid venues at least once, and a ``venue_withdrawal`` row per venue.
+
+    ``venue_withdrawal`` does not fire on the real captures (neither venue withdraws), so its
+    state timeline is checked for what it does show: one quiet (0) row per venue, joined to
+    the instrument. The Symbol dashboard's "other venues" target must not repeat the selected
+    one."""
+    start, end = live.first_scrape_s, time.time()
+    overview = _values(_named("mmradar-overview.json"), everything=True, window_s=end - start)
+    symbol = _values(_named("mmradar-symbol.json"), everything=False, window_s=end - start)
+
+    def exchanges(result: list[dict[str, Any]]) -> set[str]:
+        return {s["metric"]["exchange"] for s in result}
+
+    def finite_by_exchange(result: list[dict[str, Any]]) -> set[str]:
+        return {s["metric"]["exchange"] for s in result if live.has_finite_sample([s])}
+
+    title = "Mid dislocation from the cross-venue median"
+    expr = interpolate(_target("mmradar-overview.json", title), overview)
+    dislocation = await live.range(expr, start, end)
+    assert finite_by_exchange(dislocation) == set(VENUES)
+    assert {s["metric"]["instrument"] for s in dislocation} == {INSTRUMENT}
+
+    expr = interpolate(_target("mmradar-overview.json", "Valid venues"), overview)
+    (venues,) = await live.range(expr, start, end)
+    assert max(float(v) for _, v in venues["values"]) == len(VENUES)
+
+    expr = interpolate(_target("mmradar-overview.json", "Venue withdrawal"), overview)
+    withdrawal = await live.range(expr, start, end)
+    assert exchanges(withdrawal) == set(VENUES)
+    for series in withdrawal:
+        assert series["metric"]["instrument"] == INSTRUMENT
+        assert series["metric"]["symptom"] == "venue_withdrawal"
+        assert {v for _, v in series["values"]} <= {"0", "1"}
+
+    this = await live.range(interpolate(_target("mmradar-symbol.json", title), symbol), start, end)
+    assert exchanges(this) == {EXCHANGE}
+    others = interpolate(_target("mmradar-symbol.json", title, "B"), symbol)
+    assert finite_by_exchange(await live.range(others, start, end)) == set(VENUES) - {EXCHANGE}
+
+    share = interpolate(
+        _target("mmradar-symbol.json", "Share of consolidated depth (10 bps band)"), symbol
+    )
+    result = await live.range(share, start, end)
+    assert {s["metric"]["side"] for s in result} == {"bid", "ask"}
+    # While both venues are valid, each holds part of the consolidated depth.
+    values = [float(v) for s in result for _, v in s["values"]]
+    assert any(0 < v < 1 for v in values), values[:20]

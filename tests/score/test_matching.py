@@ -1,0 +1,160 @@
+"""Event matching and the scorecard's pooled figures, on hand-built episodes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from service.score.matching import Episode, Tolerance, match_episodes, merge_close
+from service.score.runner import RunResult, Series, TruthEpisode
+from service.score.scorecard import build_scorecard, format_markdown, scorecard_json
+
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+
+
+def ep(start_s: float, end_s: float, symptom: str = "quote_skew", side: str = "bid") -> Episode:
+    return Episode(symptom, side, T0 + round(start_s * S), T0 + round(end_s * S))
+
+
+def test_match_first_alert_redundant_false_and_missed() -> None:
+    truth = [ep(100, 130), ep(200, 220), ep(400, 410)]
+    detected = [
+        ep(96, 140),  # 4 s early: inside the 5-s anticipation window → matches truth 0
+        ep(125, 135),  # inside truth 0 again → redundant
+        ep(231, 240),  # 11 s after truth 1 ended: beyond the 10-s grace → false
+        ep(205, 215),  # matches truth 1, 5 s late
+        ep(300, 310),  # nothing near → false
+    ]
+    m = match_episodes(truth, detected, Tolerance(pre_s=5, post_s=10))
+    assert m.pairs == ((0, 0), (1, 3))
+    assert m.latencies_s == (-4.0, 5.0)
+    assert m.redundant == (1,)
+    assert m.false == (2, 4)
+    assert m.missed == (2,)
+
+
+def test_window_edges_are_inclusive() -> None:
+    truth = [ep(100, 130)]
+    assert match_episodes(truth, [ep(95, 96)]).pairs == ((0, 0),)
+    assert match_episodes(truth, [ep(140, 150)]).pairs == ((0, 0),)
+    assert match_episodes(truth, [ep(94.999, 96)]).false == (0,)
+    assert match_episodes(truth, [ep(140.001, 150)]).false == (0,)
+
+
+def test_one_detection_matches_one_truth_and_overlapping_windows_are_shared_optimally() -> None:
+    # Both truth windows contain t=112; the first detection goes to the episode whose window
+    # closes first (truth 0), so the later one can still match truth 1.
+    truth = [ep(100, 105), ep(110, 160)]
+    m = match_episodes(truth, [ep(112, 120), ep(150, 155)])
+    assert m.pairs == ((0, 0), (1, 1))
+    assert m.latencies_s == (12.0, 40.0)
+    assert m.missed == ()
+    # a single detection can only ever match one episode
+    m = match_episodes(truth, [ep(112, 170)])
+    assert len(m.pairs) == 1
+    assert m.missed == (1,)
+
+
+def test_merge_close_joins_gaps_shorter_than_merge() -> None:
+    eps = [ep(10, 20), ep(25, 30), ep(40.5, 50), ep(60, 61)]
+    merged = merge_close(eps, 10.0)
+    assert merged == [ep(10, 30), ep(40.5, 50), ep(60, 61)]
+    assert merge_close(eps, 5.0) == [ep(10, 20), ep(25, 30), ep(40.5, 50), ep(60, 61)]
+    assert merge_close(eps, 5.0001) == [ep(10, 30), ep(40.5, 50), ep(60, 61)]
+
+
+def _run(
+    truth: list[tuple[Episode, str]],
+    detected: list[Episode],
+    *,
+    seconds: int = 1000,
+    armed_from: int = 0,
+    calm: tuple[int, int] = (0, 1000),
+    kind: str = "symptom",
+    scenario: str = "s",
+    seed: int = 1,
+) -> RunResult:
+    series = Series()
+    for k in range(seconds):
+        series.t_ns.append(T0 + k * S)
+        series.mid.append(100.0)
+        series.q_true.append(math.sin(k / 50))
+        series.proxy.append(-math.sin((k - 3) / 50))  # the proxy lags the truth by 3 s
+        series.pressure.append(-math.sin(k / 50) * 0.5)
+        series.armed.append(k >= armed_from)
+        series.regime.append("calm" if calm[0] <= k < calm[1] else "buy_burst")
+    return RunResult(
+        scenario=scenario,
+        kind=kind,
+        seed=seed,
+        symbol="BTCUSDT",
+        expected=(),
+        truth=[TruthEpisode(e, r) for e, r in truth],
+        detected=detected,
+        series=series,
+        start_ns=T0,
+        end_ns=T0 + seconds * S,
+    )
+
+
+def test_scorecard_pools_runs_with_exact_figures() -> None:
+    a = _run(
+        [(ep(300, 330), "buy_burst"), (ep(500, 520), "buy_burst"), (ep(50, 60), "calm")],
+        [ep(301, 340), ep(320, 325), ep(502, 530), ep(700, 720), ep(55, 65)],
+        armed_from=100,  # the truth episode at 50 s is before the warm-up ended: unscored
+        calm=(0, 290),  # 190 armed calm seconds: 100..289
+    )
+    b = _run(
+        [(ep(300, 330), "buy_burst")],
+        [ep(310, 340), ep(100, 110)],  # latency 10 s; a false alert in calm
+        calm=(0, 200),  # 200 armed calm seconds
+        seed=2,
+    )
+    card = build_scorecard([a, b])
+    ks = card.keys[("quote_skew", "bid")]
+    assert (ks.truth, ks.detected, ks.tp, ks.fp, ks.redundant, ks.ignored) == (3, 7, 3, 2, 1, 1)
+    assert ks.fn == 0
+    assert ks.precision == pytest.approx(3 / 5)
+    assert ks.recall == pytest.approx(1.0)
+    assert ks.f1 == pytest.approx(2 * 0.6 / 1.6)
+    assert sorted(ks.latencies_s) == [1.0, 2.0, 10.0]
+    assert ks.latency_median_s == pytest.approx(2.0)
+    assert ks.latency_p90_s == pytest.approx(2.0 + 0.8 * 8.0)
+    # false alerts in calm: only b's at 100 s (a's at 700 s is in the burst regime)
+    assert ks.calm_false == 1
+    assert card.calm_hours == pytest.approx((190 + 200) / 3600)
+    assert card.false_per_calm_hour(ks) == pytest.approx(3600 / 390)
+    assert card.total.tp == 3
+    assert card.scenarios["s"].unscored_truth == 1
+    # the proxy lags the truth by 3 s and is perfectly monotone in it at that lag
+    for _, _, q in card.proxy:
+        assert q.peak_lag_s == 3
+        assert q.peak_spearman == pytest.approx(1.0)
+        assert 0.9 < q.spearman < 1.0
+    text = format_markdown(card)
+    assert "| `quote_skew` | bid | 3 | 7 | 3 | 2 | 1 | 0.60 | 1.00 | 0.75 |" in text
+    data = scorecard_json(card)
+    assert data["all"]["tp"] == 3  # type: ignore[index]
+
+
+def test_controls_count_inventory_symptoms() -> None:
+    run = _run(
+        [],
+        [ep(400, 420), ep(500, 510, "volatility_spike", "both"), ep(600, 610, "depth_asymmetry")],
+        kind="control",
+        scenario="spoof",
+    )
+    card = build_scorecard([run])
+    cs = card.controls["spoof"]
+    assert (cs.runs, cs.inventory_firings, cs.all_firings) == (1, 2, 3)
+    assert card.control_inventory_firings == 2
+    assert any("negative controls" in m for m in scorecard_json(card)["targets_missed"])  # type: ignore[attr-defined]
+
+
+def test_truth_labels_no_detector_reports_are_listed_not_scored() -> None:
+    run = _run([(ep(300, 330, "inventory_stress", "long"), "sell_burst")], [])
+    card = build_scorecard([run])
+    assert card.unknown_truth == {"inventory_stress/long": 1}
+    assert card.total.truth == 0

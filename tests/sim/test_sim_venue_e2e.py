@@ -1,0 +1,72 @@
+"""The whole service against the simulated venue on 127.0.0.1: the book it ends with is the
+simulator's own book, level for level."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Iterator
+
+from service.app import Service
+from service.config import parse_settings
+from service.embedded.binance import EmbeddedBinance
+from service.embedded.source import SimulatedSource
+from service.model import Side
+from service.venues import VENUE_NAMES
+
+from .test_simulator import SHORT
+
+
+def fast_backoff() -> Iterator[float]:
+    while True:
+        yield 0.05
+
+
+async def test_service_ends_with_the_simulators_book() -> None:
+    source = SimulatedSource(SHORT, 4)
+    async with EmbeddedBinance("spot", source=source, speed=math.inf, loop=False) as venue:
+        settings = parse_settings(
+            {
+                "http": {"listen": "127.0.0.1:0"},
+                "feeds": [
+                    {
+                        "exchange": "binance",
+                        "symbols": ["BTCUSDT"],
+                        "ws_url": venue.ws_base,
+                        "rest_url": venue.rest_base,
+                    }
+                ],
+            },
+            env={},
+            supported=VENUE_NAMES,
+        )
+        service = Service(settings, backoff_factory=fast_backoff)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        try:
+            await asyncio.wait_for(venue.wait_drained(), 60)
+            run = source.run
+            assert run is not None
+            want_bids = [(float(p), float(q)) for p, q in run.final_bids]
+            want_asks = [(float(p), float(q)) for p, q in run.final_asks]
+            deadline = time.monotonic() + 20
+            while True:
+                inst = next(iter(service.pipelines[0].instruments.values()))
+                got_bids = sorted(inst.book.items(Side.BID), reverse=True)
+                got_asks = sorted(inst.book.items(Side.ASK))
+                if inst.valid and (got_bids, got_asks) == (want_bids, want_asks):
+                    break
+                assert time.monotonic() < deadline, "the service's book never matched"
+                await asyncio.sleep(0.05)
+            truth_bids, truth_asks = venue.truth_book("BTCUSDT")
+            assert sorted(((float(p), float(q)) for p, q in truth_bids.items()), reverse=True) == (
+                want_bids
+            )
+            assert len(want_asks) == len(truth_asks) > 400
+            assert inst.sync.updates_applied > 0.9 * venue.stats.depth_events
+            taker = venue.taker_volume("BTCUSDT")
+            assert math.isclose(inst.market.taker_buy, float(taker["buy"]), rel_tol=1e-9)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
