@@ -244,7 +244,8 @@ def test_same_symbol_on_different_exchanges_is_fine() -> None:
 
 def test_unknown_top_level_key() -> None:
     err = config_error({**minimal(), "feed": []})
-    assert_error(err, "feed", "unknown key", "expected one of: shard, http, feeds, webhooks, signals, log")
+    expected = "expected one of: shard, http, feeds, webhooks, signals, log"
+    assert_error(err, "feed", "unknown key", expected)
 
 
 def test_unknown_key_in_feed() -> None:

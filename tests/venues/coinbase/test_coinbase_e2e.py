@@ -9,7 +9,6 @@ sequence gap: every book of the connection resyncs) and a dropped connection.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
