@@ -21,13 +21,16 @@ Kraken all become ``BTC-USD``) and, for every instrument on two or more venues, 
   ratio of the other valid, warmed-up venues stays at ``withdrawal_others_ratio`` or above,
   for ``withdrawal_on_seconds``; it ends when ``r`` is back to ``withdrawal_ratio_off`` (or
   the others collapse too: no longer one venue's story) for ``withdrawal_off_seconds``. The
-  score is ``r`` divided by the others' median ratio (lower = more withdrawn). Each venue is
-  compared with its own baseline, so venues of very different sizes compare fairly.
+  score is ``1 − r / (the others' median ratio)``: the share of the venue's usual near-touch
+  depth missing beyond what the others miss (0 = like the others, 1 = all gone; higher = more
+  withdrawn). Each venue is compared with its own baseline, so venues of very different sizes
+  compare fairly.
 
 Clock. Every venue's signal engine ticks once per second of *its own* event time and hands its
-sample to the view (``SignalEngine.on_tick``). The view evaluates when any venue reaches a new
-second, using each venue's latest sample if it is at most :data:`MAX_SAMPLE_AGE_NS` old, so a
-replay at any speed gives the same result as live. A venue whose book is invalid (or whose
+sample to the view (``SignalEngine.on_tick``). The view evaluates a second once every valid
+venue has reported it (or, if one lags, when another reports a later second), using each
+venue's latest sample if it is at most :data:`MAX_SAMPLE_AGE_NS` old, so a replay at any speed
+gives the same result as live. A venue whose book is invalid (or whose
 detectors are still warming up) is left out; a withdrawal episode of a venue whose book goes
 invalid ends at once, as every symptom does.
 """
