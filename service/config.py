@@ -2,8 +2,8 @@
 
 mmradar reads one TOML file (``mmradar run --config FILE``; without ``--config`` the file named
 by ``MMRADAR_CONFIG``; without either, the built-in default shipped as
-``service/defaults/default.toml``, which watches BTCUSDT, ETHUSDT and SOLUSDT on ``binance`` and
-BTCUSDT and ETHUSDT on ``binance-usdm``). Validation is strict: an unknown key, a value of the
+``service/defaults/default.toml``, which watches BTC and ETH on all six venues, plus SOLUSDT on
+``binance``). Validation is strict: an unknown key, a value of the
 wrong type or out of range stops the service with exit code 2 and a message naming the key path
 (``feeds[1].symbols: must not be empty``). ``mmradar check-config FILE`` validates a file and
 prints the effective configuration.
@@ -195,7 +195,7 @@ __all__ = [
 KNOWN_EXCHANGES: Final = ("binance", "binance-usdm", "coinbase", "kraken", "okx", "bybit")
 """Every exchange name of the contract, implemented or not."""
 
-DEFAULT_SUPPORTED_EXCHANGES: Final = ("binance", "binance-usdm")
+DEFAULT_SUPPORTED_EXCHANGES: Final = KNOWN_EXCHANGES
 """Venues accepted when the caller does not pass ``supported`` (the CLI passes the real list)."""
 
 WEBHOOK_FORMATS: Final = ("json", "slack", "discord")

@@ -99,13 +99,27 @@ def assert_error(err: ConfigError, path: str, *fragments: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_default_config_watches_binance_spot_and_usdm() -> None:
+def test_default_config_watches_btc_and_eth_on_all_six_venues() -> None:
     settings = load_settings(None, env={})
     assert settings.http == HttpSettings("127.0.0.1", 9464)
     assert [(f.exchange, f.symbols, f.trades) for f in settings.feeds] == [
         ("binance", ("BTCUSDT", "ETHUSDT", "SOLUSDT"), True),
         ("binance-usdm", ("BTCUSDT", "ETHUSDT"), True),
+        ("coinbase", ("BTC-USD", "ETH-USD"), True),
+        ("kraken", ("BTC/USD", "ETH/USD"), True),
+        ("okx", ("BTC-USDT", "ETH-USDT"), True),
+        ("bybit", ("BTCUSDT", "ETHUSDT"), True),
     ]
+    # every venue's BTC and ETH are one instrument each in the cross-venue view
+    from service.venues import make_venue
+
+    ids = {
+        (f.exchange, s): make_venue(f.exchange).instrument(s)
+        for f in settings.feeds
+        for s in f.symbols
+    }
+    assert {v for (x, s), v in ids.items() if s.startswith("BTC")} == {"BTC-USD"}
+    assert {v for (x, s), v in ids.items() if s.startswith("ETH")} == {"ETH-USD"}
     assert all(f.stale_after_seconds == 60.0 for f in settings.feeds)
     assert settings.webhooks == ()
     assert settings.signals == SignalSettings()
@@ -136,7 +150,7 @@ def test_mmradar_config_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(other, env={"MMRADAR_CONFIG": str(path)})
     assert_error(info.value, str(other), "cannot read file")
-    assert len(load_settings(None, env={"MMRADAR_CONFIG": ""}).feeds) == 2
+    assert len(load_settings(None, env={"MMRADAR_CONFIG": ""}).feeds) == 6
 
 
 def test_full_file_parses(tmp_path: Path) -> None:
@@ -351,7 +365,9 @@ def test_unknown_exchange() -> None:
 
 
 def test_known_but_unsupported_exchange() -> None:
-    err = config_error(minimal(exchange="kraken", symbols=["BTC/USD"]))
+    err = config_error(
+        minimal(exchange="kraken", symbols=["BTC/USD"]), supported=("binance", "binance-usdm")
+    )
     assert_error(
         err,
         "feeds[0].exchange",
