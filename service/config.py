@@ -12,8 +12,9 @@ Keys (default in brackets)::
 
     shard = "0/1"               # ["0/1"] this replica's share "i/n" of the configured
                                 # (exchange, symbol) pairs: n replicas with the same file and
-                                # shards 0/n .. (n-1)/n watch every pair exactly once (see
-                                # service/shard.py); env MMRADAR_SHARD beats the file
+                                # shards 0/n .. (n-1)/n watch every pair exactly once, every
+                                # venue of an instrument on one replica (see service/shard.py);
+                                # env MMRADAR_SHARD beats the file
 
     [http]
     listen = "127.0.0.1:9464"   # ["127.0.0.1:9464"] host:port serving /metrics, /healthz and
@@ -955,7 +956,14 @@ def _own_feeds(feeds: tuple[FeedSettings, ...], shard: Shard) -> tuple[FeedSetti
     """The feeds restricted to the pairs ``shard`` owns, in configuration order."""
     if shard.count == 1:
         return feeds
-    owned = set(shard_pairs([(f.exchange, s) for f in feeds for s in f.symbols], shard))
+    from .venues import VENUES  # the venue modules know their symbols' instruments
+
+    def instrument(pair: tuple[str, str]) -> str | None:
+        venue = VENUES.get(pair[0])
+        return venue().instrument(pair[1]) if venue is not None else None
+
+    pairs = [(f.exchange, s) for f in feeds for s in f.symbols]
+    owned = set(shard_pairs(pairs, shard, instrument))
     out = []
     for feed in feeds:
         symbols = tuple(s for s in feed.symbols if (feed.exchange, s) in owned)

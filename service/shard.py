@@ -3,21 +3,24 @@
 Every replica reads the same configuration and keeps only its own share of the pairs, so n
 replicas together watch every pair exactly once, with no coordination between them:
 
-* the pairs are put in one canonical order — exchange name, then the symbol folded to lower
-  case — independent of how the file lists them;
-* that list is cut into n contiguous blocks whose sizes differ by at most one, and replica i
-  (counting from 0) owns block i.
+* the pairs are grouped by canonical instrument (:mod:`service.instruments`: BTCUSDT on Binance,
+  BTC-USD on Coinbase and BTC/USD on Kraken are one group), so that every venue of an
+  instrument lands on the same replica and the cross-venue view
+  (:mod:`service.signals.crossvenue`) still compares all of them; a pair whose symbol names no
+  recognizable instrument is a group of its own;
+* the groups are dealt out largest first (ties in canonical order: instrument id), each to the
+  replica holding the fewest pairs so far (ties: the lowest index).
 
-Contiguous blocks (rather than round-robin or hashing) keep one venue's symbols together, so a
-replica opens as few venue connections as possible, and the load is balanced to within one
-pair. The price is that adding a pair can move its neighbours to another replica — harmless,
-since a configuration change restarts every replica anyway (a StatefulSet rolls them all).
+The result depends only on the set of pairs, not on how the file lists them. Replicas are
+balanced to within the size of the largest group (one instrument on six venues: six pairs).
+Adding a pair can move other groups to another replica — harmless, since a configuration
+change restarts every replica anyway (a StatefulSet rolls them all).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,6 +29,8 @@ from .errors import ConfigError
 __all__ = ["Shard", "parse_shard", "shard_pairs"]
 
 _SHARD: Final = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+Pair = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +63,31 @@ def parse_shard(text: str, path: str = "shard") -> Shard:
     return Shard(index, count)
 
 
-def shard_pairs(pairs: Sequence[tuple[str, str]], shard: Shard) -> list[tuple[str, str]]:
-    """The pairs replica ``shard`` owns, in canonical order (see the module docstring)."""
-    ordered = sorted(set(pairs), key=lambda pair: (pair[0], pair[1].casefold(), pair[1]))
-    n = len(ordered)
-    start = shard.index * n // shard.count
-    stop = (shard.index + 1) * n // shard.count
-    return ordered[start:stop]
+def _pair_key(pair: Pair) -> tuple[str, str, str]:
+    return (pair[0], pair[1].casefold(), pair[1])
+
+
+def shard_pairs(
+    pairs: Sequence[Pair], shard: Shard, group: Callable[[Pair], str | None] | None = None
+) -> list[Pair]:
+    """The pairs replica ``shard`` owns, in canonical order (see the module docstring).
+
+    Args:
+        pairs: the configured ``(exchange, symbol)`` pairs.
+        shard: this replica.
+        group: the pair's canonical instrument id (``None``: a group of its own); without it,
+            every pair is a group of its own.
+    """
+    groups: dict[str, list[Pair]] = {}
+    for pair in sorted(set(pairs), key=_pair_key):
+        instrument = group(pair) if group is not None else None
+        key = f"i:{instrument}" if instrument is not None else f"p:{pair[0]}:{pair[1]}"
+        groups.setdefault(key, []).append(pair)
+    loads = [0] * shard.count
+    owned: list[Pair] = []
+    for _, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        target = min(range(shard.count), key=lambda i: (loads[i], i))
+        loads[target] += len(members)
+        if target == shard.index:
+            owned.extend(members)
+    return sorted(owned, key=_pair_key)

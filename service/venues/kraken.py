@@ -156,10 +156,6 @@ def checksum_of(asks: Iterable[Sequence[str]], bids: Iterable[Sequence[str]]) ->
     return zlib.crc32("".join(parts).encode("ascii"))
 
 
-class _Inexact(Exception):
-    """A number too long for a double: decode the frame again with exact decimals."""
-
-
 class _Precision:
     """A pair's decimal places and the magnitudes below which a double is exact."""
 
@@ -217,11 +213,13 @@ class KrakenParser:
         channel = msg.get("channel")
         try:
             if channel == "book":
-                try:
-                    return self._book(msg, ts_recv_ns, exact=False)
-                except _Inexact:
-                    exact = json.loads(raw, parse_float=Decimal)
-                    return self._book(exact, ts_recv_ns, exact=True)
+                events = self._book(msg, ts_recv_ns, exact=False)
+                if events is None:  # a number a double cannot hold: decode exactly
+                    events = self._book(
+                        json.loads(raw, parse_float=Decimal), ts_recv_ns, exact=True
+                    )
+                assert events is not None
+                return events
             if channel == "trade":
                 return self._trades(msg, ts_recv_ns)
             if channel == "heartbeat":
@@ -253,7 +251,10 @@ class KrakenParser:
 
     # -- book ------------------------------------------------------------------------------
 
-    def _book(self, msg: dict[str, Any], ts_recv_ns: int, *, exact: bool) -> tuple[Event, ...]:
+    def _book(
+        self, msg: dict[str, Any], ts_recv_ns: int, *, exact: bool
+    ) -> tuple[Event, ...] | None:
+        """The frame's book events; ``None`` if a number needs the exact (Decimal) decoding."""
         kind_text = msg["type"]
         if kind_text == "update":
             kind = _DELTA
@@ -269,6 +270,8 @@ class KrakenParser:
             precision = self._precision.get(symbol)
             bids = self._levels(entry.get("bids", ()), precision, exact)
             asks = self._levels(entry.get("asks", ()), precision, exact)
+            if bids is None or asks is None:
+                return None
             checksum = entry.get("checksum")
             stamp = entry.get("timestamp")
             ts_event_ns = ts_recv_ns if stamp is None else self._ts_ns(stamp)
@@ -291,13 +294,13 @@ class KrakenParser:
         return tuple(events)
 
     @staticmethod
-    def _levels(levels: Any, precision: _Precision | None, exact: bool) -> list[list[str]]:
+    def _levels(levels: Any, precision: _Precision | None, exact: bool) -> list[list[str]] | None:
         if type(levels) is not list and type(levels) is not tuple:
             raise TypeError("levels are not a list")
         out: list[list[str]] = []
         if exact or precision is None:
             if not exact:
-                raise _Inexact  # precision unknown: keep the venue's own digits
+                return None  # precision unknown: keep the venue's own digits
             pspec = None if precision is None else precision.price_spec
             qspec = None if precision is None else precision.qty_spec
             for level in levels:
@@ -309,7 +312,7 @@ class KrakenParser:
             price = level["price"]
             qty = level["qty"]
             if price >= plim or qty >= qlim:
-                raise _Inexact
+                return None
             out.append([pfmt % price, qfmt % qty])
         return out
 

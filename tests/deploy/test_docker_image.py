@@ -1,0 +1,252 @@
+"""The shipped Dockerfile and docker-compose.yml on a real Docker engine (docs/docker.md).
+
+One image is built per module, through the shipped docker-compose.yml (its ``build`` section,
+with BASE_IMAGE pointed at a locally made Debian base, host networking for the build and the
+host's CA bundle as the optional ``ca`` build secret). Containers use the host network and
+listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .dockerenv import DockerEngine, docker_engine, free_port, host_ca_bundle
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+BOOK_VALID = re.compile(r"^mmradar_book_valid\{[^}]*\} 1\.0$", re.MULTILINE)
+#: spec/PRODUCT.md §2: SIGINT/SIGTERM stop cleanly within 5 s.
+STOP_BUDGET_S = 5.0
+
+
+@dataclass(frozen=True)
+class Built:
+    engine: DockerEngine
+    image: str
+    project: str
+    build_s: float
+    base_image: str
+    build_override: Path
+
+
+def _build_override(path: Path) -> Path:
+    """Compose override for building here: host network (no bridge) and the CA secret."""
+    ca = host_ca_bundle()
+    build: dict[str, object] = {"network": "host"}
+    spec: dict[str, object] = {"services": {"mmradar": {"build": build}}}
+    if ca is not None:
+        build["secrets"] = ["ca"]
+        spec["secrets"] = {"ca": {"file": str(ca)}}
+    path.write_text(json.dumps(spec, indent=2))  # JSON is YAML
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    workdir = tmp_path_factory.mktemp("docker")
+    with docker_engine() as engine:
+        base = engine.make_base_image()
+        project = f"mmradar-test-{workdir.name}".lower().replace("_", "-")
+        image = f"{project}:latest"
+        engine.track_image(image)
+        override = _build_override(workdir / "build.override.json")
+        started = time.monotonic()
+        engine.compose(
+            "-p", project, "-f", "docker-compose.yml", "-f", override,
+            "build", "--progress", "plain", "mmradar",
+            timeout=1200, env={"MMRADAR_BASE_IMAGE": base, "MMRADAR_IMAGE": image},
+        )  # fmt: skip
+        yield Built(engine, image, project, time.monotonic() - started, base, override)
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _poll(what: str, probe: object, timeout_s: float, engine: DockerEngine, name: str) -> None:
+    assert callable(probe)
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last is True:
+                return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.5)
+    logs = engine.docker("logs", "--tail", "40", name, check=False).stdout
+    raise AssertionError(f"{what} not within {timeout_s:g} s (last: {last!r}); logs:\n{logs}")
+
+
+def test_image_runs_demo_as_non_root_healthy_and_stops_on_sigterm(built: Built) -> None:
+    engine = built.engine
+    port = free_port()
+    name = f"{built.project}-demo"
+    # Arrange: the image's default command, demo mode, on the host network and loopback only.
+    engine.docker(
+        "run", "-d", "--name", name, "--network", "host",
+        "-e", "MMRADAR_MODE=demo", "-e", f"MMRADAR_HTTP_LISTEN=127.0.0.1:{port}",
+        built.image,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _poll("/healthz 200", lambda: _get(f"{base}/healthz")[0] == 200, 60, engine, name)
+        _poll(
+            "a valid book (mmradar_book_valid 1) in /metrics",
+            lambda: BOOK_VALID.search(_get(f"{base}/metrics")[1]) is not None,
+            60, engine, name,
+        )  # fmt: skip
+
+        # Not root, and PID 1 is the Python process itself (it gets SIGTERM from docker stop).
+        info = engine.inspect(name)
+        assert info["Config"]["User"] == "10001:10001"
+        assert engine.docker("exec", name, "id", "-u").stdout.strip() == "10001"
+        pid1 = engine.docker("exec", name, "cat", "/proc/1/cmdline").stdout.split("\0")
+        assert pid1[0].endswith("python3") or pid1[0].endswith("python"), pid1
+        assert pid1[1:3] == ["/opt/mmradar/bin/mmradar", "demo"], pid1
+        # The hot path is compiled, and the runtime stage has no compiler.
+        compiled = engine.docker(
+            "exec", name, "python", "-c", "import service.pipeline as m; print(m.__file__)"
+        ).stdout.strip()
+        assert compiled.endswith(".so"), compiled
+        no_cc = engine.docker("exec", name, "sh", "-c", "command -v gcc cc", check=False)
+        assert no_cc.returncode != 0 and no_cc.stdout.strip() == "", no_cc.stdout
+
+        # The image's HEALTHCHECK (interval 10 s) reports healthy.
+        _poll(
+            "HEALTHCHECK healthy",
+            lambda: engine.inspect(name)["State"]["Health"]["Status"] == "healthy",
+            60, engine, name,
+        )  # fmt: skip
+
+        # Act: SIGTERM, as `docker stop` sends it.
+        started = time.monotonic()
+        engine.docker("kill", "--signal", "TERM", name)
+        engine.docker("wait", name, timeout=30)
+        stop_s = time.monotonic() - started
+
+        # Assert: a clean stop, well within the budget.
+        state = engine.inspect(name)["State"]
+        assert state["ExitCode"] == 0, engine.docker("logs", name).stdout[-2000:]
+        assert stop_s < STOP_BUDGET_S, f"stopped after {stop_s:.2f} s"
+        print(f"build {built.build_s:.0f} s, SIGTERM stop {stop_s:.2f} s")
+    finally:
+        engine.docker("rm", "-f", name, check=False)
+
+
+def test_image_size_and_no_build_secret_left(built: Built) -> None:
+    engine = built.engine
+    size_mb = engine.inspect(built.image)["Size"] / 1e6
+    print(f"image {built.image}: {size_mb:.0f} MB")
+    # The runtime stage is the base plus the virtual environment (about 50 MB), no toolchain.
+    assert size_mb < 600
+    leftovers = engine.docker(
+        "run", "--rm", "--network", "none", "--entrypoint", "sh", built.image, "-c",
+        "ls /tmp/ca-bundle.pem /run/secrets/ca /src 2>/dev/null; true",
+    )  # fmt: skip
+    assert leftovers.stdout.strip() == ""
+
+
+def test_image_entrypoint_runs_subcommands(built: Built) -> None:
+    out = built.engine.docker("run", "--rm", "--network", "none", built.image, "--version")
+    assert out.stdout.strip().startswith("mmradar ")
+    bad = built.engine.docker(
+        "run", "--rm", "--network", "none", "-e", "MMRADAR_MODE=nope", built.image, check=False
+    )
+    assert bad.returncode == 2
+    assert "MMRADAR_MODE must be run or demo" in bad.stdout
+
+
+def test_compose_runs_receiver_from_the_image_and_logs_alerts(built: Built, tmp_path: Path) -> None:
+    """`docker compose up` of mmradar (demo) and alert-receiver from the shipped file, on the
+    host network: the receiver logs a posted Alertmanager notification; `down` is quick."""
+    engine = built.engine
+    metrics_port, receiver_port = free_port(), free_port()
+    override = tmp_path / "host.override.yml"
+    override.write_text(
+        f"""\
+services:
+  mmradar:
+    network_mode: host
+    ports: !reset []
+    environment:
+      MMRADAR_HTTP_LISTEN: 127.0.0.1:{metrics_port}
+  alert-receiver:
+    network_mode: host
+    command: ["python", "-m", "service.receiver", "--listen", "127.0.0.1:{receiver_port}"]
+    healthcheck:
+      test: ["CMD", "python", "/usr/local/bin/mmradar-healthcheck",
+             "http://127.0.0.1:{receiver_port}/healthz"]
+"""
+    )
+    project = f"{built.project}-up"
+    compose = ["-p", project, "-f", "docker-compose.yml", "-f", str(built.build_override),
+               "-f", str(override)]  # fmt: skip
+    # A tag that does not exist yet, as on a first `up`: compose builds it for the mmradar
+    # service (every layer cached by now) and alert-receiver, which never pulls, runs it too.
+    image = f"{project}:latest"
+    engine.track_image(image)
+    env = {"MMRADAR_IMAGE": image, "MMRADAR_BASE_IMAGE": built.base_image, "MMRADAR_MODE": "demo"}
+    try:
+        engine.compose(*compose, "up", "-d", "--wait", "--wait-timeout", "90",
+                       "alert-receiver", timeout=600, env=env)  # fmt: skip
+        ps = engine.compose(*compose, "ps", "--format", "json", env=env).stdout
+        states = {}
+        for line in ps.splitlines():
+            row = json.loads(line)
+            states[row["Service"]] = row["Health"]
+        assert states == {"mmradar": "healthy", "alert-receiver": "healthy"}
+
+        payload = {
+            "version": "4",
+            "receiver": "mmradar-webhook",
+            "status": "firing",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "MMRadarLiquidityPull", "symbol": "BTCUSDT"},
+                    "annotations": {"summary": "near-touch depth collapsed on both sides"},
+                    "startsAt": "2026-01-02T03:04:05Z",
+                }
+            ],
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{receiver_port}/alerts",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert resp.status == 200
+        expected = (
+            "FIRING MMRadarLiquidityPull symbol=BTCUSDT startsAt=2026-01-02T03:04:05Z"
+            " - near-touch depth collapsed on both sides"
+        )
+        deadline = time.monotonic() + 10
+        logs = ""
+        while expected not in logs and time.monotonic() < deadline:
+            time.sleep(0.2)
+            logs = engine.compose(*compose, "logs", "alert-receiver", env=env).stdout
+        assert expected in logs, logs
+
+        started = time.monotonic()
+        engine.compose(*compose, "down", "-t", "10", timeout=120, env=env)
+        down_s = time.monotonic() - started
+        # Both stop on SIGTERM at once; without it compose would wait 10 s per container.
+        assert down_s < 8, f"compose down took {down_s:.1f} s"
+        print(f"compose down {down_s:.1f} s")
+    finally:
+        engine.compose(*compose, "down", "-t", "2", "-v", check=False, timeout=120, env=env)

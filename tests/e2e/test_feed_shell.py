@@ -1,0 +1,224 @@
+"""The feed runner's venue-limit machinery over real websockets on 127.0.0.1.
+
+A toy stream-snapshot venue declares the limits real venues declare in their modules
+(application keep-alive, a client message rate, connection pacing, a resubscribe timeout); a
+small websocket server records what the runner sends and answers subscriptions with snapshots
+(or, when told to, ignores them). Venue-specific behaviour lives in the venue class only: the
+runner is the production :class:`service.feed.FeedRunner`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import aiohttp
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+from websockets.asyncio.server import ServerConnection, serve
+
+from service.config import FeedSettings
+from service.feed import FeedRunner, WeightBudget
+from service.metrics import Metrics
+from service.model import BookEvent, BookKind, Event, Notice, NoticeKind
+from service.pipeline import FeedPipeline
+from service.venues.base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict
+
+SYMBOLS = ("AAA", "BBB")
+
+
+class _Parser:
+    def parse(self, raw: bytes | str, ts_recv_ns: int) -> Sequence[Event]:
+        if raw == "pong":
+            return [Notice(NoticeKind.HEARTBEAT)]
+        msg = orjson.loads(raw)
+        kind = BookKind.SNAPSHOT if msg["type"] == "snap" else BookKind.DELTA
+        n = msg["id"]
+        return [BookEvent(msg["s"], kind, msg["b"], msg["a"], n, n, None, ts_recv_ns, ts_recv_ns)]
+
+
+class ToyVenue(Venue):
+    """One connection per symbol; subscribe = ``sub:<symbol>``; a gap resubscribes."""
+
+    name: ClassVar[str] = "toy"
+    snapshot_source: ClassVar[SnapshotSource] = SnapshotSource.STREAM
+    keepalive_text: ClassVar[str | None] = "ping"
+    keepalive_interval_s: ClassVar[float] = 0.2
+    max_messages_per_s: ClassVar[float | None] = 4.0
+    connect_interval_s: ClassVar[float] = 0.3
+    resubscribe_timeout_s: ClassVar[float] = 0.5
+
+    def connections(self, symbols: Sequence[str], *, trades: bool) -> list[ConnectionPlan]:
+        assert self.ws_base is not None
+        return [
+            ConnectionPlan(
+                name=f"toy#{i}",
+                url=f"{self.ws_base}/{s}",
+                depth_symbols=(s,),
+                trade_symbols=(),
+                # four harmless frames first: with the sub they exceed 4 frames/s
+                subscribe=(*(f"hello:{k}" for k in range(4)), f"sub:{s}")
+                if i == 0
+                else (f"sub:{s}",),
+            )
+            for i, s in enumerate(symbols)
+        ]
+
+    def new_parser(self) -> FrameParser:
+        return _Parser()
+
+    def resubscribe(self, symbol: str) -> tuple[str, ...]:
+        return (f"sub:{symbol}",)
+
+    def first_after_snapshot(self, snapshot: BookEvent, delta: BookEvent) -> Verdict:
+        return Verdict.APPLY if delta.last_id == snapshot.last_id + 1 else Verdict.GAP
+
+    def next_in_sequence(self, previous: BookEvent, delta: BookEvent) -> Verdict:
+        return Verdict.APPLY if delta.last_id == previous.last_id + 1 else Verdict.GAP
+
+
+@dataclass
+class ToyServer:
+    """Records every client frame with its arrival time; answers ``sub:`` with a snapshot."""
+
+    received: list[tuple[float, str, str]] = field(default_factory=list)  # (t, path, frame)
+    opened: list[tuple[float, str]] = field(default_factory=list)
+    ignore_subs: int = 0  # ignore this many resubscriptions (after the first subscribe)
+    conns: dict[str, ServerConnection] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    async def handle(self, ws: ServerConnection) -> None:
+        path = ws.request.path if ws.request is not None else "/"
+        self.opened.append((time.monotonic(), path))
+        symbol = path.strip("/")
+        self.conns[symbol] = ws
+        async for frame in ws:
+            assert isinstance(frame, str)
+            self.received.append((time.monotonic(), path, frame))
+            if frame == "ping":
+                await ws.send("pong")
+            elif frame.startswith("sub:"):
+                subs = [f for _, p, f in self.received if p == path and f.startswith("sub:")]
+                if len(subs) > 1 and self.ignore_subs > 0:
+                    self.ignore_subs -= 1
+                    continue
+                await self.snapshot(symbol)
+
+    async def snapshot(self, symbol: str) -> None:
+        n = self.ids[symbol] = self.ids.get(symbol, 100) + 10
+        await self.conns[symbol].send(
+            orjson.dumps(
+                {"type": "snap", "s": symbol, "id": n, "b": [["9", "1"]], "a": [["11", "1"]]}
+            ).decode()
+        )
+
+    async def gap(self, symbol: str) -> None:
+        n = self.ids[symbol] = self.ids[symbol] + 5  # skips ids: a gap
+        await self.conns[symbol].send(
+            orjson.dumps(
+                {"type": "delta", "s": symbol, "id": n, "b": [["9", "2"]], "a": []}
+            ).decode()
+        )
+
+    def frames(self, path: str, prefix: str = "") -> list[tuple[float, str]]:
+        return [(t, f) for t, p, f in self.received if p == path and f.startswith(prefix)]
+
+
+def _fast_backoff() -> Iterator[float]:
+    while True:
+        yield 0.05
+
+
+async def _run(server: ToyServer, body: object) -> FeedRunner:
+    async with serve(server.handle, "127.0.0.1", 0) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        venue = ToyVenue(ws_base=f"ws://127.0.0.1:{port}")
+        feed = FeedSettings(exchange="toy", symbols=SYMBOLS, trades=False)
+        metrics = Metrics(CollectorRegistry(), [("toy", SYMBOLS)])
+        pipeline = FeedPipeline(venue, SYMBOLS, metrics.feed("toy", SYMBOLS))
+        async with aiohttp.ClientSession() as session:
+            runner = FeedRunner(
+                feed, pipeline, metrics, session, backoff_factory=_fast_backoff,
+                ping_interval_s=None, watchdog_interval_s=0.05,
+            )  # fmt: skip
+            task = asyncio.create_task(runner.run())
+            try:
+                await body(runner)  # type: ignore[operator]
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+    return runner
+
+
+async def _until(predicate: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def _valid(runner: FeedRunner, symbol: str) -> bool:
+    return runner.pipeline.instruments[symbol].valid
+
+
+async def test_connections_are_paced_frames_rate_limited_and_keepalives_sent() -> None:
+    server = ToyServer()
+
+    async def body(runner: FeedRunner) -> None:
+        await _until(lambda: all(_valid(runner, s) for s in SYMBOLS))
+        await asyncio.sleep(1.0)
+
+    await _run(server, body)
+    # the second connection opened at least connect_interval_s after the first
+    (t0, p0), (t1, p1) = server.opened[:2]
+    assert (p0, p1) == ("/AAA", "/BBB")
+    assert t1 - t0 >= 0.3 - 0.02
+    # five subscribe frames at 4 per second: the fifth waits for the window to free up
+    sent = [t for t, f in server.frames("/AAA") if f != "ping"]
+    assert len(sent) == 5
+    assert sent[3] - sent[0] < 0.25  # a burst within the limit goes at once
+    assert sent[4] - sent[0] >= 1.0 - 0.05
+    # application keep-alives every 0.2 s, answered by the venue (a heartbeat notice)
+    pings = server.frames("/BBB", "ping")
+    assert len(pings) >= 4
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(pings)]
+    assert min(gaps) >= 0.2 - 0.06
+
+
+async def test_a_resubscribe_that_gets_no_snapshot_is_sent_again() -> None:
+    server = ToyServer(ignore_subs=1)
+
+    async def body(runner: FeedRunner) -> None:
+        await _until(lambda: _valid(runner, "AAA"))
+        await asyncio.sleep(1.1)  # let the subscribe burst's rate window pass
+        await server.gap("AAA")
+        await _until(lambda: not _valid(runner, "AAA"))
+        # the first resubscribe is ignored by the venue: the book stays invalid ...
+        await asyncio.sleep(0.3)
+        assert not _valid(runner, "AAA")
+        # ... until the runner asks again after resubscribe_timeout_s
+        await _until(lambda: _valid(runner, "AAA"), timeout_s=3.0)
+
+    runner = await _run(server, body)
+    subs = server.frames("/AAA", "sub:")
+    assert len(subs) == 3  # subscribe, ignored resubscribe, retried resubscribe
+    assert subs[2][0] - subs[1][0] >= 0.5 - 0.06
+    assert runner.pipeline.instruments["AAA"].book.best_bid_price() == 9.0
+
+
+def test_weight_budget_counts_over_the_venues_window() -> None:
+    budget = WeightBudget(40, window_s=2.0)  # OKX books: 40 per 2 s, half for us
+    for i in range(20):
+        assert budget.delay(1, now=100.0 + i * 0.01) == 0.0
+        budget.spend(1, now=100.0 + i * 0.01)
+    wait = budget.delay(1, now=100.5)
+    assert wait == pytest.approx(1.5)  # the first request leaves the 2-s window at 102.0
+    assert budget.delay(1, now=102.01) == 0.0
+    minute = WeightBudget(6000)
+    assert minute.window_s == 60.0 and minute.cap == 3000
