@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench run clean venv
+.PHONY: demo test lint typecheck bench score run clean venv
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_pipeline
+
+# The full detection scorecard (evaluation seeds 1-10, every scenario, published-result checks).
+score: $(STAMP)
+	$(BIN)/mmradar score --validate --out scorecard
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

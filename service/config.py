@@ -57,7 +57,7 @@ Keys (default in brackets)::
     baseline_minutes = 30       # [30] robust baselines: median/MAD of this many 1-minute
                                 # medians of 1-s samples (integer > 0)
     min_firing_seconds = 10     # [10] shortest episode (>= 0)
-    cooldown_seconds = 30       # [30] quiet time after an episode ends (>= 0)
+    cooldown_seconds = 10       # [10] quiet time after an episode ends (>= 0)
     thin_book_notional = 5000   # [5000] quote notional within 10 bps (both sides) under which
                                 # a book is thin: no imbalance, skew or evaporation alert (> 0)
     # -- spread_widening: z of log time-averaged spread; in the one-tick regime also the z of
@@ -65,7 +65,7 @@ Keys (default in brackets)::
     spread_z_on = 4             # [4] fire at score >= this ...
     spread_on_seconds = 2       # [2] ... held this long
     spread_z_off = 2            # [2] end at score <= this (< spread_z_on) ...
-    spread_off_seconds = 10     # [10] ... held this long
+    spread_off_seconds = 4      # [4] ... held this long
     spread_z_floor = 0.1        # [0.1] floor of the log-spread scale (also >= log(1+tick/median))
     spread_wide_window_seconds = 10  # [10] window of the "wider than one tick" share
     spread_wide_floor = 0.1     # [0.1] floor of that share's scale
@@ -83,11 +83,11 @@ Keys (default in brackets)::
     asymmetry_band_bps = 10     # [10] band (10, 50, 100 or 200)
     asymmetry_on = 0.5          # [0.5] fire at |DI_fast| >= this (0 < x <= 1) ...
     asymmetry_z_on = 3          # [3] ... and z of DI_fast - DI_slow >= this, same sign ...
-    asymmetry_on_seconds = 5    # [5] ... held this long
+    asymmetry_on_seconds = 2    # [2] ... held this long
     asymmetry_off = 0.3         # [0.3] end at |DI_fast| <= this (< asymmetry_on) ...
     asymmetry_off_seconds = 15  # [15] ... held this long
     asymmetry_z_floor = 0.05    # [0.05] floor of the shift's scale
-    asymmetry_fast_half_life_seconds = 2    # [2] DI_fast smoothing
+    asymmetry_fast_half_life_seconds = 1    # [1] DI_fast smoothing
     asymmetry_slow_half_life_seconds = 900  # [900] DI_slow smoothing
     # -- liquidity_pull (both sides): R = total depth / total baseline at one band
     pull_band_bps = 10          # [10] band (10, 50, 100 or 200)
@@ -100,19 +100,20 @@ Keys (default in brackets)::
     pull_off_seconds = 15       # [15] ... held this long
     fill_notional = 50000       # [50000] quote notional of the depth-to-fill measure
     # -- quote_skew (side = heavy side at the touch): skew = (microprice - mid)/spread
-    skew_on = 0.3               # [0.3] fire at |skew| >= this (0 < x <= 0.5) ...
+    skew_on = 0.25              # [0.25] fire at |skew| >= this (0 < x <= 0.5) ...
     skew_z_on = 2               # [2] ... and its robust z >= this, same sign ...
-    skew_on_seconds = 5         # [5] ... held this long
+    skew_on_seconds = 2         # [2] ... held this long (not started while the spread
+                                # score is >= spread_z_on: the touch is not the makers')
     skew_off = 0.15             # [0.15] end at |skew| <= this (< skew_on) ...
     skew_off_seconds = 10       # [10] ... held this long
-    skew_window_seconds = 5     # [5] time-average window of the skew
+    skew_window_seconds = 3     # [3] time-average window of the skew
     skew_z_floor = 0.05         # [0.05] floor of the skew's scale
     # -- volatility_spike: VR = sigma_fast / sigma_slow of 1-s mid log-returns
     volatility_ratio_on = 3     # [3] fire at VR >= this ...
-    volatility_on_seconds = 5   # [5] ... held this long
+    volatility_on_seconds = 2   # [2] ... held this long
     volatility_ratio_off = 1.5  # [1.5] end at VR <= this (< volatility_ratio_on) ...
     volatility_off_seconds = 30 # [30] ... held this long
-    volatility_fast_half_life_seconds = 30  # [30] sigma_fast: EWMA of squared returns
+    volatility_fast_half_life_seconds = 15  # [15] sigma_fast: EWMA of squared returns
     volatility_floor_bps = 0.1  # [0.1] floor of sigma_slow, bps per sqrt(second)
     # -- flow measures and mmradar_dealer_pressure
     ofi_windows_seconds = [1, 10, 60]        # [[1, 10, 60]] order-flow imbalance windows

@@ -17,7 +17,9 @@ Definitions (defaults of ``[signals]`` in brackets; reference/signals.md §1.2�
     the last ``spread_wide_window_seconds`` [10] with the spread wider than one tick, scale
     floored at ``spread_wide_floor`` [0.1]; score = ``max(z_S, z_W)``, else ``z_S``. On at
     score ≥ ``spread_z_on`` [4] for ``spread_on_seconds`` [2]; off at ≤ ``spread_z_off`` [2]
-    for ``spread_off_seconds`` [10]. Cost-to-trade is deliberately not used (PRODUCT.md §5).
+    for ``spread_off_seconds`` [4] (signals.md: 10 s; calibrated shorter so that blow-outs
+    10–30 s apart, e.g. successive sweeps of a one-sided book, are separate episodes).
+    Cost-to-trade is deliberately not used (PRODUCT.md §5).
 
 ``liquidity_evaporation`` (side = the evaporated side) — for each band ``x`` of
     ``evaporation_bands_bps`` [10, 50]: ``ρ_s = D_s(x)/B_s(x)`` (depth over its 30-min
@@ -34,10 +36,10 @@ Definitions (defaults of ``[signals]`` in brackets; reference/signals.md §1.2�
 
 ``depth_asymmetry`` (side = the heavy side) — ``DI = (D_b − D_a)/(D_b + D_a)`` at
     ``asymmetry_band_bps`` [10] (0 on a thin book, ``D_b + D_a < thin_book_notional``);
-    ``DI_fast`` = EWMA with ``asymmetry_fast_half_life_seconds`` [2], ``DI_slow`` with
+    ``DI_fast`` = EWMA with ``asymmetry_fast_half_life_seconds`` [1], ``DI_slow`` with
     ``asymmetry_slow_half_life_seconds`` [900]; ``z_DI = robust_z(DI_fast − DI_slow)``
     (floor ``asymmetry_z_floor`` [0.05]). Side ``bid`` on when ``DI_fast ≥ asymmetry_on [0.5]``
-    and ``z_DI ≥ asymmetry_z_on [3]`` for ``asymmetry_on_seconds`` [5]; off at
+    and ``z_DI ≥ asymmetry_z_on [3]`` for ``asymmetry_on_seconds`` [2]; off at
     ``DI_fast ≤ asymmetry_off [0.3]`` for ``asymmetry_off_seconds`` [15]; ``ask`` mirrored.
     Score: ``z_DI`` toward the side (``max(±z_DI, 0)``). Bid-heavy = dealers short = upward.
 
@@ -53,24 +55,36 @@ Definitions (defaults of ``[signals]`` in brackets; reference/signals.md §1.2�
 
 ``quote_skew`` (side = the heavy side at the touch) — ``skew = (microprice − mid)/spread =
     QI/2 ∈ [−½, ½]`` with ``QI = (q_b − q_a)/(q_b + q_a)`` at the touch, time-weighted exactly
-    over every L1 state and averaged over the last ``skew_window_seconds`` [5]. Side ``bid``
-    (bids strong, asks thin, microprice above mid) on when ``skew ≥ skew_on [0.3]`` **and**
+    over every L1 state and averaged over the last ``skew_window_seconds`` [3]. Side ``bid``
+    (bids strong, asks thin, microprice above mid) on when ``skew ≥ skew_on [0.25]`` **and**
     ``robust_z(skew) ≥ skew_z_on`` [2] against its 30-min baseline (floor ``skew_z_floor``
-    [0.05]) for ``skew_on_seconds`` [5], not on a thin book; off at ``skew ≤ skew_off [0.15]``
-    for ``skew_off_seconds`` [10]; ``ask`` mirrored. Score: the skew toward the side. The z
-    condition is an addition to signals.md §1.6: on real BTCUSDT spot the touch queues are so
-    lopsided that ``|skew| ≥ 0.3`` holds ~18 % of the time (its robust scale is ≈ 0.22), so
-    only an unusual skew is a symptom; at z ≥ 2 that needs ``|skew| ≳ 0.41`` there, while a
-    book with steadier touch queues keeps the 0.3 threshold.
+    [0.05]) for ``skew_on_seconds`` [2], not on a thin book and not while the spread score is
+    ≥ ``spread_z_on`` (a blown-out spread means the touch is not the makers' quotes, so its
+    queue imbalance says nothing about their reservation price; signals.md §1.6 likewise
+    requires a normal touch); off at ``skew ≤ skew_off [0.15]`` for ``skew_off_seconds`` [10];
+    ``ask`` mirrored. Score: the skew toward the side. The z condition is an addition to
+    signals.md §1.6: on real BTCUSDT spot the touch queues are so lopsided that
+    ``|skew| ≥ 0.3`` holds ~18 % of the time (its robust scale is ≈ 0.22), so only an unusual
+    skew is a symptom; at z ≥ 2 that needs ``|skew| ≳ 0.41`` there, while a book with steadier
+    touch queues keeps the 0.25 threshold.
 
 ``volatility_spike`` (side ``both``) — 1-s mid log-returns ``r_k``; ``σ²_fast`` = EWMA of
-    ``r²`` with ``volatility_fast_half_life_seconds`` [30]; ``σ²_slow`` = median over the
+    ``r²`` with ``volatility_fast_half_life_seconds`` [15]; ``σ²_slow`` = median over the
     baseline window of the per-minute mean of ``r²``, floored at
     ``(volatility_floor_bps [0.1]·10⁻⁴)²``; score ``VR = σ_fast/σ_slow``. On at
-    ``VR ≥ volatility_ratio_on [3]`` for ``volatility_on_seconds`` [5]; off at
+    ``VR ≥ volatility_ratio_on [3]`` for ``volatility_on_seconds`` [2]; off at
     ``VR ≤ volatility_ratio_off [1.5]`` for ``volatility_off_seconds`` [30].
 
-Every alert shares ``min_firing_seconds`` [10] and ``cooldown_seconds`` [30].
+Every alert shares ``min_firing_seconds`` [10] and ``cooldown_seconds`` [10].
+
+Calibration (``mmradar score --calibration``, simulator seeds 101–105; docs/scorecard.md):
+the defaults above that differ from signals.md §1.13 — shorter persistence (skew, asymmetry,
+volatility ``T_on`` 2 s instead of 5 s), faster smoothers (skew 3-s average, ``DI_fast``
+half-life 1 s, ``σ_fast`` half-life 15 s instead of 30 s), ``skew_on`` 0.25, ``T_off`` 4 s
+for the spread and a 10-s cooldown — were set there, each checked against the calm false-alert
+budget on the noisy synthetic books of ``tests/signals/test_calm.py`` and on the real Binance
+captures (``tests/signals/test_replay_episodes.py``). Evaporation keeps ``T_on`` 3 s: at 1–2 s
+the flicker of a noisy one-tick book breaks that budget.
 """
 
 from __future__ import annotations
@@ -557,6 +571,8 @@ class QuoteSkew(Detector):
             return
         i = 0  # the narrowest band guards against thin books
         thin = not (s.bids[i] + s.asks[i] >= p.thin_book_notional)
+        # a blown-out spread: the touch is not the makers' quotes, its imbalance no skew
+        thin = thin or s.spread_score >= p.spread_z_on
         self.scores["bid"] = max(sk, 0.0)
         self.scores["ask"] = max(-sk, 0.0)
         self.on["bid"] = not thin and sk >= p.skew_on and z >= p.skew_z_on

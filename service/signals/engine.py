@@ -45,7 +45,8 @@ Composite ``mmradar_dealer_pressure`` ∈ [−1, 1] (reference/signals.md §1.11
 
     * ``inventory`` — the dealer-inventory proxy z (decayed net taker buying);
     * ``depth_imbalance`` — ``z_DI``, the robust z of the 10-bps depth-imbalance shift;
-    * ``skew`` — the robust z of the 5-s touch skew (microprice above mid = positive);
+    * ``skew`` — the robust z of the touch skew averaged over ``skew_window_seconds``
+      (microprice above mid = positive);
     * ``ofi`` — ``OFI_z`` over the longest OFI window (60 s).
 
     With the defaults, IPI at the signals.md alert level 2.5 reads 0.76; ±1 is never reached.

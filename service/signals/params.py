@@ -33,14 +33,16 @@ class SignalSettings:
     warmup_seconds: float = 600.0
     baseline_minutes: int = 30
     min_firing_seconds: float = 10.0
-    cooldown_seconds: float = 30.0
+    # 10 (signals.md: 30): a 30-s quiet time hid the next spread blow-out of a stressed book;
+    # calibrated with the changes below on the simulator's calibration seeds (docs/scorecard.md)
+    cooldown_seconds: float = 10.0
     thin_book_notional: float = 5000.0
 
     # -- spread_widening ----------------------------------------------------------------------
     spread_z_on: float = 4.0
     spread_z_off: float = 2.0
     spread_on_seconds: float = 2.0
-    spread_off_seconds: float = 10.0
+    spread_off_seconds: float = 4.0  # signals.md: 10; separates blow-outs 10–30 s apart
     spread_z_floor: float = 0.1
     spread_wide_window_seconds: int = 10
     spread_wide_floor: float = 0.1
@@ -61,9 +63,9 @@ class SignalSettings:
     asymmetry_off: float = 0.3
     asymmetry_z_on: float = 3.0
     asymmetry_z_floor: float = 0.05
-    asymmetry_fast_half_life_seconds: float = 2.0
+    asymmetry_fast_half_life_seconds: float = 1.0  # signals.md: 2 (latency)
     asymmetry_slow_half_life_seconds: float = 900.0
-    asymmetry_on_seconds: float = 5.0
+    asymmetry_on_seconds: float = 2.0  # signals.md: 5 (latency)
     asymmetry_off_seconds: float = 15.0
 
     # -- liquidity_pull -----------------------------------------------------------------------
@@ -78,20 +80,20 @@ class SignalSettings:
     pull_off_seconds: float = 15.0
 
     # -- quote_skew ---------------------------------------------------------------------------
-    skew_on: float = 0.3
+    skew_on: float = 0.25  # signals.md: 0.3; the z gate keeps real books quiet
     skew_off: float = 0.15
     skew_z_on: float = 2.0
     skew_z_floor: float = 0.05
-    skew_window_seconds: int = 5
-    skew_on_seconds: float = 5.0
+    skew_window_seconds: int = 3  # signals.md: 5 (latency)
+    skew_on_seconds: float = 2.0  # signals.md: 5 (latency)
     skew_off_seconds: float = 10.0
 
     # -- volatility_spike ---------------------------------------------------------------------
     volatility_ratio_on: float = 3.0
     volatility_ratio_off: float = 1.5
-    volatility_fast_half_life_seconds: float = 30.0
+    volatility_fast_half_life_seconds: float = 15.0  # signals.md: 30 (latency)
     volatility_floor_bps: float = 0.1
-    volatility_on_seconds: float = 5.0
+    volatility_on_seconds: float = 2.0  # signals.md: 5 (latency)
     volatility_off_seconds: float = 30.0
 
     # -- flow measures and the composite -------------------------------------------------------
