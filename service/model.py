@@ -3,9 +3,12 @@
 Price and quantity representation
 ---------------------------------
 Venue modules hand levels over as the venue's own **exact decimal text** (``["61234.56",
-"0.00120000"]``): that is what every venue publishes (Kraken's JSON numbers are re-read as
-text by its module), and it is what checksums are defined over. The book converts each text
-once, on apply, into a binary float and uses that float as the level key. For every price a
+"0.00120000"]``) — what every venue publishes (Kraken's JSON numbers are re-read as text by its
+module) and what checksums are defined over — or, where no checksum needs the text, as the
+float parsed from it by the JSON decoder (Binance: orjson reads the numbers itself, correctly
+rounded, so the float is exactly ``float(text)``; far cheaper than converting each text in
+Python). The book converts each text once, on apply, into a binary float and uses that float as
+the level key. For every price a
 venue can publish (at most 15 significant decimal digits) the text → float map is injective and
 deterministic, so the float key identifies a level exactly; floats only *add up* inexactly
 (depth notionals), never *identify* inexactly.
@@ -51,9 +54,10 @@ RESYNC_REASONS: tuple[str, ...] = (
     "venue_reset",
 )
 
-#: A side of levels as the venue sent it: ``[[price_text, qty_text, ...], ...]``.
+#: A side of levels: ``[[price, qty, ...], ...]``, each number the venue's exact decimal text or
+#: the float parsed from that text (correctly rounded: the very float ``float(text)`` gives).
 #: Extra trailing fields (OKX's order counts) are ignored. A zero quantity removes the level.
-Levels = Sequence[Sequence[str]]
+Levels = Sequence[Sequence[str | float]]
 
 
 class Side(enum.Enum):

@@ -41,6 +41,7 @@ live SUBSCRIBE frames, so the 5 incoming messages/s limit is never approached), 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
@@ -72,6 +73,34 @@ _SUBSCRIBED = (Notice(NoticeKind.SUBSCRIBED),)
 _SHUTDOWN = (Notice(NoticeKind.SHUTDOWN, "serverShutdown"),)
 
 
+def _numeric_levels(raw: bytes | str) -> bytes | None:
+    """The frame with the quotes around its depth levels' numbers removed, or None.
+
+    Binance sends prices and quantities as decimal strings; turning ``"b":[["61234.56","0.1"]]``
+    into ``"b":[[61234.56,0.1]]`` lets orjson read them as numbers — correctly rounded, so the
+    very float ``float(text)`` gives (``tests/core/test_binance_parse.py`` checks it bit for bit;
+    the real captures' bookTicker oracle still matches exactly) — which costs far less than
+    converting each text in Python afterwards (``make bench``: about a fifth of the per-frame
+    time). Everything from the ``"b"`` key on is levels, commas, brackets and the ``"a"`` key; a
+    frame of any other shape fails to decode after the change, or decodes to something that is
+    not a depth update, and is then read unchanged.
+    """
+    data = raw if type(raw) is bytes else str(raw).encode()
+    i = data.find(b'"b":[')
+    if i < 0:
+        return None
+    return data[: i + 4] + data[i + 4 :].translate(None, b'"').replace(b",a:[", b',"a":[', 1)
+
+
+def _numeric_snapshot(body: bytes) -> bytes | None:
+    """A REST depth snapshot with its levels' numbers unquoted (see :func:`_numeric_levels`)."""
+    i = body.find(b'"bids":[')
+    if i < 0:
+        return None
+    tail = body[i + 7 :].translate(None, b'"').replace(b",asks:[", b',"asks":[', 1)
+    return body[: i + 7] + tail
+
+
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
@@ -85,10 +114,22 @@ class _BinanceParser:
         self._venue = venue
 
     def parse(self, raw: bytes | str, ts_recv_ns: int) -> Sequence[Event]:
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedMessage(self._venue, "not JSON", raw) from exc
+        msg: Any = None
+        fast = _numeric_levels(raw)
+        if fast is not None:
+            try:
+                msg = orjson.loads(fast)
+            except orjson.JSONDecodeError:
+                msg = None  # not the expected shape: read the frame as it is
+            else:
+                inner = msg.get("data", msg) if type(msg) is dict else None
+                if type(inner) is not dict or inner.get("e") != "depthUpdate":
+                    msg = None
+        if msg is None:
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise MalformedMessage(self._venue, "not JSON", raw) from exc
         if type(msg) is not dict:
             raise MalformedMessage(self._venue, "not a JSON object", raw)
         data = msg.get("data") if "stream" in msg else msg
@@ -210,7 +251,13 @@ class _Binance(Venue):
 
     def parse_snapshot(self, symbol: str, body: bytes, ts_recv_ns: int) -> BookEvent:
         try:
-            msg: Any = orjson.loads(body)
+            msg: Any = None
+            fast = _numeric_snapshot(body)
+            if fast is not None:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    msg = orjson.loads(fast)
+            if type(msg) is not dict or "lastUpdateId" not in msg:
+                msg = orjson.loads(body)  # not the expected shape: read the body as it is
             last_id = int(msg["lastUpdateId"])
             bids, asks = msg["bids"], msg["asks"]
             if type(bids) is not list or type(asks) is not list:

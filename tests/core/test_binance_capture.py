@@ -260,7 +260,9 @@ def test_capture_snapshot_parses(venue_cls: type[Venue], path: Path, snapshot_id
     body = orjson.loads(raw)
     assert snap.kind is BookKind.SNAPSHOT
     assert snap.first_id == snap.last_id == snapshot_id
-    assert snap.bids == body["bids"] and snap.asks == body["asks"]
+    # the floats orjson reads from the text, bit for bit float(text)
+    assert snap.bids == [[float(p), float(q)] for p, q in body["bids"]]
+    assert snap.asks == [[float(p), float(q)] for p, q in body["asks"]]
     assert len(snap.bids) == len(snap.asks) == 1000
     assert snap.ts_recv_ns == ts
     assert snap.ts_event_ns == (body["E"] * 1_000_000 if "E" in body else ts)

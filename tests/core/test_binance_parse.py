@@ -6,6 +6,7 @@ Messages are the doc examples in ``tests/fixtures/binance/*.json`` (sources in
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import orjson
@@ -34,12 +35,13 @@ def parse(venue: Venue, raw: bytes | str) -> list[object]:
     return list(venue.new_parser().parse(raw, TS))
 
 
+# Levels arrive as the floats orjson reads from the decimal text (exactly float(text)).
 SPOT_DEPTH = BookEvent(
-    "BNBBTC", BookKind.DELTA, [["0.0024", "10"]], [["0.0026", "100"]], 157, 160, None,
+    "BNBBTC", BookKind.DELTA, [[0.0024, 10.0]], [[0.0026, 100.0]], 157, 160, None,
     1672515782136 * MS, TS,
 )  # fmt: skip
 USDM_DEPTH = BookEvent(
-    "BTCUSDT", BookKind.DELTA, [["0.0024", "10"]], [["0.0026", "100"]], 157, 160, 149,
+    "BTCUSDT", BookKind.DELTA, [[0.0024, 10.0]], [[0.0026, 100.0]], 157, 160, 149,
     123456789 * MS, TS,
 )  # fmt: skip
 SPOT_TRADE = Trade("BNBBTC", 0.001, 100.0, TakerSide.SELL, 1672515782136 * MS, TS)
@@ -90,15 +92,65 @@ def test_aggressor_normalization(name: str, m: bool, taker: TakerSide) -> None:
     assert trade == Trade(msg["s"], 61837.63, 0.02, taker, msg["T"] * MS, TS)
 
 
-def test_depth_update_levels_are_passed_through_as_exact_text() -> None:
+def test_depth_update_levels_are_the_floats_of_their_exact_text() -> None:
     msg = orjson.loads(fixture("spot_depth_update"))
     msg["b"] = [["61837.63000000", "0.00000000"], ["61837.62000000", "3.78826000"]]
     msg["a"] = []
     (event,) = parse(BinanceSpot(), orjson.dumps(msg))
     assert isinstance(event, BookEvent)
-    assert event.bids == [["61837.63000000", "0.00000000"], ["61837.62000000", "3.78826000"]]
+    assert event.bids == [[61837.63, 0.0], [61837.62, 3.78826]]
+    assert all(type(x) is float for level in event.bids for x in level)
     assert event.asks == []
     assert event.prev_id is None and event.checksum is None
+
+
+def _decimal_texts(seed: int, n: int) -> list[str]:
+    """Decimal strings of 1-15 significant digits, with Binance-style trailing zeros."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        digits = rng.randint(1, 15)
+        text = str(rng.randrange(10 ** (digits - 1), 10**digits))
+        point = rng.randint(0, digits)
+        whole, frac = text[: digits - point] or "0", text[digits - point :]
+        out.append(f"{whole}.{frac}{'0' * rng.randint(0, 8)}" if frac else whole)
+    return out
+
+
+def test_numbers_read_by_the_decoder_equal_float_of_the_text() -> None:
+    """The fast path hands the book orjson's floats: they must be float(text), bit for bit."""
+    texts = _decimal_texts(7, 20_000)
+    levels = [texts[i : i + 2] for i in range(0, len(texts) - 1, 2)]
+    msg = orjson.loads(fixture("spot_depth_update"))
+    msg["b"], msg["a"] = levels[: len(levels) // 2], levels[len(levels) // 2 :]
+    (event,) = parse(BinanceSpot(), orjson.dumps(msg))
+    assert isinstance(event, BookEvent)
+    got = [x for side in (event.bids, event.asks) for level in side for x in level]
+    assert got == [float(t) for level in levels for t in level]
+    # bit for bit; a text without a decimal point arrives as an int, which the book converts
+    assert [float(x).hex() for x in got] == [float(t).hex() for level in levels for t in level]
+    assert all(type(x) is int for x, t in zip(got, texts, strict=False) if "." not in t)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # a field after the levels, an empty side, the order of b and a swapped
+        b'{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[["1.5","2"]],"a":[],"x":"y"}',
+        b'{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"a":[["1.5","2"]],"b":[["1.25","3"]]}',
+        b'{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[],"a":[["1.5","2"]]}',
+    ],
+)
+def test_frames_of_other_shapes_are_read_unchanged(raw: bytes) -> None:
+    (event,) = parse(BinanceSpot(), raw)
+    assert isinstance(event, BookEvent)
+    msg = orjson.loads(raw)
+    assert [[float(p), float(q)] for p, q in event.bids] == [
+        [float(p), float(q)] for p, q in msg["b"]
+    ]
+    assert [[float(p), float(q)] for p, q in event.asks] == [
+        [float(p), float(q)] for p, q in msg["a"]
+    ]
 
 
 def test_subscription_ack() -> None:
@@ -339,16 +391,16 @@ def test_snapshot_requests_and_weights() -> None:
 def test_parse_spot_rest_snapshot() -> None:
     snap = BinanceSpot().parse_snapshot("BNBBTC", fixture("spot_rest_snapshot"), TS)
     assert snap == BookEvent(
-        "BNBBTC", BookKind.SNAPSHOT, [["4.00000000", "431.00000000"]],
-        [["4.00000200", "12.00000000"]], 1027024, 1027024, None, TS, TS,
+        "BNBBTC", BookKind.SNAPSHOT, [[4.0, 431.0]], [[4.000002, 12.0]], 1027024, 1027024, None,
+        TS, TS,
     )  # fmt: skip
 
 
 def test_parse_usdm_rest_snapshot_uses_event_time() -> None:
     snap = BinanceUsdm().parse_snapshot("BTCUSDT", fixture("usdm_rest_snapshot"), TS)
     assert snap == BookEvent(
-        "BTCUSDT", BookKind.SNAPSHOT, [["4.00000000", "431.00000000"]],
-        [["4.00000200", "12.00000000"]], 1027024, 1027024, None, 1589436922972 * MS, TS,
+        "BTCUSDT", BookKind.SNAPSHOT, [[4.0, 431.0]], [[4.000002, 12.0]], 1027024, 1027024, None,
+        1589436922972 * MS, TS,
     )  # fmt: skip
 
 
