@@ -58,7 +58,6 @@ update ids forward so that they never go backwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import http
 import ipaddress
@@ -70,16 +69,16 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .capture import CaptureSource, DepthDiff, Level, Market, Trade
+from .loopback import LoopbackVenue
 from .plan import AggTradeEnd, FaultStep, FlushTick, ReplayPlan, Step, depth_intervals
 from .source import CaptureSource as CaptureFileSource
 from .source import FrameSource
@@ -229,7 +228,7 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-class EmbeddedBinance:
+class EmbeddedBinance(LoopbackVenue):
     """A Binance venue (spot or USD-M) on 127.0.0.1 replaying a source, with ground truth.
 
     One replay task walks the capture's timeline and fans each event out to every connection
@@ -333,8 +332,7 @@ class EmbeddedBinance:
         self._speed = speed
         self._fast = speed == 0 or math.isinf(speed)
         self._loop_capture = loop
-        self._host = host
-        self._port = port
+        super().__init__(host, port, f"binance {market}")
         self._ping_interval_s = (
             ping_interval_s if ping_interval_s is not None else (20.0 if spot else 180.0)
         )
@@ -348,9 +346,6 @@ class EmbeddedBinance:
         self._max_incoming_per_s = max_incoming_per_s
 
         self._plan: ReplayPlan | None = None
-        self._server: Server | None = None
-        self._replay_task: asyncio.Task[None] | None = None
-        self._bound_port = 0
         self._start_ms = 0
         self._clients: set[_Client] = set()
         self._subscribers: dict[str, set[_Client]] = {}
@@ -425,19 +420,14 @@ class EmbeddedBinance:
 
         self._start_ms = self._clock() // 1_000_000
         self._reset_pass(0)
-        self._server = await serve(
+        await self._bind(
             self._handle,
-            self._host,
-            self._port,
             process_request=self._process_request,
             ping_interval=self._ping_interval_s,
             ping_timeout=self._ping_timeout_s,
             close_timeout=2.0,
-            compression=None,
-            logger=logging.getLogger(f"{__name__}.ws"),
         )
-        self._bound_port = int(next(iter(self._server.sockets)).getsockname()[1])
-        self._replay_task = asyncio.create_task(self._replay(), name="embedded-binance-replay")
+        self._tasks = [asyncio.create_task(self._replay(), name="embedded-binance-replay")]
         logger.info(
             "embedded binance %s serving %s at %s (speed=%s, loop=%s)",
             self._market,
@@ -446,34 +436,6 @@ class EmbeddedBinance:
             self._speed,
             self._loop_capture,
         )
-
-    async def stop(self) -> None:
-        """Stop the replay, close every connection (1001) and the listening socket.
-
-        Idempotent; returns when every task of the venue has finished.
-        """
-        task, self._replay_task = self._replay_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        server, self._server = self._server, None
-        if server is not None:
-            server.close(close_connections=True)
-            await server.wait_closed()
-            logger.info("embedded binance %s stopped", self._market)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- addresses and ground truth ----------------------------------------------------------
 
@@ -486,16 +448,6 @@ class EmbeddedBinance:
     def symbol(self) -> str:
         """The served symbol in Binance's REST spelling, e.g. ``"BTCUSDT"``."""
         return self._require_plan().symbol
-
-    @property
-    def ws_base(self) -> str:
-        """Websocket base URL, e.g. ``"ws://127.0.0.1:PORT"``; append Binance's paths."""
-        return f"ws://{self._host}:{self._bound_port}"
-
-    @property
-    def rest_base(self) -> str:
-        """REST base URL, e.g. ``"http://127.0.0.1:PORT"``; append Binance's paths."""
-        return f"http://{self._host}:{self._bound_port}"
 
     @property
     def start_ms(self) -> int:

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import functools
 import ipaddress
 import logging
@@ -54,16 +53,16 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .capture import DepthDiff, Market, Trade, capture_path, load_capture
+from .loopback import LoopbackVenue
 from .plan import build_plan
 
 __all__ = ["BybitStats", "EmbeddedBybit", "WindowBook"]
@@ -340,7 +339,7 @@ class _Client:
             self.wakeup.set()
 
 
-class EmbeddedBybit:
+class EmbeddedBybit(LoopbackVenue):
     """A Bybit v5 public venue (``linear`` or ``spot``) on 127.0.0.1 with a ground-truth book.
 
     The replay advances only while some connection is subscribed to one of the venue's topics
@@ -382,20 +381,16 @@ class EmbeddedBybit:
         self.category: Category = category
         self._speed = speed
         self._fast = speed == 0 or math.isinf(speed)
-        self._host = host
-        self._port = port
+        super().__init__(host, port, f"bybit {category}")
         self._rng = random.Random(seed)
         self._push_ms = push_ms
         self._periodic = periodic_snapshot_every
         self._clock = clock
         self._timeline: _Timeline | None = None
-        self._server: Server | None = None
-        self._task: asyncio.Task[None] | None = None
         self._clients: set[_Client] = set()
         self._may_run = asyncio.Event()
         self._drained = asyncio.Event()
         self._paused = False
-        self._bound_port = 0
         self._time_off = 0
         self._truth: _Window | None = None
         self._u = 0
@@ -430,55 +425,16 @@ class EmbeddedBybit:
         self._ts = start_ms
         self._u = self._rng.randrange(10_000_000, 90_000_000)
         self._seq = self._rng.randrange(10**10, 9 * 10**10)
-        self._server = await serve(
+        await self._bind(
             self._handle,
-            self._host,
-            self._port,
             process_request=self._process_request,
             ping_interval=None,
             close_timeout=2.0,
-            compression=None,
-            logger=logging.getLogger(f"{__name__}.ws"),
         )
-        self._bound_port = int(next(iter(self._server.sockets)).getsockname()[1])
-        self._task = asyncio.create_task(self._replay(), name="embedded-bybit-replay")
+        self._tasks = [asyncio.create_task(self._replay(), name="embedded-bybit-replay")]
         logger.info("embedded bybit %s serving %s at %s", self.category, tl.symbol, self.ws_base)
 
-    async def stop(self) -> None:
-        """Stop the replay and close every connection and the listening socket (idempotent)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        server, self._server = self._server, None
-        if server is not None:
-            server.close(close_connections=True)
-            await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # -- addresses and ground truth ----------------------------------------------------------
-
-    @property
-    def ws_base(self) -> str:
-        """``ws://127.0.0.1:PORT``; append ``/v5/public/{category}``."""
-        return f"ws://{self._host}:{self._bound_port}"
-
-    @property
-    def rest_base(self) -> str:
-        """``http://127.0.0.1:PORT`` (no REST is served; configs may still name it)."""
-        return f"http://{self._host}:{self._bound_port}"
 
     @property
     def symbol(self) -> str:

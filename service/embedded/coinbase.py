@@ -49,7 +49,6 @@ sequence number is skipped, nothing lost), :meth:`drop_connections` (TCP abort),
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import logging
 import random
@@ -58,14 +57,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from .loopback import LoopbackVenue
 
 __all__ = [
     "BookGenerator",
@@ -379,7 +379,7 @@ class _Client:
         return products is not None and product in products
 
 
-class EmbeddedCoinbase:
+class EmbeddedCoinbase(LoopbackVenue):
     """A Coinbase Advanced Trade market-data venue on 127.0.0.1, with ground truth.
 
     The generator advances only while some connection subscribes ``level2`` or
@@ -425,8 +425,7 @@ class EmbeddedCoinbase:
         self._rate_hz = rate_hz
         self._fast = rate_hz == 0 or rate_hz == float("inf")
         self._steps_limit = steps
-        self._host = host
-        self._port = port
+        super().__init__(host, port, "coinbase")
         self._clock = clock
         self._heartbeat_interval_s = heartbeat_interval_s
         self._subscribe_timeout_s = subscribe_timeout_s
@@ -434,8 +433,6 @@ class EmbeddedCoinbase:
         self._max_connections_per_s = max_connections_per_s
         self._max_queue_frames = max_queue_frames
 
-        self._server: Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._clients: set[_Client] = set()
         self._paused = False
         self._may_run = asyncio.Event()
@@ -450,7 +447,6 @@ class EmbeddedCoinbase:
         self._taker: dict[str, dict[str, Decimal]] = {
             p: {"buy": Decimal(0), "sell": Decimal(0)} for p in products
         }
-        self._bound_port = 0
         self._n_accepted = 0
         self._n_refused = 0
         self._n_client = 0
@@ -470,55 +466,19 @@ class EmbeddedCoinbase:
         """
         if self._server is not None or self._tasks:
             raise RuntimeError("an EmbeddedCoinbase can be started only once")
-        self._server = await serve(
+        await self._bind(
             self._handle,
-            self._host,
-            self._port,
             process_request=self._process_request,
             ping_interval=None,
             close_timeout=2.0,
-            compression=None,
-            logger=logging.getLogger(f"{__name__}.ws"),
         )
-        self._bound_port = int(next(iter(self._server.sockets)).getsockname()[1])
         self._tasks = [
             asyncio.create_task(self._generate(), name="embedded-coinbase-generator"),
             asyncio.create_task(self._heartbeats(), name="embedded-coinbase-heartbeats"),
         ]
         logger.info("embedded coinbase serving %s at %s", ", ".join(self._products), self.ws_base)
 
-    async def stop(self) -> None:
-        """Stop generating, close every connection and the listening socket (idempotent)."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        server, self._server = self._server, None
-        if server is not None:
-            server.close(close_connections=True)
-            await server.wait_closed()
-            logger.info("embedded coinbase stopped")
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # -- addresses, truth, counters -------------------------------------------------------
-
-    @property
-    def ws_base(self) -> str:
-        """Websocket base URL, e.g. ``"ws://127.0.0.1:PORT"``."""
-        return f"ws://{self._host}:{self._bound_port}"
 
     @property
     def products(self) -> tuple[str, ...]:

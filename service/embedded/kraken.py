@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import functools
 import logging
 import math
@@ -64,15 +63,15 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .capture import CaptureError, DepthDiff, Market, Trade, capture_path, load_capture
+from .loopback import LoopbackVenue
 from .plan import ReplayPlan, build_plan
 
 __all__ = ["DEFAULT_PAIRS", "PAIRS", "EmbeddedKraken", "KrakenPair", "KrakenVenueStats"]
@@ -365,7 +364,7 @@ class _Client:
         return bool(self.book or self.trade or self.instrument)
 
 
-class EmbeddedKraken:
+class EmbeddedKraken(LoopbackVenue):
     """A Kraken v2 venue on 127.0.0.1 replaying re-encoded captures, with ground truth.
 
     Args:
@@ -404,8 +403,7 @@ class EmbeddedKraken:
         self._pairs = {s: PAIRS[s] for s in pairs}
         self._speed = speed
         self._fast = speed == 0 or math.isinf(speed)
-        self._host = host
-        self._port = port
+        super().__init__(host, port, "kraken")
         self._heartbeat_s = heartbeat_interval_s
         self._max_requests = max_requests_per_s
         self._max_frames = max_queue_frames
@@ -418,8 +416,6 @@ class EmbeddedKraken:
         self._taker: dict[str, dict[str, Decimal]] = {}
         self._corrupt: dict[str, int] = {}
         self._clients: set[_Client] = set()
-        self._server: Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._start_ms = 0
         self._paused = False
         self._may_run = asyncio.Event()
@@ -449,55 +445,20 @@ class EmbeddedKraken:
             self._taker[symbol] = {"buy": Decimal(0), "sell": Decimal(0)}
             self._corrupt[symbol] = 0
         self._start_ms = time.time_ns() // 1_000_000
-        self._server = await serve(
+        await self._bind(
             self._handle,
-            self._host,
-            self._port,
             process_request=self._process_request,
             ping_interval=None,
             close_timeout=1.0,
-            compression=None,
             max_size=2**20,
-            logger=logging.getLogger(f"{__name__}.ws"),
         )
-        self._port = int(next(iter(self._server.sockets)).getsockname()[1])
         self._tasks = [
             asyncio.create_task(self._replay(), name="embedded-kraken-replay"),
             asyncio.create_task(self._heartbeats(), name="embedded-kraken-heartbeat"),
         ]
         logger.info("embedded kraken serving %s at %s", list(self._pairs), self.ws_base)
 
-    async def stop(self) -> None:
-        """Stop the tasks, close every connection and the listening socket (idempotent)."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        server, self._server = self._server, None
-        if server is not None:
-            server.close(close_connections=True)
-            await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # -- addresses and ground truth ----------------------------------------------------------
-
-    @property
-    def ws_base(self) -> str:
-        """``ws://127.0.0.1:PORT``; the client appends Kraken's ``/v2``."""
-        return f"ws://{self._host}:{self._port}"
 
     @property
     def symbols(self) -> tuple[str, ...]:

@@ -46,7 +46,6 @@ HTTP status of REST parameter errors (400) is this venue's choice; the OKX codes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import heapq
 import http
@@ -60,14 +59,15 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from .loopback import LoopbackVenue
 
 __all__ = ["EmbeddedOkx", "OkxVenueStats"]
 
@@ -300,7 +300,7 @@ class _Client:
         self.closed = False
 
 
-class EmbeddedOkx:
+class EmbeddedOkx(LoopbackVenue):
     """An OKX public venue on 127.0.0.1 with seeded books, ground truth and fault injection.
 
     The generator advances every instrument by one update each ``interval_s`` (in
@@ -355,19 +355,15 @@ class EmbeddedOkx:
         self._checksums = checksums
         self._ws_snapshot = ws_snapshot
         self._idle_timeout_s = idle_timeout_s
-        self._host = host
-        self._port = port
+        super().__init__(host, port, "okx")
         self._clock = clock
         self._max_queue_frames = max_queue_frames
-        self._server: Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._clients: set[_Client] = set()
         self._paused = False
         self._wake = asyncio.Event()
         self._conn_seq = 0
         self._rest_times: deque[float] = deque()
         self._forced: deque[int] = deque()
-        self._bound_port = 0
         # counters
         self._n_accepted = 0
         self._n_frames = 0
@@ -388,17 +384,12 @@ class EmbeddedOkx:
         """
         if self._server is not None:
             raise RuntimeError("an EmbeddedOkx can be started only once")
-        self._server = await serve(
+        await self._bind(
             self._handle,
-            self._host,
-            self._port,
             process_request=self._process_request,
             ping_interval=None,  # OKX relies on the text ping/pong
             close_timeout=1.0,
-            compression=None,
-            logger=logging.getLogger(f"{__name__}.ws"),
         )
-        self._bound_port = int(next(iter(self._server.sockets)).getsockname()[1])
         for inst in self._instruments.values():
             inst.ts_ms = self._clock() // 1_000_000
             inst.initial_ts_ms = inst.ts_ms
@@ -411,42 +402,7 @@ class EmbeddedOkx:
         ]
         logger.info("embedded okx serving %s at %s", ", ".join(self._instruments), self.ws_base)
 
-    async def stop(self) -> None:
-        """Stop the generator, close every connection and the listening socket (idempotent)."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        server, self._server = self._server, None
-        if server is not None:
-            server.close(close_connections=True)
-            await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # -- addresses, truth, counters --------------------------------------------------------
-
-    @property
-    def ws_base(self) -> str:
-        """Websocket base URL ``ws://127.0.0.1:PORT``; append ``/ws/v5/public``."""
-        return f"ws://{self._host}:{self._bound_port}"
-
-    @property
-    def rest_base(self) -> str:
-        """REST base URL ``http://127.0.0.1:PORT``; append ``/api/v5/...``."""
-        return f"http://{self._host}:{self._bound_port}"
 
     @property
     def symbols(self) -> tuple[str, ...]:
