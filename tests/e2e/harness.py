@@ -1,19 +1,28 @@
-"""Helpers for end-to-end tests: a running service against the embedded venue, scraped."""
+"""Helpers for end-to-end tests: a running service against an embedded venue, scraped.
+
+Shared by every venue's end-to-end tests (``tests/venues/*``): the scrape parser, the running
+service handle, and the market-state values recomputed from a venue's ground-truth book (the
+PRODUCT.md §5 definitions) next to the same values read from ``/metrics``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Generic, TypeVar
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import Service
-from service.embedded.binance import EmbeddedBinance
+from service.model import BAND_BPS
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+V = TypeVar("V")
 
 
 def parse_metrics(text: str) -> Samples:
@@ -35,11 +44,18 @@ def fast_backoff() -> Iterator[float]:
 
 
 @dataclass
-class Running:
-    venue: EmbeddedBinance
+class Running(Generic[V]):
+    """The service and the embedded venue it is configured against.
+
+    Attributes:
+        wait_timeout_s: how long :meth:`wait_for` waits unless told otherwise.
+    """
+
+    venue: V
     service: Service
     url: str
     session: aiohttp.ClientSession
+    wait_timeout_s: float = 30.0
 
     async def scrape(self) -> Samples:
         async with self.session.get(f"{self.url}/metrics") as resp:
@@ -47,9 +63,9 @@ class Running:
             return parse_metrics(await resp.text())
 
     async def wait_for(
-        self, predicate: Callable[[Samples], bool], timeout_s: float = 30.0, what: str = ""
+        self, predicate: Callable[[Samples], bool], timeout_s: float | None = None, what: str = ""
     ) -> Samples:
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + (self.wait_timeout_s if timeout_s is None else timeout_s)
         while True:
             samples = await self.scrape()
             if predicate(samples):
@@ -57,3 +73,56 @@ class Running:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what or predicate}")
             await asyncio.sleep(0.05)
+
+
+def market_reference(
+    bids_text: Mapping[str, str], asks_text: Mapping[str, str], taker: Mapping[str, Decimal]
+) -> dict[str, float]:
+    """Every expected market-state value, recomputed from a ground-truth book and taker volume."""
+    bids = {float(p): float(q) for p, q in bids_text.items()}
+    asks = {float(p): float(q) for p, q in asks_text.items()}
+    bb, ba = max(bids), min(asks)
+    mid = (bb + ba) / 2
+    ref = {
+        "bid": bb,
+        "ask": ba,
+        "mid": mid,
+        "micro": (bb * asks[ba] + ba * bids[bb]) / (asks[ba] + bids[bb]),
+        "spread": (ba - bb) / mid * 1e4,
+        "levels_bid": len(bids),
+        "levels_ask": len(asks),
+    }
+    for band in BAND_BPS:
+        x = band / 1e4
+        db = math.fsum(p * q for p, q in bids.items() if p >= mid * (1.0 - x))
+        da = math.fsum(p * q for p, q in asks.items() if p <= mid * (1.0 + x))
+        ref[f"depth_bid_{band}"] = db
+        ref[f"depth_ask_{band}"] = da
+        ref[f"imbalance_{band}"] = (db - da) / (db + da) if db + da > 0 else 0.0
+    ref["taker_buy"] = float(taker["buy"])
+    ref["taker_sell"] = float(taker["sell"])
+    return ref
+
+
+def market_observed(samples: Samples, exchange: str, symbol: str) -> dict[str, float]:
+    """The values of :func:`market_reference`, as the service exports them."""
+    lv = {"exchange": exchange, "symbol": symbol}
+    out = {
+        "bid": sample(samples, "mmradar_best_bid_price", **lv),
+        "ask": sample(samples, "mmradar_best_ask_price", **lv),
+        "mid": sample(samples, "mmradar_mid_price", **lv),
+        "micro": sample(samples, "mmradar_microprice", **lv),
+        "spread": sample(samples, "mmradar_spread_bps", **lv),
+        "levels_bid": sample(samples, "mmradar_book_levels", **lv, side="bid"),
+        "levels_ask": sample(samples, "mmradar_book_levels", **lv, side="ask"),
+        "taker_buy": sample(samples, "mmradar_taker_volume_total", **lv, side="buy"),
+        "taker_sell": sample(samples, "mmradar_taker_volume_total", **lv, side="sell"),
+    }
+    for band in BAND_BPS:
+        b = str(band)
+        for side in ("bid", "ask"):
+            out[f"depth_{side}_{band}"] = sample(
+                samples, "mmradar_depth_notional", **lv, side=side, band_bps=b
+            )
+        out[f"imbalance_{band}"] = sample(samples, "mmradar_depth_imbalance", **lv, band_bps=b)
+    return out

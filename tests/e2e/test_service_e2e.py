@@ -12,65 +12,21 @@ import math
 
 import pytest
 
+from service.embedded.binance import EmbeddedBinance
 from service.model import BAND_BPS
 
-from .harness import Running, Samples, sample
+from .harness import Running, Samples, market_observed, market_reference, sample
 
 SYMBOL = "BTCUSDT"
 
 
-def reference(running: Running) -> dict[str, float]:
+def reference(running: Running[EmbeddedBinance]) -> dict[str, float]:
     """Every expected value, from the venue's ground truth."""
-    bids_text, asks_text = running.venue.truth_book(SYMBOL)
-    bids = {float(p): float(q) for p, q in bids_text.items()}
-    asks = {float(p): float(q) for p, q in asks_text.items()}
-    bb, ba = max(bids), min(asks)
-    mid = (bb + ba) / 2
-    ref = {
-        "bid": bb,
-        "ask": ba,
-        "mid": mid,
-        "micro": (bb * asks[ba] + ba * bids[bb]) / (asks[ba] + bids[bb]),
-        "spread": (ba - bb) / mid * 1e4,
-        "levels_bid": len(bids),
-        "levels_ask": len(asks),
-    }
-    for band in BAND_BPS:
-        x = band / 1e4
-        db = math.fsum(p * q for p, q in bids.items() if p >= mid * (1.0 - x))
-        da = math.fsum(p * q for p, q in asks.items() if p <= mid * (1.0 + x))
-        ref[f"depth_bid_{band}"] = db
-        ref[f"depth_ask_{band}"] = da
-        ref[f"imbalance_{band}"] = (db - da) / (db + da)
-    volume = running.venue.taker_volume(SYMBOL)
-    ref["taker_buy"] = float(volume["buy"])
-    ref["taker_sell"] = float(volume["sell"])
-    return ref
+    return market_reference(*running.venue.truth_book(SYMBOL), running.venue.taker_volume(SYMBOL))
 
 
 def observed(samples: Samples, exchange: str) -> dict[str, float]:
-    lv = {"exchange": exchange, "symbol": SYMBOL}
-    out = {
-        "bid": sample(samples, "mmradar_best_bid_price", **lv),
-        "ask": sample(samples, "mmradar_best_ask_price", **lv),
-        "mid": sample(samples, "mmradar_mid_price", **lv),
-        "micro": sample(samples, "mmradar_microprice", **lv),
-        "spread": sample(samples, "mmradar_spread_bps", **lv),
-        "levels_bid": sample(samples, "mmradar_book_levels", **lv, side="bid"),
-        "levels_ask": sample(samples, "mmradar_book_levels", **lv, side="ask"),
-        "taker_buy": sample(samples, "mmradar_taker_volume_total", **lv, side="buy"),
-        "taker_sell": sample(samples, "mmradar_taker_volume_total", **lv, side="sell"),
-    }
-    for band in BAND_BPS:
-        b = str(band)
-        out[f"depth_bid_{band}"] = sample(
-            samples, "mmradar_depth_notional", **lv, side="bid", band_bps=b
-        )
-        out[f"depth_ask_{band}"] = sample(
-            samples, "mmradar_depth_notional", **lv, side="ask", band_bps=b
-        )
-        out[f"imbalance_{band}"] = sample(samples, "mmradar_depth_imbalance", **lv, band_bps=b)
-    return out
+    return market_observed(samples, exchange, SYMBOL)
 
 
 def incomplete_keys(samples: Samples, exchange: str) -> set[str]:

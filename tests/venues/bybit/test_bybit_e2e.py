@@ -36,7 +36,7 @@ async def test_whole_capture_ends_exact() -> None:
     async with running(EmbeddedBybit("linear")) as run:
         venue = run.venue
         await venue.wait_drained()
-        samples = await run.wait_for(in_sync(venue), "book equal to truth")
+        samples = await run.wait_for(in_sync(venue), what="book equal to truth")
 
         assert_matches(venue, samples)
         for reason in REASONS:
@@ -57,19 +57,21 @@ async def test_whole_capture_ends_exact() -> None:
 async def test_gap_restart_garbage_and_drop_are_counted_and_healed() -> None:
     async with running(EmbeddedBybit("linear", speed=40.0)) as run:
         venue = run.venue
-        await run.wait_for(valid, "initial sync")
+        await run.wait_for(valid, what="initial sync")
 
         # 1. A u gap: the venue consumes an update id and applies the delta, but never sends
         #    it. The service resubscribes and rebuilds from the fresh snapshot.
         venue.skip_next_delta(SYMBOL)
-        await run.wait_for(lambda s: resyncs(s, "gap") == 1 and valid(s), "gap resync")
+        await run.wait_for(lambda s: resyncs(s, "gap") == 1 and valid(s), what="gap resync")
         assert venue.stats.snapshots_sent == 2
 
         # 2. A service restart: a snapshot with u == 1, then u == 2, 3, ...
         venue.restart_service(SYMBOL)
-        await run.wait_for(lambda s: resyncs(s, "venue_reset") == 1 and valid(s), "venue reset")
+        await run.wait_for(
+            lambda s: resyncs(s, "venue_reset") == 1 and valid(s), what="venue reset"
+        )
         venue.pause()
-        await run.wait_for(in_sync(venue), "caught up after the restart")
+        await run.wait_for(in_sync(venue), what="caught up after the restart")
         assert venue.last_update_id < 1000  # the chain restarted from 1
         venue.resume()
 
@@ -81,19 +83,21 @@ async def test_gap_restart_garbage_and_drop_are_counted_and_healed() -> None:
                              reason="malformed") == 1
             and sample(s, "mmradar_feed_bad_messages_total", exchange=EXCHANGE,
                        reason="unknown") == 1,
-            "bad frames counted",
+            what="bad frames counted",
         )  # fmt: skip
 
         # 4. A dropped connection (TCP abort), with the replay held so nothing is lost in
         #    flight: reconnect, resubscribe, snapshot, exact again.
         venue.pause()
-        await run.wait_for(in_sync(venue), "caught up before the drop")
+        await run.wait_for(in_sync(venue), what="caught up before the drop")
         venue.drop_connections()
         venue.resume()
-        await run.wait_for(lambda s: resyncs(s, "reconnect") == 1 and valid(s), "reconnect resync")
+        await run.wait_for(
+            lambda s: resyncs(s, "reconnect") == 1 and valid(s), what="reconnect resync"
+        )
 
         venue.pause()
-        samples = await run.wait_for(in_sync(venue), "book equal to truth")
+        samples = await run.wait_for(in_sync(venue), what="book equal to truth")
         assert_matches(venue, samples)
         assert resyncs(samples, "gap") == 1
         assert resyncs(samples, "venue_reset") == 1

@@ -55,7 +55,7 @@ async def coinbase_service() -> AsyncIterator[Callable[..., Awaitable[Running]]]
             await asyncio.sleep(0.01)
         session = aiohttp.ClientSession()
         started.append((venue, stop, task, session))
-        return Running(venue, service, service.server.url, session)
+        return Running(venue, service, service.server.url, session, wait_timeout_s=20.0)
 
     yield start
     for venue, stop, task, session in started:

@@ -2,118 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
+from e2e.harness import (
+    Running,
+    Samples,
+    fast_backoff,
+    market_observed,
+    market_reference,
+    parse_metrics,
+    sample,
+)
 
-from service.app import Service
 from service.embedded.coinbase import EmbeddedCoinbase
 from service.model import BAND_BPS
 
+__all__ = ["EXCHANGE", "Running", "Samples", "fast_backoff", "parse_metrics", "sample"]
+
 EXCHANGE = "coinbase"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse_metrics(text: str) -> Samples:
-    """``{(sample name, labels): value}`` of a Prometheus text exposition."""
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
-def sample(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
-
-
-def fast_backoff() -> Iterator[float]:
-    while True:
-        yield 0.05
-
-
-@dataclass
-class Running:
-    venue: EmbeddedCoinbase
-    service: Service
-    url: str
-    session: aiohttp.ClientSession
-
-    async def scrape(self) -> Samples:
-        async with self.session.get(f"{self.url}/metrics") as resp:
-            assert resp.status == 200
-            return parse_metrics(await resp.text())
-
-    async def wait_for(
-        self, predicate: Callable[[Samples], bool], timeout_s: float = 20.0, what: str = ""
-    ) -> Samples:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            samples = await self.scrape()
-            if predicate(samples):
-                return samples
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what or predicate}")
-            await asyncio.sleep(0.05)
 
 
 def reference(venue: EmbeddedCoinbase, product: str) -> dict[str, float]:
     """Every expected market-state value of ``product``, from the venue's ground truth."""
-    bids_text, asks_text = venue.truth_book(product)
-    bids = {float(p): float(q) for p, q in bids_text.items()}
-    asks = {float(p): float(q) for p, q in asks_text.items()}
-    bb, ba = max(bids), min(asks)
-    mid = (bb + ba) / 2
-    ref = {
-        "bid": bb,
-        "ask": ba,
-        "mid": mid,
-        "micro": (bb * asks[ba] + ba * bids[bb]) / (asks[ba] + bids[bb]),
-        "spread": (ba - bb) / mid * 1e4,
-        "levels_bid": len(bids),
-        "levels_ask": len(asks),
-    }
-    for band in BAND_BPS:
-        x = band / 1e4
-        db = math.fsum(p * q for p, q in bids.items() if p >= mid * (1.0 - x))
-        da = math.fsum(p * q for p, q in asks.items() if p <= mid * (1.0 + x))
-        ref[f"depth_bid_{band}"] = db
-        ref[f"depth_ask_{band}"] = da
-        ref[f"imbalance_{band}"] = (db - da) / (db + da)
-    volume = venue.taker_volume(product)
-    ref["taker_buy"] = float(volume["buy"])
-    ref["taker_sell"] = float(volume["sell"])
-    return ref
+    return market_reference(*venue.truth_book(product), venue.taker_volume(product))
 
 
 def observed(samples: Samples, product: str) -> dict[str, float]:
-    lv = {"exchange": EXCHANGE, "symbol": product}
-    out = {
-        "bid": sample(samples, "mmradar_best_bid_price", **lv),
-        "ask": sample(samples, "mmradar_best_ask_price", **lv),
-        "mid": sample(samples, "mmradar_mid_price", **lv),
-        "micro": sample(samples, "mmradar_microprice", **lv),
-        "spread": sample(samples, "mmradar_spread_bps", **lv),
-        "levels_bid": sample(samples, "mmradar_book_levels", **lv, side="bid"),
-        "levels_ask": sample(samples, "mmradar_book_levels", **lv, side="ask"),
-        "taker_buy": sample(samples, "mmradar_taker_volume_total", **lv, side="buy"),
-        "taker_sell": sample(samples, "mmradar_taker_volume_total", **lv, side="sell"),
-    }
-    for band in BAND_BPS:
-        b = str(band)
-        out[f"depth_bid_{band}"] = sample(
-            samples, "mmradar_depth_notional", **lv, side="bid", band_bps=b
-        )
-        out[f"depth_ask_{band}"] = sample(
-            samples, "mmradar_depth_notional", **lv, side="ask", band_bps=b
-        )
-        out[f"imbalance_{band}"] = sample(samples, "mmradar_depth_imbalance", **lv, band_bps=b)
-    return out
+    return market_observed(samples, EXCHANGE, product)
 
 
 def valid(samples: Samples, product: str) -> bool:

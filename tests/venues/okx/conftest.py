@@ -5,65 +5,30 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from e2e.harness import Running as _Running
+from e2e.harness import Samples, fast_backoff, market_observed, market_reference, sample
 
 from service.app import Service
 from service.config import parse_settings
 from service.embedded.okx import EmbeddedOkx
-from service.model import BAND_BPS
 from service.venues import VENUE_NAMES
 
+__all__ = ["EXCHANGE", "Running", "Samples", "sample"]
+
 EXCHANGE = "okx"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse_metrics(text: str) -> Samples:
-    """``{(sample name, labels): value}`` of a Prometheus text exposition."""
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
-def sample(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
-
-
-def _fast_backoff() -> Iterator[float]:
-    while True:
-        yield 0.05
 
 
 @dataclass
-class Running:
-    venue: EmbeddedOkx
-    service: Service
-    url: str
-    session: aiohttp.ClientSession
+class Running(_Running[EmbeddedOkx]):
+    """The service against :class:`EmbeddedOkx`, with comparisons against its truth."""
 
-    async def scrape(self) -> Samples:
-        async with self.session.get(f"{self.url}/metrics") as resp:
-            assert resp.status == 200
-            return parse_metrics(await resp.text())
-
-    async def wait_for(
-        self, predicate: Callable[[Samples], bool], timeout_s: float = 20.0, what: str = ""
-    ) -> Samples:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            samples = await self.scrape()
-            if predicate(samples):
-                return samples
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what or predicate}")
-            await asyncio.sleep(0.05)
+    wait_timeout_s: float = 20.0
 
     # -- comparisons with the venue's truth ---------------------------------------------------
 
@@ -77,53 +42,10 @@ class Running:
 
     def reference(self, symbol: str) -> dict[str, float]:
         """Every expected value, recomputed from the venue's ground truth (PRODUCT.md §5)."""
-        bids_text, asks_text = self.venue.truth_book(symbol)
-        bids = {float(p): float(q) for p, q in bids_text.items()}
-        asks = {float(p): float(q) for p, q in asks_text.items()}
-        bb, ba = max(bids), min(asks)
-        mid = (bb + ba) / 2
-        ref = {
-            "bid": bb,
-            "ask": ba,
-            "mid": mid,
-            "micro": (bb * asks[ba] + ba * bids[bb]) / (asks[ba] + bids[bb]),
-            "spread": (ba - bb) / mid * 1e4,
-            "levels_bid": len(bids),
-            "levels_ask": len(asks),
-        }
-        for band in BAND_BPS:
-            x = band / 1e4
-            db = math.fsum(p * q for p, q in bids.items() if p >= mid * (1.0 - x))
-            da = math.fsum(p * q for p, q in asks.items() if p <= mid * (1.0 + x))
-            ref[f"depth_bid_{band}"] = db
-            ref[f"depth_ask_{band}"] = da
-            ref[f"imbalance_{band}"] = (db - da) / (db + da)
-        volume = self.venue.taker_volume(symbol)
-        ref["taker_buy"] = float(volume["buy"])
-        ref["taker_sell"] = float(volume["sell"])
-        return ref
+        return market_reference(*self.venue.truth_book(symbol), self.venue.taker_volume(symbol))
 
     def observed(self, samples: Samples, symbol: str) -> dict[str, float]:
-        lv = {"exchange": EXCHANGE, "symbol": symbol}
-        out = {
-            "bid": sample(samples, "mmradar_best_bid_price", **lv),
-            "ask": sample(samples, "mmradar_best_ask_price", **lv),
-            "mid": sample(samples, "mmradar_mid_price", **lv),
-            "micro": sample(samples, "mmradar_microprice", **lv),
-            "spread": sample(samples, "mmradar_spread_bps", **lv),
-            "levels_bid": sample(samples, "mmradar_book_levels", **lv, side="bid"),
-            "levels_ask": sample(samples, "mmradar_book_levels", **lv, side="ask"),
-            "taker_buy": sample(samples, "mmradar_taker_volume_total", **lv, side="buy"),
-            "taker_sell": sample(samples, "mmradar_taker_volume_total", **lv, side="sell"),
-        }
-        for band in BAND_BPS:
-            b = str(band)
-            for side in ("bid", "ask"):
-                out[f"depth_{side}_{band}"] = sample(
-                    samples, "mmradar_depth_notional", **lv, side=side, band_bps=b
-                )
-            out[f"imbalance_{band}"] = sample(samples, "mmradar_depth_imbalance", **lv, band_bps=b)
-        return out
+        return market_observed(samples, EXCHANGE, symbol)
 
     def in_sync(self, *symbols: str) -> Callable[[Samples], bool]:
         """The books are valid and at the venue's truth (touch, levels, taker volumes)."""
@@ -186,7 +108,7 @@ async def okx_service() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
             env={},
             supported=VENUE_NAMES,
         )
-        service = Service(settings, backoff_factory=_fast_backoff)
+        service = Service(settings, backoff_factory=fast_backoff)
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
         assert service.server is not None
