@@ -13,13 +13,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import Service
+from service.config import parse_settings
 from service.model import BAND_BPS
+from service.venues import VENUE_NAMES
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 V = TypeVar("V")
@@ -126,3 +128,47 @@ def market_observed(samples: Samples, exchange: str, symbol: str) -> dict[str, f
             )
         out[f"imbalance_{band}"] = sample(samples, "mmradar_depth_imbalance", **lv, band_bps=b)
     return out
+
+
+class ServiceStack:
+    """The services a test starts against embedded venues; :meth:`close` stops them and the venues.
+
+    Each service serves ``/metrics`` on a free loopback port and reconnects fast.
+    """
+
+    def __init__(self) -> None:
+        self._started: list[tuple[Any, asyncio.Event, asyncio.Task[None], aiohttp.ClientSession]]
+        self._started = []
+
+    async def serve(
+        self, venue: Any, feed: Mapping[str, object]
+    ) -> tuple[Service, str, aiohttp.ClientSession]:
+        """Start the service with the one ``[[feeds]]`` table ``feed`` against ``venue`` (started).
+
+        Returns:
+            The service, its ``/metrics`` base URL and an HTTP session for scraping it.
+        """
+        settings = parse_settings(
+            {"http": {"listen": "127.0.0.1:0"}, "feeds": [dict(feed)]},
+            env={},
+            supported=VENUE_NAMES,
+        )
+        service = Service(settings, backoff_factory=fast_backoff)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        assert service.server is not None
+        deadline = time.monotonic() + 10
+        while service.server.port == 0:
+            assert time.monotonic() < deadline, "metrics server did not start"
+            await asyncio.sleep(0.01)
+        session = aiohttp.ClientSession()
+        self._started.append((venue, stop, task, session))
+        return service, service.server.url, session
+
+    async def close(self) -> None:
+        started, self._started = self._started, []
+        for venue, stop, task, session in started:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await session.close()
+            await venue.stop()

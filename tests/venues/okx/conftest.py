@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 from e2e.harness import Running as _Running
-from e2e.harness import Samples, fast_backoff, market_observed, market_reference, sample
+from e2e.harness import Samples, ServiceStack, market_observed, market_reference, sample
 
-from service.app import Service
-from service.config import parse_settings
 from service.embedded.okx import EmbeddedOkx
-from service.venues import VENUE_NAMES
 
 __all__ = ["EXCHANGE", "Running", "Samples", "sample"]
 
@@ -78,8 +72,7 @@ class Running(_Running[EmbeddedOkx]):
 
 @pytest.fixture
 async def okx_service() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
-    stack: list[tuple[EmbeddedOkx, asyncio.Event, asyncio.Task[None], aiohttp.ClientSession]]
-    stack = []
+    stack = ServiceStack()
 
     async def start(
         symbols: tuple[str, ...] = ("BTC-USDT", "SOL-USDT"),
@@ -92,37 +85,17 @@ async def okx_service() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
         await venue.start()
         if setup is not None:
             setup(venue)
-        settings = parse_settings(
+        service, url, session = await stack.serve(
+            venue,
             {
-                "http": {"listen": "127.0.0.1:0"},
-                "feeds": [
-                    {
-                        "exchange": EXCHANGE,
-                        "symbols": list(symbols),
-                        "trades": trades,
-                        "ws_url": venue.ws_base,
-                        "rest_url": venue.rest_base,
-                    }
-                ],
+                "exchange": EXCHANGE,
+                "symbols": list(symbols),
+                "trades": trades,
+                "ws_url": venue.ws_base,
+                "rest_url": venue.rest_base,
             },
-            env={},
-            supported=VENUE_NAMES,
         )
-        service = Service(settings, backoff_factory=fast_backoff)
-        stop = asyncio.Event()
-        task = asyncio.create_task(service.run(stop))
-        assert service.server is not None
-        deadline = time.monotonic() + 10
-        while service.server.port == 0:
-            assert time.monotonic() < deadline, "metrics server did not start"
-            await asyncio.sleep(0.01)
-        session = aiohttp.ClientSession()
-        stack.append((venue, stop, task, session))
-        return Running(venue, service, service.server.url, session)
+        return Running(venue, service, url, session)
 
     yield start
-    for venue, stop, task, session in stack:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await session.close()
-        await venue.stop()
+    await stack.close()
