@@ -27,8 +27,11 @@ import abc
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import orjson
+
+from ..errors import MalformedMessage
 from ..instruments import parse_instrument
 from ..model import BookEvent, Event
 
@@ -42,7 +45,23 @@ __all__ = [
     "SnapshotSource",
     "Venue",
     "Verdict",
+    "decode_object",
 ]
+
+
+def decode_object(venue: str, raw: bytes | str) -> dict[str, Any]:
+    """A frame's JSON object.
+
+    Raises:
+        MalformedMessage: the frame is not JSON, or not a JSON object.
+    """
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(venue, "not JSON", raw) from exc
+    if type(msg) is not dict:
+        raise MalformedMessage(venue, "not a JSON object", raw)
+    return msg
 
 
 class SnapshotSource(enum.Enum):

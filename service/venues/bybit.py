@@ -65,7 +65,7 @@ import orjson
 
 from ..errors import MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, TakerSide, Trade
-from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict
+from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict, decode_object
 
 __all__ = [
     "CATEGORIES",
@@ -144,12 +144,7 @@ class _BybitParser:
         self._venue = venue
 
     def parse(self, raw: bytes | str, ts_recv_ns: int) -> Sequence[Event]:
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedMessage(self._venue, "not JSON", raw) from exc
-        if type(msg) is not dict:
-            raise MalformedMessage(self._venue, "not a JSON object", raw)
+        msg = decode_object(self._venue, raw)
         topic = msg.get("topic")
         if topic is None:
             return self._control(msg, raw)

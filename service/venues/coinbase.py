@@ -69,7 +69,7 @@ from mypy_extensions import mypyc_attr
 
 from ..errors import MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, TakerSide, Trade
-from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict
+from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict, decode_object
 
 __all__ = ["MAX_PRODUCTS_PER_CONNECTION", "Coinbase", "parse_rfc3339_ns"]
 
@@ -168,12 +168,7 @@ class _CoinbaseParser:
         self._ts_cache: list[Any] = ["", 0]
 
     def parse(self, raw: bytes | str, ts_recv_ns: int) -> Sequence[Event]:
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedMessage(self._venue, "not JSON", raw) from exc
-        if type(msg) is not dict:
-            raise MalformedMessage(self._venue, "not a JSON object", raw)
+        msg = decode_object(self._venue, raw)
         channel = msg.get("channel")
         if channel is None:
             if msg.get("type") == "error":

@@ -90,7 +90,7 @@ import orjson
 
 from ..errors import MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, Side, TakerSide, Trade
-from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict
+from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict, decode_object
 
 if TYPE_CHECKING:
     from ..book.l2book import L2Book
@@ -204,12 +204,7 @@ class KrakenParser:
         return None if p is None else (p.price_fmt, p.qty_fmt)
 
     def parse(self, raw: bytes | str, ts_recv_ns: int) -> Sequence[Event]:
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedMessage(self._venue, "not JSON", raw) from exc
-        if type(msg) is not dict:
-            raise MalformedMessage(self._venue, "not a JSON object", raw)
+        msg = decode_object(self._venue, raw)
         channel = msg.get("channel")
         try:
             if channel == "book":

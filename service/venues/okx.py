@@ -66,7 +66,15 @@ from mypy_extensions import mypyc_attr
 
 from ..errors import MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, Side, TakerSide, Trade
-from .base import ConnectionPlan, FrameParser, SnapshotRequest, SnapshotSource, Venue, Verdict
+from .base import (
+    ConnectionPlan,
+    FrameParser,
+    SnapshotRequest,
+    SnapshotSource,
+    Venue,
+    Verdict,
+    decode_object,
+)
 
 if TYPE_CHECKING:
     from ..book.l2book import L2Book
@@ -155,12 +163,7 @@ class _OkxParser:
     def parse(self, raw: bytes | str, ts_recv_ns: int) -> Sequence[Event]:
         if raw == "pong" or raw == b"pong":
             return _PONG
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedMessage(self._venue, "not JSON", raw) from exc
-        if type(msg) is not dict:
-            raise MalformedMessage(self._venue, "not a JSON object", raw)
+        msg = decode_object(self._venue, raw)
         data = msg.get("data")
         if data is not None:
             arg = msg.get("arg")
