@@ -86,19 +86,22 @@ def _numeric_levels(raw: bytes | str) -> bytes | None:
     not a depth update, and is then read unchanged.
     """
     data = raw if type(raw) is bytes else str(raw).encode()
-    i = data.find(b'"b":[')
-    if i < 0:
-        return None
-    return data[: i + 4] + data[i + 4 :].translate(None, b'"').replace(b",a:[", b',"a":[', 1)
+    return _unquote_levels(data, b'"b":[', b",a:[", b',"a":[')
 
 
 def _numeric_snapshot(body: bytes) -> bytes | None:
     """A REST depth snapshot with its levels' numbers unquoted (see :func:`_numeric_levels`)."""
-    i = body.find(b'"bids":[')
+    return _unquote_levels(body, b'"bids":[', b",asks:[", b',"asks":[')
+
+
+def _unquote_levels(data: bytes, opening: bytes, bare: bytes, quoted: bytes) -> bytes | None:
+    """``data`` with every quote after the first levels array's ``opening`` (``"b":[``) removed,
+    except those of the second levels key (``bare`` → ``quoted``); None without ``opening``."""
+    i = data.find(opening)
     if i < 0:
         return None
-    tail = body[i + 7 :].translate(None, b'"').replace(b",asks:[", b',"asks":[', 1)
-    return body[: i + 7] + tail
+    i += len(opening) - 1  # keep the "[": everything from it on is levels
+    return data[:i] + data[i:].translate(None, b'"').replace(bare, quoted, 1)
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
