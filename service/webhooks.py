@@ -26,8 +26,8 @@ Delivery semantics (each counted in ``mmradar_webhook_deliveries_total{format,re
 * The worker POSTs each event (timeouts: 5 s to connect, 10 s in total). A 2xx answer is
   ``ok``. A connection error, a timeout, HTTP 408, 429 or 5xx is retried after an exponential
   back-off with jitter (:func:`service.feed.backoff`: 0.5–1 s, 1–2 s, 2–4 s, ...), or after the
-  ``Retry-After`` the server sent with a 429/503; each failed attempt that will be retried
-  counts ``retry``. After ``max_attempts`` (6) attempts, or when the event would be older
+  ``Retry-After`` the server sent with a 429/503; each retry attempt counts
+  ``retry`` (when it is made). After ``max_attempts`` (6) attempts, or when the event would be older
   than ``max_age_s`` (300 s), it is ``dropped``. Any other answer (3xx, 4xx) is ``dropped`` at
   once with a WARNING: a wrong URL or a rejected payload will not fix itself.
 * On cancellation the worker spends at most ``flush_timeout_s`` (1 s) on one last attempt for
@@ -801,6 +801,10 @@ class WebhookSender:
             if age > self.max_age_s:
                 self._drop(item, f"older than {fmt_num(self.max_age_s)} s")
                 return
+            if attempt:
+                # Counted when the retry is made, not when it is planned: a back-off sleep that
+                # overruns max_age (a loaded loop) drops the event above, uncounted as a retry.
+                self._retry.inc()
             attempt += 1
             outcome = await self._attempt(session, body)
             if outcome.kind == "ok":
@@ -822,7 +826,6 @@ class WebhookSender:
             if age + delay > self.max_age_s:
                 self._drop(item, f"{outcome.reason}; retry would exceed max age")
                 return
-            self._retry.inc()
             if not self._failing:
                 self._failing = True
                 log.warning(
