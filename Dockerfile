@@ -43,7 +43,7 @@ RUN --mount=type=secret,id=ca,required=false \
     python3 -m venv /opt/mmradar
 
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY service ./service
 
 # pip trusts the default roots plus the optional CA; the combined bundle lives in /tmp for this
@@ -60,7 +60,7 @@ RUN --mount=type=secret,id=ca,required=false \
     rm -f /tmp/ca-bundle.pem; \
     /opt/mmradar/bin/python -m compileall -q /opt/mmradar/lib >/dev/null; \
     if [ "$MMRADAR_PURE_PYTHON" != 1 ]; then \
-        cd / && /opt/mmradar/bin/python -c 'import service.pipeline as m, sys; sys.exit(0 if m.__file__.endswith(".so") else "hot path not compiled: " + m.__file__)'; \
+        cd / && /opt/mmradar/bin/python -c 'import mmradar.pipeline as m, sys; sys.exit(0 if m.__file__.endswith(".so") else "hot path not compiled: " + m.__file__)'; \
     fi
 
 # -- runtime: the virtual environment on a clean base, no compiler --------------------------

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench score run clean venv
+.PHONY: demo test lint typecheck bench score run clean venv system-deps
 
 venv: $(STAMP)
 
@@ -24,8 +24,13 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mmradar run $(if $(CONFIG),--config $(CONFIG),)
 
-test: $(STAMP) lint
-	$(BIN)/pytest -q
+# The suite needs Prometheus, Alertmanager, promtool, amtool, dockerd and debootstrap; the first
+# step installs what is missing (as root or with `sudo -n`) or stops with the one command to run.
+test: system-deps $(STAMP) lint
+	$(BIN)/pytest -q -ra
+
+system-deps:
+	@bash .ci/install-system-deps
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests benchmarks

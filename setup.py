@@ -12,17 +12,17 @@ from setuptools import setup
 
 # The per-frame path: parser → synchroniser → book → signals. Everything else stays Python.
 COMPILED = [
-    "service/book/l2book.py",
-    "service/book/sync.py",
-    "service/pipeline.py",
-    "service/flows.py",
-    "service/venues/binance.py",
-    "service/signals/alerts.py",
-    "service/signals/baselines.py",
-    "service/signals/detectors.py",
-    "service/signals/engine.py",
-    "service/signals/flow.py",
-    "service/signals/market.py",
+    "service/mmradar/book/l2book.py",
+    "service/mmradar/book/sync.py",
+    "service/mmradar/pipeline.py",
+    "service/mmradar/flows.py",
+    "service/mmradar/venues/binance.py",
+    "service/mmradar/signals/alerts.py",
+    "service/mmradar/signals/baselines.py",
+    "service/mmradar/signals/detectors.py",
+    "service/mmradar/signals/engine.py",
+    "service/mmradar/signals/flow.py",
+    "service/mmradar/signals/market.py",
 ]
 
 

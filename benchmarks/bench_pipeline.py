@@ -63,12 +63,12 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
-from service.book.sync import FetchSnapshot
-from service.metrics import Metrics
-from service.model import BAND_BPS, Side
-from service.pipeline import FeedPipeline, Instrument, NullObserver
-from service.venues import make_venue
-from service.venues.base import FrameParser
+from mmradar.book.sync import FetchSnapshot
+from mmradar.metrics import Metrics
+from mmradar.model import BAND_BPS, Side
+from mmradar.pipeline import FeedPipeline, Instrument, NullObserver
+from mmradar.venues import make_venue
+from mmradar.venues.base import FrameParser
 
 from .synthetic import SYMBOL, StreamParams, SyntheticStream, generate_stream
 

@@ -7,7 +7,7 @@
 #                          embedded exchange (no internet needed)
 #   run|demo|replay|...    any mmradar subcommand with its options, e.g. `demo --speed 4`
 #   -h|--help|--version    mmradar's own
-#   anything else          executed as is, e.g. `python -m service.receiver`
+#   anything else          executed as is, e.g. `python -m mmradar.receiver`
 set -eu
 
 if [ "$#" -eq 0 ]; then

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from service.embedded.binance import EmbeddedBinance
+from mmradar.embedded.binance import EmbeddedBinance
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def free_port() -> int:
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", *args,
+        sys.executable, "-m", "mmradar", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})}, cwd=ROOT,
     )  # fmt: skip
@@ -100,7 +100,7 @@ async def test_sigterm_stops_the_service_within_5_s(tmp_path: Path) -> None:
             f'symbols = ["BTCUSDT"]\nws_url = "{venue.ws_base}"\nrest_url = "{venue.rest_base}"\n'
         )
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service", "run", "--config", str(path),
+            sys.executable, "-m", "mmradar", "run", "--config", str(path),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip
         try:
@@ -133,7 +133,7 @@ async def test_demo_serves_correct_metrics_within_30_s(
 ) -> None:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "demo", *scenario,
+        sys.executable, "-m", "mmradar", "demo", *scenario,
         "--listen", f"127.0.0.1:{port}", "--no-summary",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
     )  # fmt: skip

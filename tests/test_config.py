@@ -1,16 +1,17 @@
-"""Tests of :mod:`service.config`: loading, validation messages, overrides and printing."""
+"""Tests of :mod:`mmradar.config`: loading, validation messages, overrides and printing."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from service.config import (
+from mmradar.config import (
     KNOWN_EXCHANGES,
     FeedSettings,
     HttpSettings,
@@ -23,9 +24,10 @@ from service.config import (
     ignored_env_vars,
     load_settings,
     mask_url,
+    merge_feeds,
     parse_settings,
 )
-from service.errors import ConfigError
+from mmradar.errors import ConfigError
 
 ALL = KNOWN_EXCHANGES
 
@@ -48,7 +50,10 @@ symbols = ["BTC/USD", "ETH/USD"]
 [[feeds]]
 exchange = "binance"
 symbols = ["SOLUSDT"]
-stale_after_seconds = 30
+trades = false
+stale_after_seconds = 12.5
+ws_url = "ws://127.0.0.1:8765"
+rest_url = "http://127.0.0.1:8766"
 
 [[webhooks]]
 url = "${HOOK_SECRET}"
@@ -111,7 +116,7 @@ def test_default_config_watches_btc_and_eth_on_all_six_venues() -> None:
         ("bybit", ("BTCUSDT", "ETHUSDT"), True),
     ]
     # every venue's BTC and ETH are one instrument each in the cross-venue view
-    from service.venues import make_venue
+    from mmradar.venues import make_venue
 
     ids = {
         (f.exchange, s): make_venue(f.exchange).instrument(s)
@@ -128,7 +133,7 @@ def test_default_config_watches_btc_and_eth_on_all_six_venues() -> None:
 
 def test_default_config_comments_show_the_signal_defaults() -> None:
     """The commented-out [signals] values in default.toml are the real defaults."""
-    text = (Path(__file__).parents[1] / "service" / "defaults" / "default.toml").read_text()
+    text = resources.files("mmradar").joinpath("defaults", "default.toml").read_text()
     section = text.split("\n[signals]\n", 1)[1].split("\n[log]\n", 1)[0]
     lines = [
         line.lstrip("# ").split("#")[0].strip()
@@ -169,7 +174,14 @@ def test_full_file_parses(tmp_path: Path) -> None:
             rest_url="http://127.0.0.1:8766",
         ),
         FeedSettings("kraken", ("BTC/USD", "ETH/USD")),
-        FeedSettings("binance", ("SOLUSDT",), stale_after_seconds=30.0),
+        FeedSettings(
+            "binance",
+            ("SOLUSDT",),
+            trades=False,
+            stale_after_seconds=12.5,
+            ws_url="ws://127.0.0.1:8765",
+            rest_url="http://127.0.0.1:8766",
+        ),
     )
     assert settings.webhooks == (
         WebhookSettings(FULL_ENV["HOOK_SECRET"], "slack", "${HOOK_SECRET}"),
@@ -351,6 +363,78 @@ def test_duplicate_symbol_across_feeds() -> None:
     }
     err = config_error(data)
     assert_error(err, "feeds[2].symbols[0]", "duplicate symbol 'ETHUSDT'", "feeds[0].symbols[1]")
+
+
+# Several [[feeds]] tables of one exchange run as one feed: they must agree on every option.
+
+
+def test_tables_of_one_exchange_merge_into_one_feed() -> None:
+    data = {
+        "feeds": [
+            {"exchange": "binance", "symbols": ["BTCUSDT", "ETHUSDT"], "trades": False},
+            {"exchange": "kraken", "symbols": ["BTC/USD"]},
+            {"exchange": "binance", "symbols": ["SOLUSDT"], "trades": False},
+            {"exchange": "binance", "symbols": ["XRPUSDT"], "trades": False},
+        ]
+    }
+    settings = parse_settings(data, env={}, supported=ALL)
+    assert len(settings.feeds) == 4  # the tables as written (check-config prints them so)
+    assert merge_feeds(settings.feeds) == (
+        FeedSettings("binance", ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"), trades=False),
+        FeedSettings("kraken", ("BTC/USD",)),
+    )
+    assert merge_feeds(merge_feeds(settings.feeds)) == merge_feeds(settings.feeds)
+
+
+@pytest.mark.parametrize(
+    ("key", "first", "second"),
+    [
+        ("trades", False, True),
+        ("stale_after_seconds", 60, 30),
+        ("ws_url", "ws://127.0.0.1:1", "ws://127.0.0.1:2"),
+        ("rest_url", "http://127.0.0.1:1", "http://127.0.0.1:2"),
+    ],
+)
+def test_tables_of_one_exchange_must_agree_on_options(key: str, first: Any, second: Any) -> None:
+    def document(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "feeds": [
+                {"exchange": "binance", "symbols": ["BTCUSDT"], **a},
+                {"exchange": "binance-usdm", "symbols": ["BTCUSDT"], key: second},
+                {"exchange": "binance", "symbols": ["ETHUSDT"], **b},
+            ]
+        }
+
+    # Both tables write the key: the later one is reported, naming the first.
+    err = config_error(document({key: first}, {key: second}))
+    assert_error(
+        err, f"feeds[2].{key}", f"feeds[0].{key} = ", "one exchange (binance) run as one feed"
+    )
+    # Only one writes it (the other has the default): the one that writes it is reported.
+    default = getattr(FeedSettings("x", ("y",)), key)
+    if first != default:
+        err = config_error(document({key: first}, {}))
+        assert_error(err, f"feeds[0].{key}", f"feeds[2] does not set {key} (default ")
+    if second != default:
+        err = config_error(document({}, {key: second}))
+        assert_error(err, f"feeds[2].{key}", f"feeds[0] does not set {key} (default ")
+    # Writing the default explicitly agrees with leaving it out; other exchanges do not count.
+    parse_settings(document({key: default} if default is not None else {}, {}), env={})
+    parse_settings(document({key: second}, {key: second}), env={})
+
+
+def test_merge_feeds_refuses_tables_that_disagree() -> None:
+    feeds = [
+        FeedSettings("binance", ("BTCUSDT",)),
+        FeedSettings("binance", ("ETHUSDT",), stale_after_seconds=5.0),
+    ]
+    with pytest.raises(ConfigError) as info:
+        merge_feeds(feeds)
+    assert info.value.path == "feeds[1].stale_after_seconds"
+    assert "5.0 here, but feeds[0].stale_after_seconds = 60.0" in info.value.reason
+    with pytest.raises(ConfigError) as info:
+        merge_feeds([FeedSettings("binance", ("BTCUSDT",)), FeedSettings("binance", ("btcusdt",))])
+    assert info.value.path == "feeds[1].symbols[0]"
 
 
 def test_unknown_exchange() -> None:
@@ -680,9 +764,9 @@ def test_every_signal_key_is_settable_and_round_trips() -> None:
 
 
 def test_config_docstring_documents_every_signal_key_with_its_default() -> None:
-    import service.config
+    import mmradar.config
 
-    doc = service.config.__doc__ or ""
+    doc = mmradar.config.__doc__ or ""
     section = doc.split("    [signals]", 1)[1].split("    [log]", 1)[0]
     for f in dataclasses.fields(SignalSettings):
         default = f.default

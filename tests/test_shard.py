@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.config import format_settings, parse_settings
-from service.errors import ConfigError
-from service.shard import Shard, parse_shard, shard_pairs
+from mmradar.config import format_settings, parse_settings
+from mmradar.errors import ConfigError
+from mmradar.shard import Shard, parse_shard, shard_pairs
 
 EXCHANGES = ("binance", "binance-usdm")
 

@@ -1,6 +1,6 @@
 """The real Prometheus and Alertmanager on 127.0.0.1, and a webhook receiver that records posts.
 
-Used by the alerting tests (``reference/ops.md`` §1–2 describe the Debian binaries):
+Used by the alerting tests (docs/alerting.md, "Testing", describes the Debian binaries):
 
 * :func:`require_binary` finds a binary CI installs (``.ci/install-system-deps``): missing is a
   failure when ``CI=true``, a skip otherwise.
@@ -49,7 +49,8 @@ BINARIES: dict[str, tuple[str, ...]] = {
 }
 
 #: What the path may take from a change of the exported gauge to the webhook post: one scrape
-#: and one evaluation (1 s each here) plus Alertmanager's dispatch; ops.md measured 0.8–1.7 s.
+#: and one evaluation (1 s each here) plus Alertmanager's dispatch; measured 0.8–1.7 s
+#: (docs/alerting.md).
 PATH_BUDGET_S = 10.0
 
 

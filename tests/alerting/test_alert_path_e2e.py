@@ -7,7 +7,7 @@ webhook receiver on 127.0.0.1: a ``firing`` then a ``resolved`` notification, ea
 
 The stand-in exports what the service exports for one book (every symptom/side label set at 0,
 a valid book, a connected feed) from a ``prometheus_client`` registry served by the service's own
-:class:`service.http.MetricsServer`. The same path with the real service and detectors is in
+:class:`mmradar.http.MetricsServer`. The same path with the real service and detectors is in
 ``test_alert_path_service_e2e.py``.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from service.http import MetricsServer
-from service.model import RESYNC_REASONS
-from service.signals.episodes import SYMPTOM_SIDES
+from mmradar.http import MetricsServer
+from mmradar.model import RESYNC_REASONS
+from mmradar.signals.episodes import SYMPTOM_SIDES
 
 from .harness import PATH_BUDGET_S, AlertStack
 

@@ -1,6 +1,6 @@
 """The alert path end to end with the real service and the real binaries.
 
-embedded Binance venue replaying a synthetic capture → the real :class:`service.app.Service`
+embedded Binance venue replaying a synthetic capture → the real :class:`mmradar.app.Service`
 (websocket + REST, book, detectors) → ``/metrics`` → Prometheus (1 s scrape and evaluation, the
 shipped rules) → Alertmanager (the shipped routes and inhibitions, short group timings) → a
 webhook receiver on 127.0.0.1: ``MMRadarSpreadWidening`` arrives ``firing`` and then
@@ -33,10 +33,10 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import Service
-from service.config import parse_settings
-from service.embedded.binance import EmbeddedBinance
-from service.venues import VENUE_NAMES
+from mmradar.app import Service
+from mmradar.config import parse_settings
+from mmradar.embedded.binance import EmbeddedBinance
+from mmradar.venues import VENUE_NAMES
 
 from .harness import PATH_BUDGET_S, AlertStack
 

@@ -18,10 +18,10 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import Service
-from service.config import parse_settings
-from service.signals.episodes import CROSS_VENUE_SYMPTOM_SIDES, SYMPTOM_SIDES
-from service.venues import VENUE_NAMES
+from mmradar.app import Service
+from mmradar.config import parse_settings
+from mmradar.signals.episodes import CROSS_VENUE_SYMPTOM_SIDES, SYMPTOM_SIDES
+from mmradar.venues import VENUE_NAMES
 
 from .harness import (
     ALERTMANAGER_CONFIG,

@@ -7,7 +7,8 @@ book is ``L2Book``. The exchange's own ``@bookTicker`` stream is the oracle: at 
 whose ``u`` equals the ``u`` of an applied depth event, the best bid/ask price *and* quantity
 must equal the book's touch right after that event.
 
-Expected counts come from the independent check in ``../shared/data/real/README.md``.
+Expected counts come from an independent check (a plain Decimal reference book over each
+capture's diff and bookTicker streams), recorded in docs/venues/binance.md.
 """
 
 from __future__ import annotations
@@ -26,16 +27,17 @@ from typing import Any
 import orjson
 import pytest
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync, FetchSnapshot, SyncState
-from service.errors import UnknownMessage
-from service.model import BookEvent, BookKind, Notice, Side, TakerSide, Trade
-from service.venues.base import Venue, Verdict
-from service.venues.binance import BinanceSpot, BinanceUsdm
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync, FetchSnapshot, SyncState
+from mmradar.embedded.capture import capture_path
+from mmradar.errors import UnknownMessage
+from mmradar.model import BookEvent, BookKind, Notice, Side, TakerSide, Trade
+from mmradar.venues.base import Venue, Verdict
+from mmradar.venues.binance import BinanceSpot, BinanceUsdm
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-SPOT_FILE = FIXTURES / "hftbacktest_binance_spot_btcusdt_20240808.gz"
-USDM_FILE = FIXTURES / "hftbacktest_binance_usdm_btcusdt_20240808.gz"
+# The real captures are packaged with mmradar (one copy; read through importlib.resources).
+SPOT_FILE = Path(str(capture_path("spot")))
+USDM_FILE = Path(str(capture_path("usdm")))
 SYM = "BTCUSDT"
 SNAPSHOT_PREFIX = b'{"lastUpdateId"'
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from service.errors import MalformedMessage, ParseError, UnknownMessage
-from service.model import BookEvent, BookKind, Notice, NoticeKind, TakerSide, Trade
-from service.venues import VENUES, make_venue
-from service.venues.base import ConnectionPlan, SnapshotRequest, SnapshotSource, Venue
-from service.venues.binance import MAX_STREAMS_PER_CONNECTION, BinanceSpot, BinanceUsdm
+from mmradar.errors import MalformedMessage, ParseError, UnknownMessage
+from mmradar.model import BookEvent, BookKind, Notice, NoticeKind, TakerSide, Trade
+from mmradar.venues import VENUES, make_venue
+from mmradar.venues.base import ConnectionPlan, SnapshotRequest, SnapshotSource, Venue
+from mmradar.venues.binance import MAX_STREAMS_PER_CONNECTION, BinanceSpot, BinanceUsdm
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "binance"
 TS = 1_700_000_000_123_456_789

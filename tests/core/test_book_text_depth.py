@@ -10,10 +10,10 @@ from typing import ClassVar
 
 import pytest
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync
-from service.model import BookEvent, BookKind, Side
-from service.venues.base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync
+from mmradar.model import BookEvent, BookKind, Side
+from mmradar.venues.base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict
 
 
 def test_text_top_returns_the_venue_text_not_a_float_rendering() -> None:

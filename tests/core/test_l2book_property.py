@@ -2,7 +2,7 @@
 
 The reference keeps one plain ``dict`` (``Decimal`` price → ``Decimal`` qty) per side and derives
 every measure from it on demand, using the band-edge expressions documented in
-``service/book/l2book.py`` (bids ``price >= mid * (1.0 - bps / 1e4)``, asks
+``service/mmradar/book/l2book.py`` (bids ``price >= mid * (1.0 - bps / 1e4)``, asks
 ``price <= mid * (1.0 + bps / 1e4)``), so that a level sitting exactly on an edge is classified
 the same way. Notionals are summed exactly in ``Decimal`` and compared with
 ``math.isclose(rel_tol=1e-9, abs_tol=1e-9)``.
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.book.l2book import L2Book
-from service.model import BAND_BPS, Side
+from mmradar.book.l2book import L2Book
+from mmradar.model import BAND_BPS, Side
 
 # -- the naive reference ---------------------------------------------------------------------------
 

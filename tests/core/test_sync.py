@@ -1,6 +1,6 @@
 """Scripted depth-event sequences through ``BookSync`` with the real Binance venues.
 
-Sequence rules under test (``reference/protocols.md`` §1–2):
+Sequence rules under test (docs/venues/binance.md):
 
 * spot: drop ``u <= lastUpdateId``; apply when ``U <= id + 1 <= u``; live ``U == prev_u + 1``;
 * USD-M: drop ``u < lastUpdateId``; first applied ``U <= lastUpdateId <= u``; then ``pu == prev_u``.
@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync, FetchSnapshot, SyncState
-from service.model import BookEvent, BookKind, Side
-from service.venues.base import Venue
-from service.venues.binance import BinanceSpot, BinanceUsdm
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync, FetchSnapshot, SyncState
+from mmradar.model import BookEvent, BookKind, Side
+from mmradar.venues.base import Venue
+from mmradar.venues.binance import BinanceSpot, BinanceUsdm
 
 SYM = "BTCUSDT"
 Lv = Sequence[tuple[str, str]]
@@ -167,7 +167,8 @@ def test_first_event_after_snapshot_boundaries(
 
 
 def test_spot_worked_example_nknusdt() -> None:
-    """protocols.md Part 2: lastUpdateId=499869752; [..750;..752] dropped, [..753;..754] applied."""
+    """docs/venues/binance.md: lastUpdateId=499869752; [..750;..752] dropped, [..753;..754]
+    applied."""
     h = Harness(BinanceSpot())
     assert h.sync.on_event(delta(499869750, 499869752, [("0.3", "999")])) == FETCH
     assert h.sync.on_event(delta(499869753, 499869754, [("0.30", "5")], [("0.31", "0")])) is None
@@ -184,7 +185,7 @@ def test_spot_worked_example_nknusdt() -> None:
 
 
 def test_usdm_worked_example_akrousdt() -> None:
-    """protocols.md Part 2: lastUpdateId=600859605486; first applied U=..603597,u=..605486."""
+    """docs/venues/binance.md: lastUpdateId=600859605486; first applied U=..603597,u=..605486."""
     h = Harness(BinanceUsdm())
     assert (
         h.sync.on_event(delta(600859598000, 600859599831, [("0.02", "999")], pu=600859597000))

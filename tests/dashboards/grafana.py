@@ -2,7 +2,8 @@
 
 * :func:`load_dashboards` reads ``grafana/dashboards/*.json``.
 * :func:`schema_registry` registers the Grafana 12.3.3 dashboard JSON Schema and the optional
-  panel-type schemas from ``shared/data/grafana/`` (see its README) under their relative paths,
+  panel-type schemas vendored in ``tests/fixtures/grafana/`` (provenance, licence and sha256 in
+  its ``SOURCES.md``) under their relative paths,
   so ``{"$ref": "panels/stat.jsonschema.json#/definitions/Options"}`` resolves.
 * :func:`queries` lists every PromQL expression a dashboard sends to Prometheus: panel targets,
   annotation queries and template-variable queries.
@@ -26,9 +27,8 @@ from referencing.jsonschema import DRAFT7
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS_DIR = REPO / "grafana" / "dashboards"
-#: ``shared/`` sits beside the checkout (locally and in CI).
-SHARED = REPO.parent / "shared"
-GRAFANA_SCHEMAS = SHARED / "data" / "grafana"
+#: Grafana 12.3.3's dashboard schema and the panel schemas, vendored unmodified (Apache-2.0).
+GRAFANA_SCHEMAS = REPO / "tests" / "fixtures" / "grafana"
 
 #: The data source every panel, target, annotation and variable must use: the provisioned
 #: Prometheus data source has this fixed uid.
@@ -70,7 +70,7 @@ def load_dashboards() -> dict[str, Dashboard]:
 
 
 def schema_registry() -> Registry[Any]:
-    """Every ``*.jsonschema.json`` under the shared Grafana folder, by relative path."""
+    """Every ``*.jsonschema.json`` under the vendored Grafana folder, by relative path."""
     return Registry().with_resources(
         (
             path.relative_to(GRAFANA_SCHEMAS).as_posix(),

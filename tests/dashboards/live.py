@@ -11,7 +11,7 @@
   values;
 * a lockstep task that keeps the two replays on one event-time clock, as real venues are (see
   :meth:`LiveStack._lockstep`);
-* the real :class:`service.app.Service` against them (in-process, metrics on a free port), with
+* the real :class:`mmradar.app.Service` against them (in-process, metrics on a free port), with
   a ``[[webhooks]]`` entry pointing at a local receiver, so webhook deliveries are real, and a
   short detector warm-up (the demo's default of 10 min of event time restarts at every resync,
   i.e. at every pass of the 6-min capture, so no episode could ever start);
@@ -37,19 +37,19 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from alerting.harness import Process, free_ports, require_binary
 
-from service.app import Service
-from service.config import parse_settings
-from service.embedded.binance import EmbeddedBinance
-from service.venues import VENUE_NAMES
+from alerting.harness import Process, free_ports, require_binary
+from mmradar.app import Service
+from mmradar.config import parse_settings
+from mmradar.embedded.binance import EmbeddedBinance
+from mmradar.venues import VENUE_NAMES
 
 #: The demo instrument: the one single-value variables are set to.
 EXCHANGE = "binance"
 SYMBOL = "BTCUSDT"
 #: Every venue of the stack: exchange → embedded Binance market. Both serve ``SYMBOL``.
 VENUES = {EXCHANGE: "spot", "binance-usdm": "usdm"}
-#: The canonical instrument ``SYMBOL`` is on both venues (:mod:`service.instruments`).
+#: The canonical instrument ``SYMBOL`` is on both venues (:mod:`mmradar.instruments`).
 INSTRUMENT = "BTC-USD"
 #: Replay speed: one 6-min pass of the capture takes about 9 s, so passes (reconnect, resync)
 #: come every few seconds and a volatility episode starts within about 20 s.
@@ -180,7 +180,7 @@ class LiveStack:
         at ``SPEED`` a 0.1-s difference in subscription time is 4 s of event time (the spot
         and USD-M captures also differ in length, so the passes drift further apart). The
         cross-venue view compares only samples at most 2 s apart
-        (:data:`service.signals.crossvenue.MAX_SAMPLE_AGE_NS`), so without this the two
+        (:data:`mmradar.signals.crossvenue.MAX_SAMPLE_AGE_NS`), so without this the two
         venues would never count together. The clock compared is each venue's latest
         once-a-second sample in the view; the venue that is behind always runs, so the
         replays never both stand still.

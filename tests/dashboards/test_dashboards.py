@@ -1,10 +1,10 @@
 """The provisioned Grafana dashboards (``grafana/dashboards/*.json``), checked without Grafana.
 
-Offline: every dashboard validates against the Grafana 12.3.3 dashboard JSON Schema
-(``shared/data/grafana/``), and every panel's ``options`` and ``fieldConfig.defaults.custom``
-against the panel-type schema where there is one; data sources are the provisioned
-``prometheus`` uid; panel ids are unique; panels have a description, a grid position and do not
-overlap; the template variables and cross-dashboard links are in place.
+Offline: every dashboard validates against the Grafana 12.3.3 dashboard JSON Schema (vendored in
+``tests/fixtures/grafana/``), and every panel's ``options`` and ``fieldConfig.defaults.custom``
+against the panel-type schema where there is one; data sources are the provisioned ``prometheus``
+uid; panel ids are unique; panels have a description, a grid position and do not overlap; the
+template variables and cross-dashboard links are in place.
 
 Live: every query a dashboard sends — panel targets, annotation queries, variable queries —
 runs against a real Prometheus scraping the service while it plays the real BTCUSDT captures of

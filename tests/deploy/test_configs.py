@@ -152,7 +152,7 @@ def test_compose_prometheus_and_alertmanager_mounts() -> None:
     )
     # The default webhook URL reaches the bundled receiver on the port it listens on.
     receiver = services["alert-receiver"]["command"]
-    assert receiver[:3] == ["python", "-m", "service.receiver"]
+    assert receiver[:3] == ["python", "-m", "mmradar.receiver"]
     assert receiver[receiver.index("--listen") + 1] == "0.0.0.0:9095"
 
 

@@ -24,7 +24,7 @@ from .dockerenv import DockerEngine, docker_engine, free_port, host_ca_bundle
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 BOOK_VALID = re.compile(r"^mmradar_book_valid\{[^}]*\} 1\.0$", re.MULTILINE)
-#: spec/PRODUCT.md §2: SIGINT/SIGTERM stop cleanly within 5 s.
+#: README "Run it live", docs/docker.md: SIGINT/SIGTERM stop cleanly within 5 s.
 STOP_BUDGET_S = 5.0
 
 
@@ -120,7 +120,7 @@ def test_image_runs_demo_as_non_root_healthy_and_stops_on_sigterm(built: Built) 
         assert pid1[1:3] == ["/opt/mmradar/bin/mmradar", "demo"], pid1
         # The hot path is compiled, and the runtime stage has no compiler.
         compiled = engine.docker(
-            "exec", name, "python", "-c", "import service.pipeline as m; print(m.__file__)"
+            "exec", name, "python", "-c", "import mmradar.pipeline as m; print(m.__file__)"
         ).stdout.strip()
         assert compiled.endswith(".so"), compiled
         no_cc = engine.docker("exec", name, "sh", "-c", "command -v gcc cc", check=False)
@@ -187,7 +187,7 @@ services:
       MMRADAR_HTTP_LISTEN: 127.0.0.1:{metrics_port}
   alert-receiver:
     network_mode: host
-    command: ["python", "-m", "service.receiver", "--listen", "127.0.0.1:{receiver_port}"]
+    command: ["python", "-m", "mmradar.receiver", "--listen", "127.0.0.1:{receiver_port}"]
     healthcheck:
       test: ["CMD", "python", "/usr/local/bin/mmradar-healthcheck",
              "http://127.0.0.1:{receiver_port}/healthz"]

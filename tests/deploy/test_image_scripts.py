@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from service.receiver import AlertReceiver
+from mmradar.receiver import AlertReceiver
 
 from .dockerenv import REPO, clean_env, free_port
 

@@ -1,4 +1,4 @@
-"""The bundled alert receiver (service/receiver.py) on 127.0.0.1."""
+"""The bundled alert receiver (service/mmradar/receiver.py) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.receiver import AlertReceiver, format_alert
+from mmradar.receiver import AlertReceiver, format_alert
 
 # An Alertmanager 0.25 webhook body (version 4), as the compose stack's Alertmanager sends it.
 NOTIFICATION: dict[str, Any] = {
@@ -88,14 +88,14 @@ def test_format_alert_lines() -> None:
 async def test_receiver_logs_every_alert_of_a_notification(
     receiver: AlertReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="service.receiver")
+    caplog.set_level(logging.INFO, logger="mmradar.receiver")
     async with aiohttp.ClientSession() as session:
         url = f"http://127.0.0.1:{receiver.port}/alerts"
         async with session.post(url, json=NOTIFICATION) as resp:
             assert resp.status == 200
         async with session.get(f"http://127.0.0.1:{receiver.port}/healthz") as resp:
             assert resp.status == 200
-    lines = [r.getMessage() for r in caplog.records if r.name == "service.receiver"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mmradar.receiver"]
     assert lines[-2:] == [FIRING_LINE, RESOLVED_LINE]
     assert receiver.received == 2
 
@@ -106,7 +106,7 @@ async def test_receiver_logs_every_alert_of_a_notification(
 async def test_receiver_rejects_malformed_bodies(
     receiver: AlertReceiver, caplog: pytest.LogCaptureFixture, body: bytes
 ) -> None:
-    caplog.set_level(logging.INFO, logger="service.receiver")
+    caplog.set_level(logging.INFO, logger="mmradar.receiver")
     async with (
         aiohttp.ClientSession() as session,
         session.post(f"http://127.0.0.1:{receiver.port}/", data=body) as resp,
@@ -117,9 +117,9 @@ async def test_receiver_rejects_malformed_bodies(
 
 
 async def test_receiver_command_logs_to_stderr_and_stops_on_sigterm() -> None:
-    """``python -m service.receiver``, as the compose service runs it."""
+    """``python -m mmradar.receiver``, as the compose service runs it."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service.receiver", "--listen", "127.0.0.1:0",
+        sys.executable, "-m", "mmradar.receiver", "--listen", "127.0.0.1:0",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -134,8 +134,8 @@ async def test_receiver_command_logs_to_stderr_and_stops_on_sigterm() -> None:
         ):
             assert resp.status == 200
         logged = [await asyncio.wait_for(proc.stderr.readline(), timeout=10) for _ in range(2)]
-        assert logged[0].decode().rstrip().endswith("service.receiver: " + FIRING_LINE)
-        assert logged[1].decode().rstrip().endswith("service.receiver: " + RESOLVED_LINE)
+        assert logged[0].decode().rstrip().endswith("mmradar.receiver: " + FIRING_LINE)
+        assert logged[1].decode().rstrip().endswith("mmradar.receiver: " + RESOLVED_LINE)
 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), timeout=5) == 0
@@ -147,7 +147,7 @@ async def test_receiver_command_logs_to_stderr_and_stops_on_sigterm() -> None:
 
 async def test_receiver_command_rejects_a_bad_listen_address() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service.receiver", "--listen", "nowhere",
+        sys.executable, "-m", "mmradar.receiver", "--listen", "nowhere",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await asyncio.wait_for(proc.communicate(), timeout=30)

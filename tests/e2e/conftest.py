@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from service.embedded.binance import EmbeddedBinance
+from mmradar.embedded.binance import EmbeddedBinance
 
 from .harness import Running, ServiceStack
 

@@ -2,7 +2,7 @@
 
 Shared by every venue's end-to-end tests (``tests/venues/*``): the scrape parser, the running
 service handle, and the market-state values recomputed from a venue's ground-truth book (the
-PRODUCT.md §5 definitions) next to the same values read from ``/metrics``.
+docs/metrics.md definitions) next to the same values read from ``/metrics``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import Service
-from service.config import parse_settings
-from service.model import BAND_BPS
-from service.venues import VENUE_NAMES
+from mmradar.app import Service
+from mmradar.config import parse_settings
+from mmradar.model import BAND_BPS
+from mmradar.venues import VENUE_NAMES
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 V = TypeVar("V")

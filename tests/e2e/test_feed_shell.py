@@ -4,7 +4,7 @@ A toy stream-snapshot venue declares the limits real venues declare in their mod
 (application keep-alive, a client message rate, connection pacing, a resubscribe timeout); a
 small websocket server records what the runner sends and answers subscriptions with snapshots
 (or, when told to, ignores them). Venue-specific behaviour lives in the venue class only: the
-runner is the production :class:`service.feed.FeedRunner`.
+runner is the production :class:`mmradar.feed.FeedRunner`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.server import ServerConnection, serve
 
-from service.config import FeedSettings
-from service.feed import FeedRunner, WeightBudget
-from service.metrics import Metrics
-from service.model import BookEvent, BookKind, Event, Notice, NoticeKind
-from service.pipeline import FeedPipeline
-from service.venues.base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict
+from mmradar.config import FeedSettings
+from mmradar.feed import FeedRunner, WeightBudget
+from mmradar.metrics import Metrics
+from mmradar.model import BookEvent, BookKind, Event, Notice, NoticeKind
+from mmradar.pipeline import FeedPipeline
+from mmradar.venues.base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict
 
 SYMBOLS = ("AAA", "BBB")
 

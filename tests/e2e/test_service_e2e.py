@@ -3,7 +3,7 @@
 The embedded venue speaks Binance's exact protocol and keeps its own ground-truth book (plain
 dicts of price text → quantity text, written independently of the service's book). The
 reference below recomputes every market-state measure from that truth with the definitions of
-PRODUCT.md §5, and the service's ``/metrics`` must agree with it.
+docs/metrics.md, and the service's ``/metrics`` must agree with it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 
 import pytest
 
-from service.embedded.binance import EmbeddedBinance
-from service.model import BAND_BPS
+from mmradar.embedded.binance import EmbeddedBinance
+from mmradar.model import BAND_BPS
 
 from .harness import Running, Samples, market_observed, market_reference, sample
 
@@ -30,7 +30,7 @@ def observed(samples: Samples, exchange: str) -> dict[str, float]:
 
 
 def incomplete_keys(samples: Samples, exchange: str) -> set[str]:
-    """Keys that depend on levels deeper than the venue's snapshot (PRODUCT.md §4).
+    """Keys that depend on levels deeper than the venue's snapshot (docs/metrics.md).
 
     A venue's snapshot is depth-limited (USD-M: 1000 levels), so a client cannot know a deep
     level that has not changed since its snapshot; the venue's truth does. Bands wider than

@@ -23,8 +23,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
-from service.embedded.binance import EmbeddedBinance
-from service.embedded.capture import (
+from mmradar.embedded.binance import EmbeddedBinance
+from mmradar.embedded.capture import (
     BookTicker,
     DepthDiff,
     Market,
@@ -33,7 +33,7 @@ from service.embedded.capture import (
     capture_path,
     load_capture,
 )
-from service.embedded.plan import build_plan
+from mmradar.embedded.plan import build_plan
 
 FIXED_NS = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123Z, mid-minute
 FIXED_MS = FIXED_NS // 1_000_000
@@ -95,7 +95,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 def sync_book(
     snapshot: dict[str, Any], events: list[dict[str, Any]], market: str
 ) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal], int, int]:
-    """Binance's "manage a local order book" procedure, from the docs (protocols.md §1, §2).
+    """Binance's "manage a local order book" procedure, from the docs (docs/venues/binance.md).
 
     Returns:
         ``(bids, asks, last_u, applied)`` where the books are keyed by Decimal price.

@@ -22,10 +22,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
-from service.embedded.binance import EmbeddedBinance
-from service.embedded.capture import DepthDiff, Trade
-from service.embedded.source import CaptureSource, FrameSource, SimulatedSource
-from service.sim import FeedFault, Phase, ScenarioSpec
+from mmradar.embedded.binance import EmbeddedBinance
+from mmradar.embedded.capture import DepthDiff, Trade
+from mmradar.embedded.source import CaptureSource, FrameSource, SimulatedSource
+from mmradar.sim import FeedFault, Phase, ScenarioSpec
 
 from .test_embedded_binance import (
     END,

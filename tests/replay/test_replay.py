@@ -1,4 +1,4 @@
-"""Tests of :mod:`service.record` (format, writer, reader) and :mod:`service.replay`."""
+"""Tests of :mod:`mmradar.record` (format, writer, reader) and :mod:`mmradar.replay`."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.book.sync import FetchSnapshot
-from service.model import Side
-from service.pipeline import FeedPipeline
-from service.record import (
+from mmradar.book.sync import FetchSnapshot
+from mmradar.embedded.capture import capture_path
+from mmradar.model import Side
+from mmradar.pipeline import FeedPipeline
+from mmradar.record import (
     FORMAT_VERSION,
     Recorder,
     RecordingReader,
     open_recording,
     recording_name,
 )
-from service.replay import (
+from mmradar.replay import (
     CountingObserver,
     Replayer,
     ReplayResult,
@@ -33,8 +34,8 @@ from service.replay import (
     format_summary,
     replay,
 )
-from service.venues import make_venue
-from service.venues.base import ConnectionPlan
+from mmradar.venues import make_venue
+from mmradar.venues.base import ConnectionPlan
 
 ROOT = Path(__file__).resolve().parents[2]
 SYM = "BTCUSDT"
@@ -48,9 +49,8 @@ T0 = 1_723_161_253_000_000_000  # 2024-08-08 23:54:13 UTC
 
 
 def _capture(market: str) -> Path:
-    name = f"hftbacktest_binance_{market}_btcusdt_20240808.gz"
-    path = ROOT / "service" / "data" / name  # packaged with the project (MIT notice beside it)
-    assert path.is_file(), f"capture {name} missing from service/data"
+    path = Path(str(capture_path(market)))  # packaged with mmradar (MIT notice beside it)
+    assert path.is_file(), f"capture {path.name} missing from mmradar/data"
     return path
 
 

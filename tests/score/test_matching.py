@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from service.score.matching import Episode, Tolerance, match_episodes, merge_close
-from service.score.runner import RunResult, Series, TruthEpisode
-from service.score.scorecard import build_scorecard, format_markdown, scorecard_json
+from mmradar.score.matching import Episode, Tolerance, match_episodes, merge_close
+from mmradar.score.runner import RunResult, Series, TruthEpisode
+from mmradar.score.scorecard import build_scorecard, format_markdown, scorecard_json
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S

@@ -6,11 +6,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
-from signals.synth import T0_MS, Injection, SyntheticMarket
 
-from service.score.matching import match_episodes
-from service.score.runner import drive
-from service.signals.params import SignalSettings
+from mmradar.score.matching import match_episodes
+from mmradar.score.runner import drive
+from mmradar.signals.params import SignalSettings
+from signals.synth import T0_MS, Injection, SyntheticMarket
 
 S = 1_000_000_000
 

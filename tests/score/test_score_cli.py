@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
+from mmradar.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ MIN_PROXY_SPEARMAN = 0.85
 def test_score_quick_writes_a_scorecard_meeting_the_floors(tmp_path: Path) -> None:
     out = tmp_path / "card"
     proc = subprocess.run(
-        [sys.executable, "-m", "service", "score", "--quick", "--out", str(out), "--jobs", "2"],
+        [sys.executable, "-m", "mmradar", "score", "--quick", "--out", str(out), "--jobs", "2"],
         cwd=ROOT,
         capture_output=True,
         text=True,

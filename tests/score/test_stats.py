@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from service.score.stats import (
+from mmradar.score.stats import (
     lagged_correlations,
     logistic_fit,
     ols,
@@ -92,7 +92,7 @@ def test_logistic_fit_recovers_coefficients() -> None:
 
 
 def test_parse_seeds() -> None:
-    from service.score.command import parse_seeds
+    from mmradar.score.command import parse_seeds
 
     assert parse_seeds("1-3,7") == (1, 2, 3, 7)
     assert parse_seeds("5") == (5,)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from service.score.validation import L1Path, as_benchmark, cks_regression, queue_imbalance
+from mmradar.score.validation import L1Path, as_benchmark, cks_regression, queue_imbalance
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from service.pipeline import FeedPipeline
-from service.signals.engine import SignalEngine
-from service.signals.episodes import EpisodeEvent
-from service.signals.params import SignalSettings
-from service.venues import make_venue
+from mmradar.pipeline import FeedPipeline
+from mmradar.signals.engine import SignalEngine
+from mmradar.signals.episodes import EpisodeEvent
+from mmradar.signals.params import SignalSettings
+from mmradar.venues import make_venue
 
 from .synth import SYMBOL, T0_MS, Feed, Injection, MarketParams, SyntheticMarket
 

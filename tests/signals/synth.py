@@ -5,7 +5,7 @@
 event time (``U``/``u`` contiguous, absolute quantities, ``0`` deletes, only changed levels) and
 ``trade`` frames (``m`` = buyer is maker ⇒ taker sold), plus REST snapshot bodies of the
 current book on request. :class:`Feed` feeds them through the **real**
-:class:`~service.pipeline.FeedPipeline` (``on_frame``, and ``on_snapshot`` whenever the
+:class:`~mmradar.pipeline.FeedPipeline` (``on_frame``, and ``on_snapshot`` whenever the
 pipeline asks for a snapshot), so everything from JSON parsing to the alert state machines runs
 as in production. Nothing sleeps: an hour of event time takes seconds.
 
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from service.book.sync import FetchSnapshot
-from service.pipeline import FeedPipeline
+from mmradar.book.sync import FetchSnapshot
+from mmradar.pipeline import FeedPipeline
 
 __all__ = ["SYMBOL", "Feed", "Injection", "MarketParams", "SyntheticMarket", "price_text"]
 

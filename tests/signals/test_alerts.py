@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.signals.alerts import AlertMachine, AlertState, AlertTiming
+from mmradar.signals.alerts import AlertMachine, AlertState, AlertTiming
 
 S = 1_000_000_000
 

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from service.signals.baselines import (
+from mmradar.signals.baselines import (
     MAD_TO_SIGMA,
     BucketedMedian,
     BucketedMedians,

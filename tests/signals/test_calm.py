@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from service.signals.episodes import SYMPTOM_SIDES
+from mmradar.signals.episodes import SYMPTOM_SIDES
 
 from .helpers import start
 from .synth import MarketParams

@@ -11,11 +11,11 @@ import statistics
 
 import pytest
 
-from service.instruments import parse_instrument
-from service.model import BAND_BPS
-from service.signals.crossvenue import SYMPTOM, CrossVenueView, build_views
-from service.signals.episodes import EpisodeEvent
-from service.signals.params import SignalSettings
+from mmradar.instruments import parse_instrument
+from mmradar.model import BAND_BPS
+from mmradar.signals.crossvenue import SYMPTOM, CrossVenueView, build_views
+from mmradar.signals.episodes import EpisodeEvent
+from mmradar.signals.params import SignalSettings
 
 from .helpers import Run, seconds, start
 from .synth import SYMBOL, Injection
@@ -162,7 +162,7 @@ def test_cross_venue_series_are_exposed_for_every_member_from_start_up() -> None
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from service.metrics import MarketCollector
+    from mmradar.metrics import MarketCollector
 
     runs, view, _ = three_venues({})
     registry = CollectorRegistry()

@@ -5,7 +5,7 @@ baselines keep learning calm data until the symptom is injected at ``ON`` = 900 
 60 s; the run continues until the episode must have cleared. The stated latencies are in event
 time from the injection's start to the episode's ``started_at`` and from its end to
 ``ended_at``; they follow from each detector's smoothing and persistence (module docstring of
-:mod:`service.signals.detectors`).
+:mod:`mmradar.signals.detectors`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.signals.episodes import SYMPTOM_SIDES
+from mmradar.signals.episodes import SYMPTOM_SIDES
 
 from .helpers import Run, seconds, start
 from .synth import Injection, MarketParams

@@ -8,10 +8,10 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.metrics import Metrics
-from service.model import BAND_BPS
-from service.signals.engine import PRESSURE_COMPONENTS
-from service.signals.episodes import SYMPTOM_SIDES
+from mmradar.metrics import Metrics
+from mmradar.model import BAND_BPS
+from mmradar.signals.engine import PRESSURE_COMPONENTS
+from mmradar.signals.episodes import SYMPTOM_SIDES
 
 from .helpers import Run, seconds, start
 from .synth import SYMBOL, Injection
@@ -118,7 +118,7 @@ def test_an_invalid_book_ends_episodes_and_suppresses_every_measure() -> None:
 
 @pytest.mark.parametrize(("kind", "sign"), [("buying", 1), ("selling", -1)])
 def test_aggressive_flow_drives_the_proxy_and_the_pressure(kind: str, sign: int) -> None:
-    """Aggressive buyers leave dealers short: proxy and pressure positive (PRODUCT.md §1)."""
+    """Aggressive buyers leave dealers short: proxy and pressure positive (docs/signals.md)."""
     run = start(seed=3, injections=(Injection(kind, 900, 960),))
     registry = with_metrics(run)
     run.feed.run(900)
@@ -242,7 +242,7 @@ def test_metrics_follow_an_episode() -> None:
 
 
 def test_a_long_silence_of_a_valid_book_is_caught_up_in_bounded_time() -> None:
-    from service.signals.engine import MAX_CATCH_UP_TICKS
+    from mmradar.signals.engine import MAX_CATCH_UP_TICKS
 
     run = start()
     run.feed.run(700)

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from service.signals.flow import FlowState, ofi_event
-from service.signals.params import SignalSettings
+from mmradar.signals.flow import FlowState, ofi_event
+from mmradar.signals.params import SignalSettings
 
 S = 1_000_000_000
 

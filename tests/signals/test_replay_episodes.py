@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
-from service.replay import format_summary, replay
-from service.signals.params import SignalSettings
+from mmradar.cli import main
+from mmradar.embedded.capture import capture_path
+from mmradar.replay import format_summary, replay
+from mmradar.signals.params import SignalSettings
 
-DATA = Path(__file__).resolve().parents[2] / "service" / "data"
-USDM = DATA / "hftbacktest_binance_usdm_btcusdt_20240808.gz"
-SPOT = DATA / "hftbacktest_binance_spot_btcusdt_20240808.gz"
+# The real captures are packaged with mmradar (one copy; read through importlib.resources).
+USDM = Path(str(capture_path("usdm")))
+SPOT = Path(str(capture_path("spot")))
 EPISODE_LINE = re.compile(
     r"^      (?P<symptom>[a-z_]+)/(?P<side>both|bid|ask)  "
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC → "

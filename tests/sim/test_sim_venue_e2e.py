@@ -8,12 +8,12 @@ import math
 import time
 from collections.abc import Iterator
 
-from service.app import Service
-from service.config import parse_settings
-from service.embedded.binance import EmbeddedBinance
-from service.embedded.source import SimulatedSource
-from service.model import Side
-from service.venues import VENUE_NAMES
+from mmradar.app import Service
+from mmradar.config import parse_settings
+from mmradar.embedded.binance import EmbeddedBinance
+from mmradar.embedded.source import SimulatedSource
+from mmradar.model import Side
+from mmradar.venues import VENUE_NAMES
 
 from .test_simulator import SHORT
 

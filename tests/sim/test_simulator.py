@@ -15,10 +15,10 @@ from functools import cache
 import orjson
 import pytest
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync, FetchSnapshot
-from service.model import BookEvent, Side, TakerSide, Trade
-from service.sim import (
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync, FetchSnapshot
+from mmradar.model import BookEvent, Side, TakerSide, Trade
+from mmradar.sim import (
     SCENARIOS,
     DealerParams,
     Phase,
@@ -29,7 +29,7 @@ from service.sim import (
     label_episodes,
     simulate,
 )
-from service.venues.binance import BinanceSpot
+from mmradar.venues.binance import BinanceSpot
 
 # A compressed stress scenario: every inventory regime early, so runs stay short.
 SHORT = ScenarioSpec(
@@ -263,7 +263,7 @@ def test_glft_quotes() -> None:
 
 
 def test_inventory_averse_dealer_holds_far_less_inventory_risk() -> None:
-    """Avellaneda–Stoikov (signals.md §2.6, §3.7 item 1) in LOB mode, one dealer, seeded."""
+    """Avellaneda–Stoikov (2008; docs/signals.md) in LOB mode, one dealer, seeded."""
     unbounded = {"q_soft": 1e9, "q_max": 1e9, "pull_kappa": 1e9}
     averse = SimParams(dealers=(DealerParams(**unbounded),))  # type: ignore[arg-type]
     symmetric = SimParams(dealers=(DealerParams(skew=False, **unbounded),))  # type: ignore[arg-type]

@@ -19,9 +19,9 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from service.config import WebhookSettings
-from service.metrics import Metrics
-from service.signals.episodes import EpisodeEvent
+from mmradar.config import WebhookSettings
+from mmradar.metrics import Metrics
+from mmradar.signals.episodes import EpisodeEvent
 
 SECRET = "T000/B000/s3cr3t-token-do-not-log"
 """The secret part of every test URL: it must never appear in a log line."""

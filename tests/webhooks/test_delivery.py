@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.config import WebhookSettings
-from service.metrics import Metrics
-from service.webhooks import Webhooks, WebhookSender, encode
+from mmradar.config import WebhookSettings
+from mmradar.metrics import Metrics
+from mmradar.webhooks import Webhooks, WebhookSender, encode
 
 from .conftest import (
     SECRET,
@@ -36,7 +36,7 @@ StartSender = Callable[..., WebhookSender]
 
 @pytest.fixture(autouse=True)
 def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Any:
-    caplog.set_level(logging.DEBUG, logger="service.webhooks")
+    caplog.set_level(logging.DEBUG, logger="mmradar.webhooks")
     yield
     assert SECRET not in caplog.text
     assert "s3cr3t" not in caplog.text

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from service.signals.episodes import EpisodeEvent
-from service.webhooks import (
+from mmradar.signals.episodes import EpisodeEvent
+from mmradar.webhooks import (
     DISCORD_LIMITS,
     encode,
     fmt_notional,

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
 
-from service.app import Service
-from service.config import parse_settings
-from service.signals.episodes import EpisodeEvent
-from service.webhooks import encode
+from mmradar.app import Service
+from mmradar.config import parse_settings
+from mmradar.signals.episodes import EpisodeEvent
+from mmradar.webhooks import encode
 
 from .conftest import SECRET, Receiver, make_event
 

@@ -33,14 +33,15 @@ from pathlib import Path
 
 import pytest
 
-from service.pipeline import FeedPipeline
-from service.venues import make_venue
-from service.webhooks import WebhookSender
+from mmradar.embedded.capture import capture_path
+from mmradar.pipeline import FeedPipeline
+from mmradar.venues import make_venue
+from mmradar.webhooks import WebhookSender
 
 from .conftest import Counts, Receiver, Reply, SilentServer, fast_backoff, hook, make_event
 
 ROOT = Path(__file__).resolve().parents[2]
-CAPTURE = "hftbacktest_binance_spot_btcusdt_20240808.gz"
+CAPTURE = Path(str(capture_path("spot")))  # packaged with mmradar
 FRAMES = 5000  # per run: ~0.1-0.2 s
 ROUNDS = 15
 EVERY = 25  # frames per submitted episode (200 per run)
@@ -52,12 +53,7 @@ Frame = tuple[int, bytes]
 
 @pytest.fixture(scope="module")
 def frames() -> list[Frame]:
-    for directory in (ROOT / "service" / "data", ROOT / "tests" / "fixtures"):
-        path = directory / CAPTURE
-        if path.is_file():
-            break
-    else:
-        pytest.skip(f"capture {CAPTURE} not available")
+    path = CAPTURE
     out: list[Frame] = []
     with gzip.open(path, "rb") as fh:
         for line in fh:

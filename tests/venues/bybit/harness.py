@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import aiohttp
+
 from e2e.harness import (
     Running,
     Samples,
@@ -18,11 +19,10 @@ from e2e.harness import (
     parse_metrics,
     sample,
 )
-
-from service.app import Service
-from service.config import parse_settings
-from service.embedded.bybit import EmbeddedBybit
-from service.venues import VENUE_NAMES
+from fakes.bybit import EmbeddedBybit
+from mmradar.app import Service
+from mmradar.config import parse_settings
+from mmradar.venues import VENUE_NAMES
 
 __all__ = ["EXCHANGE", "SYMBOL", "Running", "Samples", "fast_backoff", "parse_metrics", "sample"]
 
@@ -43,7 +43,7 @@ def resyncs(samples: Samples, reason: str) -> float:
 
 
 def reference(venue: EmbeddedBybit) -> dict[str, float]:
-    """Every expected value, recomputed from the venue's truth (PRODUCT.md §5 definitions)."""
+    """Every expected value, recomputed from the venue's truth (docs/metrics.md definitions)."""
     return market_reference(*venue.truth_book(SYMBOL), venue.taker_volume(SYMBOL))
 
 

@@ -7,7 +7,7 @@ full book, plain dicts of text). ``/metrics`` must agree with measures recompute
 
 from __future__ import annotations
 
-from service.embedded.bybit import EmbeddedBybit
+from fakes.bybit import EmbeddedBybit
 
 from .harness import (
     EXCHANGE,

@@ -11,11 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from service.errors import MalformedMessage, UnknownMessage
-from service.model import BookEvent, BookKind, Notice, NoticeKind, TakerSide, Trade
-from service.venues import VENUES, make_venue
-from service.venues.base import SnapshotSource, Verdict
-from service.venues.bybit import (
+from mmradar.errors import MalformedMessage, UnknownMessage
+from mmradar.model import BookEvent, BookKind, Notice, NoticeKind, TakerSide, Trade
+from mmradar.venues import VENUES, make_venue
+from mmradar.venues.base import SnapshotSource, Verdict
+from mmradar.venues.bybit import (
     MAX_ARGS_CHARS_PER_CONNECTION,
     MAX_TOPICS_PER_CONNECTION,
     Bybit,

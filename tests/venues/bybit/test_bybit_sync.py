@@ -1,6 +1,6 @@
 """The Bybit rules through the venue-agnostic synchroniser, and the fake venue's depth window.
 
-The property test drives random books through :class:`service.embedded.bybit.WindowBook` (the
+The property test drives random books through :class:`fakes.bybit.WindowBook` (the
 embedded venue's truth, which turns full-book diffs into Bybit's top-N window deltas), encodes
 each change as a Bybit v5 frame, parses it with the production parser and applies it through
 :class:`BookSync`: the client's book must equal a brute-force top-N of the full book every time.
@@ -14,11 +14,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync, Resubscribe
-from service.embedded.bybit import WindowBook
-from service.model import BookEvent, Side
-from service.venues.bybit import Bybit
+from fakes.bybit import WindowBook
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync, Resubscribe
+from mmradar.model import BookEvent, Side
+from mmradar.venues.bybit import Bybit
 
 SYMBOL = "BTCUSDT"
 

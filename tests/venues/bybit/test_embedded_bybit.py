@@ -15,10 +15,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from service.embedded.bybit import EmbeddedBybit
-from service.model import Side
-from service.pipeline import FeedPipeline
-from service.venues.bybit import Bybit
+from fakes.bybit import EmbeddedBybit
+from mmradar.model import Side
+from mmradar.pipeline import FeedPipeline
+from mmradar.venues.bybit import Bybit
 
 SYMBOL = "BTCUSDT"
 

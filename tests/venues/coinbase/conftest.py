@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from e2e.harness import ServiceStack
 
-from service.embedded.coinbase import EmbeddedCoinbase
+from e2e.harness import ServiceStack
+from fakes.coinbase import EmbeddedCoinbase
 
 from .harness import EXCHANGE, Running
 

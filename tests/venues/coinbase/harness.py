@@ -14,9 +14,8 @@ from e2e.harness import (
     parse_metrics,
     sample,
 )
-
-from service.embedded.coinbase import EmbeddedCoinbase
-from service.model import BAND_BPS
+from fakes.coinbase import EmbeddedCoinbase
+from mmradar.model import BAND_BPS
 
 __all__ = ["EXCHANGE", "Running", "Samples", "fast_backoff", "parse_metrics", "sample"]
 

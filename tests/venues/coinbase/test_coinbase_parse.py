@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync, Resubscribe
-from service.errors import MalformedMessage, UnknownMessage
-from service.model import BookEvent, BookKind, Notice, NoticeKind, Side, TakerSide, Trade
-from service.pipeline import FeedPipeline
-from service.venues import VENUES, make_venue
-from service.venues.base import FrameParser, SnapshotSource, Verdict
-from service.venues.coinbase import MAX_PRODUCTS_PER_CONNECTION, Coinbase, parse_rfc3339_ns
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync, Resubscribe
+from mmradar.errors import MalformedMessage, UnknownMessage
+from mmradar.model import BookEvent, BookKind, Notice, NoticeKind, Side, TakerSide, Trade
+from mmradar.pipeline import FeedPipeline
+from mmradar.venues import VENUES, make_venue
+from mmradar.venues.base import FrameParser, SnapshotSource, Verdict
+from mmradar.venues.coinbase import MAX_PRODUCTS_PER_CONNECTION, Coinbase, parse_rfc3339_ns
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "coinbase"
 RECV = 1_700_000_000_123_456_789

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from service.embedded.coinbase import BookGenerator, EmbeddedCoinbase, format_rfc3339_nano
-from service.venues.coinbase import parse_rfc3339_ns
+from fakes.coinbase import BookGenerator, EmbeddedCoinbase, format_rfc3339_nano
+from mmradar.venues.coinbase import parse_rfc3339_ns
 
 
 def sub(channel: str, products: list[str] | None = None, kind: str = "subscribe") -> str:

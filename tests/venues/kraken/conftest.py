@@ -6,9 +6,9 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
-from e2e.harness import ServiceStack
 
-from service.embedded.kraken import DEFAULT_PAIRS, EmbeddedKraken
+from e2e.harness import ServiceStack
+from fakes.kraken import DEFAULT_PAIRS, EmbeddedKraken
 
 from .harness import KrakenRunning
 

@@ -2,7 +2,7 @@
 
 The embedded venue's truth is the book a depth-1000 subscriber holds (its own integer-unit book,
 written independently of the service's), printed as the wire's text. The reference below
-recomputes every market-state measure from it with the definitions of PRODUCT.md §5.
+recomputes every market-state measure from it with the definitions of docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from e2e.harness import (
     parse_metrics,
     sample,
 )
-
-from service.embedded.kraken import EmbeddedKraken
+from fakes.kraken import EmbeddedKraken
 
 __all__ = ["DEPTH", "EXCHANGE", "KrakenRunning", "Samples", "fast_backoff", "parse_metrics"]
 

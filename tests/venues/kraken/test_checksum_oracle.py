@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 import pytest
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync, Resubscribe
-from service.model import BookEvent, BookKind, Side
-from service.venues.kraken import BOOK_DEPTH, CHECKSUM_LEVELS, Kraken, checksum_of, level_digits
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync, Resubscribe
+from mmradar.model import BookEvent, BookKind, Side
+from mmradar.venues.kraken import BOOK_DEPTH, CHECKSUM_LEVELS, Kraken, checksum_of, level_digits
 
 CAPTURE = Path(__file__).resolve().parents[2] / "fixtures" / "kraken" / "cryptofeed_KRAKEN.ws.50.0"
 PAIRS = {
@@ -148,7 +148,7 @@ def test_a_corrupted_capture_checksum_is_a_checksum_resync() -> None:
 
 
 def test_worked_example_grt_eth_first_update() -> None:
-    """protocols.md §4 / the capture README: GRT/ETH's first update has ``c="2922705373"`` and
+    """docs/venues/kraken.md: GRT/ETH's first update has ``c="2922705373"`` and
     its best ask ``("0.000835600", "304.30645202")`` contributes ``"83560030430645202"``."""
     messages = [m for m in read_v1(CAPTURE) if m.pair == "GRT/ETH"]
     snapshot, first = messages[0], messages[1]

@@ -1,7 +1,7 @@
 """The embedded Kraken venue speaks Kraken v2, checked with a bare websocket client.
 
 The client side is the service's own parser and synchroniser, so these tests also pin the
-venue and :mod:`service.venues.kraken` to each other: every checksum the venue sends must verify
+venue and :mod:`mmradar.venues.kraken` to each other: every checksum the venue sends must verify
 against a book that applies its messages and truncates to the subscribed depth.
 """
 
@@ -18,11 +18,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync
-from service.embedded.kraken import EmbeddedKraken
-from service.model import BookEvent, Notice, NoticeKind, Side, Trade
-from service.venues.kraken import Kraken
+from fakes.kraken import EmbeddedKraken
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync
+from mmradar.model import BookEvent, Notice, NoticeKind, Side, Trade
+from mmradar.venues.kraken import Kraken
 
 SYMBOL = "BTC/USDT"
 

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync, Resubscribe
-from service.errors import MalformedMessage, UnknownMessage
-from service.model import BookEvent, BookKind, Notice, NoticeKind, Side, TakerSide, Trade
-from service.venues import VENUES, make_venue
-from service.venues.base import SnapshotSource, Verdict
-from service.venues.kraken import (
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync, Resubscribe
+from mmradar.errors import MalformedMessage, UnknownMessage
+from mmradar.model import BookEvent, BookKind, Notice, NoticeKind, Side, TakerSide, Trade
+from mmradar.venues import VENUES, make_venue
+from mmradar.venues.base import SnapshotSource, Verdict
+from mmradar.venues.kraken import (
     BOOK_DEPTH,
     MAX_SYMBOLS_PER_CONNECTION,
     SYMBOLS_PER_REQUEST,
@@ -92,8 +92,8 @@ def test_without_precision_the_venues_own_digits_are_kept() -> None:
 
 
 def test_worked_example_algo_usd_checksums_through_the_synchroniser() -> None:
-    """protocols.md §4: price precision 5, qty precision 8, depth 10; snapshot 2375857985, then
-    the update (bid 0.12275 → 6597.51731160) 1100635717."""
+    """docs/venues/kraken.md: price precision 5, qty precision 8, depth 10; snapshot 2375857985,
+    then the update (bid 0.12275 → 6597.51731160) 1100635717."""
 
     class Depth10(Kraken):
         max_depth = 10

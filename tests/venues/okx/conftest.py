@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from e2e.harness import Running as _Running
 from e2e.harness import Samples, ServiceStack, market_observed, market_reference, sample
-
-from service.embedded.okx import EmbeddedOkx
+from fakes.okx import EmbeddedOkx
 
 __all__ = ["EXCHANGE", "Running", "Samples", "sample"]
 
@@ -35,7 +35,7 @@ class Running(_Running[EmbeddedOkx]):
         )
 
     def reference(self, symbol: str) -> dict[str, float]:
-        """Every expected value, recomputed from the venue's ground truth (PRODUCT.md §5)."""
+        """Every expected value, recomputed from the venue's ground truth (docs/metrics.md)."""
         return market_reference(*self.venue.truth_book(symbol), self.venue.taker_volume(symbol))
 
     def observed(self, samples: Samples, symbol: str) -> dict[str, float]:

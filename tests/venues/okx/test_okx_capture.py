@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 import pytest
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync
-from service.errors import UnknownMessage
-from service.model import BookEvent, Notice, NoticeKind, Side, TakerSide, Trade
-from service.venues.okx import Okx, checksum_text, okx_checksum, signed_crc32
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync
+from mmradar.errors import UnknownMessage
+from mmradar.model import BookEvent, Notice, NoticeKind, Side, TakerSide, Trade
+from mmradar.venues.okx import Okx, checksum_text, okx_checksum, signed_crc32
 
 CAPTURE = Path(__file__).resolve().parents[2] / "fixtures" / "okx" / "cryptofeed_OKX.ws.1.0"
 

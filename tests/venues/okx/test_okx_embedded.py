@@ -13,10 +13,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from service.book.l2book import L2Book
-from service.embedded.okx import EmbeddedOkx
-from service.model import BookEvent, BookKind
-from service.venues.okx import Okx, okx_checksum
+from fakes.okx import EmbeddedOkx
+from mmradar.book.l2book import L2Book
+from mmradar.model import BookEvent, BookKind
+from mmradar.venues.okx import Okx, okx_checksum
 
 BTC = "BTC-USDT"
 

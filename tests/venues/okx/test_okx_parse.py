@@ -11,12 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from service.book.l2book import L2Book
-from service.errors import MalformedMessage, UnknownMessage
-from service.model import BookEvent, BookKind, Notice, NoticeKind, TakerSide, Trade
-from service.venues import VENUES, make_venue
-from service.venues.base import SnapshotSource
-from service.venues.okx import (
+from mmradar.book.l2book import L2Book
+from mmradar.errors import MalformedMessage, UnknownMessage
+from mmradar.model import BookEvent, BookKind, Notice, NoticeKind, TakerSide, Trade
+from mmradar.venues import VENUES, make_venue
+from mmradar.venues.base import SnapshotSource
+from mmradar.venues.okx import (
     MAX_BOOKS_PER_CONNECTION,
     SNAPSHOT_DEPTH,
     SNAPSHOT_WEIGHT,

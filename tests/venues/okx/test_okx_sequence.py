@@ -9,11 +9,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.book.l2book import L2Book
-from service.book.sync import BookSync, FetchSnapshot
-from service.model import BookEvent, BookKind, Side
-from service.venues.base import Verdict
-from service.venues.okx import Okx, okx_checksum
+from mmradar.book.l2book import L2Book
+from mmradar.book.sync import BookSync, FetchSnapshot
+from mmradar.model import BookEvent, BookKind, Side
+from mmradar.venues.base import Verdict
+from mmradar.venues.okx import Okx, okx_checksum
 
 SYM = "BTC-USDT"
 MS = 1_000_000

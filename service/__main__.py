@@ -1,7 +1,0 @@
-"""``python -m service`` — the same as the ``mmradar`` console script."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())

@@ -1,0 +1,463 @@
+"""Drive the detectors over one simulated run, in-process, and keep what scoring needs.
+
+:func:`drive` feeds a simulator run's frames through the production path — the Binance spot
+frame parser, :class:`~mmradar.book.sync.BookSync`, the L2 book and the
+:class:`~mmradar.signals.engine.SignalEngine` inside a :class:`~mmradar.pipeline.FeedPipeline` —
+exactly as the live feed runner would, with no sockets and no pacing: the REST snapshot the
+synchroniser asks for is the run's start snapshot. Symptom episodes are collected from the
+engine's ``on_episode`` hook.
+
+On a 1-s event-time grid it samples, for the proxy evaluation and the timeline plot:
+
+* ``mid`` — the book's mid (what the detectors see);
+* ``q_true`` — the simulator's true total dealer inventory (positive = dealers long);
+* ``proxy`` — ``mmradar_dealer_inventory_proxy`` at that instant (decayed to the grid time,
+  every trade up to it counted, none after; positive = dealers short);
+* ``pressure`` — ``mmradar_dealer_pressure`` computed on the stat tick of that second;
+* ``armed`` — the detectors were past their warm-up on a valid book;
+* ``regime`` — the simulator's regime label.
+
+:func:`score_task` is the process-pool entry point: it simulates one ``(scenario, seed)`` and
+drives it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from ..book.sync import FetchSnapshot
+from ..pipeline import FeedPipeline
+from ..signals.episodes import SYMPTOM_SIDES, EpisodeEvent
+from ..signals.params import SignalSettings
+from ..venues import make_venue
+from .matching import Episode
+
+__all__ = [
+    "RunResult",
+    "RunTask",
+    "Series",
+    "SimFrameLike",
+    "SimRunLike",
+    "TruthEpisode",
+    "TruthEpisodeLike",
+    "TruthSampleLike",
+    "drive",
+    "score_task",
+]
+
+_NS = 1_000_000_000
+_NAN = math.nan
+#: The venue whose wire format the simulator emits.
+SIM_EXCHANGE = "binance"
+
+
+# --------------------------------------------------------------------------------------------
+# What the simulator hands over (service.sim; duck-typed so tests can build small runs)
+# --------------------------------------------------------------------------------------------
+
+
+class SimFrameLike(Protocol):
+    """One websocket frame: ``ts_ns`` receive time, combined-stream ``payload``."""
+
+    @property
+    def ts_ns(self) -> int: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+class TruthSampleLike(Protocol):
+    """The simulator's state every 100 ms."""
+
+    @property
+    def ts_ns(self) -> int: ...
+    @property
+    def mid(self) -> float: ...
+    @property
+    def total_inventory(self) -> float: ...
+    @property
+    def regime(self) -> str: ...
+
+
+class TruthEpisodeLike(Protocol):
+    """A ground-truth symptom episode."""
+
+    @property
+    def symptom(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def start_ns(self) -> int: ...
+    @property
+    def end_ns(self) -> int: ...
+    @property
+    def regime(self) -> str: ...
+
+
+class SimRunLike(Protocol):
+    """One simulated run (``mmradar.sim.simulate``)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def snapshot(self) -> bytes: ...
+    @property
+    def frames(self) -> Sequence[SimFrameLike]: ...
+    @property
+    def truth(self) -> Sequence[TruthSampleLike]: ...
+    @property
+    def episodes(self) -> Sequence[TruthEpisodeLike]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TruthEpisode:
+    """A ground-truth episode as scored: the episode and the regime it belongs to."""
+
+    episode: Episode
+    regime: str
+
+
+@dataclass(slots=True)
+class Series:
+    """Per-second samples of one run (see the module docstring); all lists equally long.
+
+    Attributes:
+        t_ns: the grid times (whole seconds of event time).
+    """
+
+    t_ns: list[int] = field(default_factory=list)
+    mid: list[float] = field(default_factory=list)
+    q_true: list[float] = field(default_factory=list)
+    proxy: list[float] = field(default_factory=list)
+    pressure: list[float] = field(default_factory=list)
+    armed: list[bool] = field(default_factory=list)
+    regime: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.t_ns)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Everything scoring needs from one ``(scenario, seed)`` run.
+
+    Attributes:
+        scenario: scenario name.
+        kind: ``symptom``, ``calm`` or ``control``.
+        seed: the simulator seed.
+        symbol: the simulated symbol.
+        expected: the scenario's expected ``(symptom, side)`` pairs.
+        truth: ground-truth episodes.
+        detected: detected episodes (one still firing at the end ends at the last event).
+        series: the 1-s samples.
+        start_ns: event time of the first frame.
+        end_ns: event time of the last frame.
+        frames: frames fed.
+        resyncs: book invalidations (only runs with feed faults have any).
+        snapshots: REST snapshots served (the start snapshot, then one per resync).
+        wall_s: wall-clock seconds spent simulating and driving (not part of the scorecard).
+    """
+
+    scenario: str
+    kind: str
+    seed: int
+    symbol: str
+    expected: tuple[tuple[str, str], ...]
+    truth: list[TruthEpisode]
+    detected: list[Episode]
+    series: Series
+    start_ns: int
+    end_ns: int
+    frames: int = 0
+    resyncs: int = 0
+    snapshots: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Event time covered by the frames, in seconds."""
+        return (self.end_ns - self.start_ns) / _NS
+
+    @property
+    def armed_s(self) -> int:
+        """Seconds of the grid with the detectors armed."""
+        return sum(self.series.armed)
+
+    @property
+    def calm_armed_s(self) -> int:
+        """Seconds of the grid with the detectors armed in the ``calm`` regime."""
+        s = self.series
+        return sum(1 for a, r in zip(s.armed, s.regime, strict=True) if a and r == "calm")
+
+    def armed_at(self, ts_ns: int) -> bool:
+        """Were the detectors armed at the grid second at or before ``ts_ns``?"""
+        s = self.series
+        i = bisect.bisect_right(s.t_ns, ts_ns) - 1
+        return 0 <= i < len(s.armed) and s.armed[i]
+
+    def regime_at(self, ts_ns: int) -> str:
+        """The regime at the grid second at or before ``ts_ns`` (``""`` before the grid)."""
+        s = self.series
+        i = bisect.bisect_right(s.t_ns, ts_ns) - 1
+        return s.regime[i] if 0 <= i < len(s.regime) else ""
+
+
+class _Observer:
+    """Counts resyncs (the pipeline's :class:`~mmradar.pipeline.FeedObserver`)."""
+
+    def __init__(self) -> None:
+        self.resyncs = 0
+        self.bad = 0
+
+    def bad_message(self, reason: str) -> None:
+        self.bad += 1
+
+    def resync(self, symbol: str, reason: str) -> None:
+        self.resyncs += 1
+
+
+class _ShadowBook:
+    """The venue's book, rebuilt from every depth frame, to serve resync snapshots.
+
+    The simulator's feed faults (``gap``: one depth frame is not delivered; ``drop``: the
+    connection is lost) are transport faults: the venue's own book is unaffected, so a REST
+    snapshot taken during the run is this shadow's state.
+    """
+
+    def __init__(self, snapshot: bytes) -> None:
+        body = orjson.loads(snapshot)
+        self.last_id = int(body["lastUpdateId"])
+        self.bids: dict[str, str] = {p: q for p, q, *_ in body["bids"]}
+        self.asks: dict[str, str] = {p: q for p, q, *_ in body["asks"]}
+
+    def apply(self, payload: bytes) -> bool:
+        """Apply a frame if it is a depth diff; True if it was one."""
+        if b"depthUpdate" not in payload:
+            return False
+        data = orjson.loads(payload)["data"]
+        for levels, book in ((data["b"], self.bids), (data["a"], self.asks)):
+            for p, q, *_ in levels:
+                if float(q) == 0.0:
+                    book.pop(p, None)
+                else:
+                    book[p] = q
+        self.last_id = int(data["u"])
+        return True
+
+    def body(self) -> bytes:
+        """A ``GET /api/v3/depth`` body of the book now."""
+        return orjson.dumps(
+            {
+                "lastUpdateId": self.last_id,
+                "bids": [[p, self.bids[p]] for p in sorted(self.bids, key=float, reverse=True)],
+                "asks": [[p, self.asks[p]] for p in sorted(self.asks, key=float)],
+            }
+        )
+
+
+def drive(
+    run: SimRunLike,
+    *,
+    scenario: str,
+    kind: str,
+    seed: int,
+    expected: Sequence[tuple[str, str]] = (),
+    params: SignalSettings | None = None,
+) -> RunResult:
+    """Feed one simulated run through the production pipeline and collect the results.
+
+    Args:
+        run: the simulator's output.
+        scenario: its scenario name (labels only).
+        kind: the scenario kind (``symptom``, ``calm``, ``control``).
+        seed: its seed (labels only).
+        expected: the scenario's expected ``(symptom, side)`` pairs.
+        params: detector parameters (``[signals]`` defaults if None).
+
+    Returns:
+        The run's episodes and 1-s samples.
+    """
+    symbol = run.symbol
+    observer = _Observer()
+    opened: dict[tuple[str, str], int] = {}
+    detected: list[Episode] = []
+
+    def on_episode(event: EpisodeEvent) -> None:
+        key = (event.symptom, event.side)
+        if event.state == "firing":
+            opened[key] = event.started_at_ns
+        else:
+            start = opened.pop(key, event.started_at_ns)
+            end = event.ended_at_ns if event.ended_at_ns is not None else start
+            detected.append(Episode(event.symptom, event.side, start, end))
+
+    pipeline = FeedPipeline(
+        make_venue(SIM_EXCHANGE),
+        [symbol],
+        observer,
+        signal_params=params or SignalSettings(),
+        on_episode=on_episode,
+    )
+    inst = pipeline.instruments[symbol]
+    engine = inst.signals
+    flow = engine.flow
+    book = inst.book
+    parser = pipeline.new_parser()
+
+    truth = run.truth
+    truth_ts = [s.ts_ns for s in truth]
+    series = Series()
+    pressure_at: dict[int, float] = {}
+    frames = run.frames
+    start_ns = frames[0].ts_ns if frames else 0
+    end_ns = start_ns
+    grid = (start_ns // _NS + 1) * _NS
+    faults = sorted(
+        (round(start_ns + f.offset_s * _NS), f.kind) for f in getattr(run, "faults", ())
+    )
+    # With feed faults, a shadow of the venue's book answers the snapshot requests of resyncs.
+    shadow = _ShadowBook(run.snapshot) if faults else None
+    snapshots = 0
+
+    def sample(g: int) -> None:
+        # the stat tick of second k ran before the first depth message at or after k: the
+        # latest tick done is next_tick_ns − 1 s.
+        if engine.live:
+            pressure_at[engine.next_tick_ns - _NS] = engine.pressure
+        bb = book.best_bid()
+        ba = book.best_ask()
+        mid = 0.5 * (bb[0] + ba[0]) if inst.valid and bb is not None and ba is not None else _NAN
+        i = bisect.bisect_right(truth_ts, g) - 1
+        if i >= 0:
+            ts = truth[i]
+            q, regime = float(ts.total_inventory), ts.regime
+        else:
+            q, regime = _NAN, ""
+        series.t_ns.append(g)
+        series.mid.append(mid)
+        series.q_true.append(q)
+        series.proxy.append(flow.proxy_z(g) if engine.live else _NAN)
+        series.armed.append(inst.valid and engine.warm)
+        series.regime.append(regime)
+
+    def carry_out(commands: Sequence[object], ts: int) -> None:
+        nonlocal snapshots
+        for command in commands:
+            if type(command) is FetchSnapshot:
+                if snapshots and shadow is None:
+                    continue  # only the start snapshot exists: the book stays invalid
+                body = run.snapshot if shadow is None else shadow.body()
+                snapshots += 1
+                carry_out(pipeline.on_snapshot(symbol, body, ts), ts)
+
+    for frame in frames:
+        ts = frame.ts_ns
+        while ts > grid:
+            sample(grid)
+            grid += _NS
+        payload = frame.payload
+        skip = False
+        if shadow is not None:
+            is_depth = shadow.apply(payload)
+            while faults and ts >= faults[0][0]:
+                fault = faults[0][1]
+                if fault == "gap" and not is_depth:
+                    break  # a gap loses a depth message
+                faults.pop(0)
+                if fault == "gap":
+                    skip = True
+                else:  # "drop": the connection is lost; a new one resyncs the book
+                    carry_out(pipeline.invalidate([symbol], "reconnect"), ts)
+                    parser = pipeline.new_parser()
+        if not skip:
+            carry_out(pipeline.on_frame(parser, payload, ts), ts)
+        end_ns = ts
+    if engine.live:
+        pressure_at[engine.next_tick_ns - _NS] = engine.pressure
+    # pressure on the tick of each grid second (carried forward over a missing tick)
+    last = _NAN
+    for g in series.t_ns:
+        last = pressure_at.get(g, last)
+        series.pressure.append(last)
+    # episodes still firing at the end end there
+    for (symptom, side), started in opened.items():
+        detected.append(Episode(symptom, side, started, max(started, end_ns)))
+    detected.sort(key=lambda e: (e.start_ns, e.symptom, e.side))
+
+    truths = [
+        TruthEpisode(Episode(e.symptom, e.side, int(e.start_ns), int(e.end_ns)), str(e.regime))
+        for e in run.episodes
+    ]
+    truths.sort(key=lambda t: (t.episode.start_ns, t.episode.symptom, t.episode.side))
+    return RunResult(
+        scenario=scenario,
+        kind=kind,
+        seed=seed,
+        symbol=symbol,
+        expected=tuple(expected),
+        truth=truths,
+        detected=detected,
+        series=series,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        frames=len(frames),
+        resyncs=observer.resyncs,
+        snapshots=snapshots,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunTask:
+    """One unit of work for the process pool.
+
+    Attributes:
+        scenario: scenario name (a key of ``mmradar.sim.SCENARIOS``).
+        seed: simulator seed.
+        duration_s: simulated event time (the scenario's own if None).
+        params: detector parameters.
+    """
+
+    scenario: str
+    seed: int
+    duration_s: float | None
+    params: SignalSettings
+
+
+def _sim() -> Any:
+    """The simulator package (imported on first use)."""
+    return importlib.import_module("mmradar.sim")
+
+
+def score_task(task: RunTask) -> RunResult:
+    """Simulate ``task.scenario`` with ``task.seed`` and drive the detectors over it."""
+    started = time.perf_counter()
+    sim = _sim()
+    spec = sim.SCENARIOS[task.scenario]
+    run = sim.simulate(task.scenario, task.seed, duration_s=task.duration_s)
+    result = drive(
+        run,
+        scenario=task.scenario,
+        kind=str(spec.kind),
+        seed=task.seed,
+        expected=tuple((str(s), str(d)) for s, d in spec.expected),
+        params=task.params,
+    )
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def known_symptom(symptom: str, side: str) -> bool:
+    """Is ``(symptom, side)`` one the detectors report (docs/metrics.md)?"""
+    return side in SYMPTOM_SIDES.get(symptom, ())

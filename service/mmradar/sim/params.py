@@ -1,0 +1,194 @@
+"""Every simulator parameter with its default, and the regimes that modulate them.
+
+Units: prices in ticks of :attr:`SimParams.tick` (integers on the book), quantities in lots of
+:attr:`SimParams.lot` (integers on the book), distances from the efficient price in bps,
+volatility in bps/√s, rates per second. Defaults describe a BTCUSDT-like spot market at
+~60 000 with Binance's tick (0.01) and lot (0.00001).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["REGIMES", "DealerParams", "LabelParams", "Regime", "SimParams"]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelParams:
+    """Thresholds of the labelling rule (:mod:`mmradar.sim.labels`).
+
+    Attributes:
+        stress_fraction: inventory stress when ``|total inventory| ≥ stress_fraction · Σ q_max``.
+        evap_ratio: a side has evaporated when the dealers' resting size on it is at most this
+            fraction of their full ladder.
+        evap_other: ... while the other side keeps at least this fraction.
+        spread_mult: spread widening when the dealers' spread exceeds this multiple of their
+            calm spread.
+        min_s: episodes shorter than this are dropped.
+        merge_s: episodes of the same kind separated by less than this are merged.
+    """
+
+    stress_fraction: float = 0.5
+    evap_ratio: float = 0.5
+    evap_other: float = 0.8
+    spread_mult: float = 2.0
+    min_s: float = 2.0
+    merge_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DealerParams:
+    """One inventory-averse market maker (GLFT stationary quotes, see :mod:`.agents`).
+
+    Attributes:
+        gamma: risk aversion γ (also GLFT's ξ), per unit of inventory.
+        A: the dealer's model of the fill intensity at zero distance, fills per second.
+        k: decay of the fill intensity with distance, per bp (λ(δ) = A·e^(−kδ)).
+        unit: the order lot Δ in base units (inventory is measured in these units).
+        ladder: size of each ladder level in units, best level first.
+        level_spacing_bps: distance between ladder levels.
+        q_soft: inventory (units) above which the inventory-increasing side shrinks linearly.
+        q_max: hard limit (units): at or beyond it the inventory-increasing side is not quoted.
+        q_resume: ... until ``|q|`` is back under ``q_resume``·``q_max``.
+        sigma_half_life_s: half-life of the dealer's EWMA estimate of σ.
+        pull_kappa: pull both sides when σ̂ exceeds ``pull_kappa`` × the calm σ.
+        pull_s: (min, max) seconds a pull lasts (uniform).
+        widen_gamma: γ multiplier after a pull (re-entry with more risk aversion).
+        widen_s: seconds the widened γ lasts after a pull ends.
+        skew: False quotes symmetrically around the reference price (no inventory skew and no
+            size shading; limits still apply) — the AS "symmetric" benchmark.
+        ref_noise_bps: s.d. of the dealer's private noise on the reference price per requote.
+        requote_tolerance_bps: a resting order within this distance of its wanted price (and
+            with the wanted size) is left alone, keeping its queue priority.
+    """
+
+    gamma: float = 0.1
+    A: float = 1.0
+    k: float = 2.0
+    unit: float = 0.04
+    ladder: tuple[float, ...] = (1.0, 1.0, 1.5, 2.0, 2.0)
+    level_spacing_bps: float = 0.6
+    q_soft: float = 2.0
+    q_max: float = 8.0
+    q_resume: float = 0.85
+    sigma_half_life_s: float = 3.0
+    pull_kappa: float = 3.0
+    pull_s: tuple[float, float] = (10.0, 16.0)
+    widen_gamma: float = 3.0
+    widen_s: float = 60.0
+    skew: bool = True
+    ref_noise_bps: float = 0.05
+    requote_tolerance_bps: float = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Regime:
+    """Multipliers and add-ons a regime applies to the calm market.
+
+    Attributes:
+        sigma_mult: σ of the efficient price relative to calm.
+        buy_mult: rate multiplier of price-sensitive buy takers.
+        sell_mult: rate multiplier of price-sensitive sell takers.
+        burst_buy_rate: extra price-insensitive buy market orders per second.
+        burst_sell_rate: extra price-insensitive sell market orders per second.
+        spoof: the spoofer is active (large orders far from the touch, cancelled quickly).
+        refresh: dealers and near-touch background refresh both sides in lockstep.
+    """
+
+    sigma_mult: float = 1.0
+    buy_mult: float = 1.0
+    sell_mult: float = 1.0
+    burst_buy_rate: float = 0.0
+    burst_sell_rate: float = 0.0
+    spoof: bool = False
+    refresh: bool = False
+
+
+REGIMES: dict[str, Regime] = {
+    "calm": Regime(),
+    # one-sided aggressive flow that loads the dealers (uninformed: S does not move)
+    "buy_burst": Regime(buy_mult=2.0, burst_buy_rate=1.2),
+    "sell_burst": Regime(sell_mult=2.0, burst_sell_rate=1.2),
+    # sustained one-sided selling that drives the dealers to their hard long limit
+    "dry_up": Regime(sell_mult=2.0, burst_sell_rate=1.8),
+    # the efficient price's volatility jumps: dealers widen, and pull while σ̂ is extreme
+    "vol_shock": Regime(sigma_mult=5.0),
+    # negative controls
+    "spoof": Regime(spoof=True),
+    "refresh": Regime(refresh=True),
+}
+"""Regime name -> modifiers. ``calm`` is the baseline."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimParams:
+    """The whole market.
+
+    Attributes:
+        symbol: Binance spelling.
+        tick: price tick (text, exact).
+        lot: quantity step (text, exact).
+        price_decimals: decimals of the price text on the wire (Binance BTCUSDT: 8).
+        qty_decimals: decimals of the quantity text on the wire (8).
+        s0: initial efficient price.
+        sigma_bps: calm volatility of the efficient price, bps/√s.
+        dealers: the market makers.
+        taker_rate: price-sensitive taker arrivals per second per side (calm).
+        taker_k: their patience: each walks the book up to ``Exp(taker_k)`` bps beyond S.
+        taker_size_median: median taker size, base units (lognormal).
+        taker_size_sigma: log-s.d. of taker sizes.
+        taker_size_max: cap on a taker's size, base units.
+        burst_size_median: median size of a burst order.
+        burst_limit_bps: burst orders walk the book up to this far beyond S.
+        bg_orders: mean resting background orders per side.
+        bg_lifetime_s: mean lifetime of a background order (exponential).
+        bg_min_bps: nearest background distance from S.
+        bg_max_bps: farthest background distance from S.
+        bg_near_share: share of background arrivals placed in [bg_min_bps, 10 bps].
+        bg_stale_bps: background orders nearer to S than this (or beyond it) are cancelled by
+            their owners at the end of each window: nobody leaves a quote to be picked off.
+        bg_size_median: median background order size, base units.
+        bg_size_sigma: log-s.d. of background sizes.
+        spoof_size: size of a spoofing order, base units.
+        spoof_bps: (min, max) distance of spoofing orders from S.
+        spoof_life_s: (min, max) seconds a spoofing order rests.
+        spoof_rate: spoofing orders per second while the regime is active.
+        refresh_every_s: period of the symmetric refresh.
+        refresh_off_s: how long both sides stay away during a refresh.
+        labels: labelling thresholds (see :mod:`mmradar.sim.labels`).
+    """
+
+    symbol: str = "BTCUSDT"
+    tick: str = "0.01"
+    lot: str = "0.00001"
+    price_decimals: int = 8
+    qty_decimals: int = 8
+    s0: float = 60_000.0
+    sigma_bps: float = 1.0
+    dealers: tuple[DealerParams, ...] = (
+        DealerParams(gamma=0.10, ref_noise_bps=0.05),
+        DealerParams(gamma=0.12, ref_noise_bps=0.08, level_spacing_bps=0.7),
+        DealerParams(gamma=0.09, ref_noise_bps=0.06, level_spacing_bps=0.5),
+    )
+    taker_rate: float = 1.5
+    taker_k: float = 1.2
+    taker_size_median: float = 0.015
+    taker_size_sigma: float = 1.0
+    taker_size_max: float = 0.5
+    burst_size_median: float = 0.03
+    burst_limit_bps: float = 8.0
+    bg_orders: int = 500
+    bg_lifetime_s: float = 60.0
+    bg_min_bps: float = 3.0
+    bg_max_bps: float = 250.0
+    bg_near_share: float = 0.02
+    bg_stale_bps: float = 1.0
+    bg_size_median: float = 0.03
+    bg_size_sigma: float = 0.8
+    spoof_size: float = 8.0
+    spoof_bps: tuple[float, float] = (20.0, 60.0)
+    spoof_life_s: tuple[float, float] = (0.1, 0.5)
+    spoof_rate: float = 4.0
+    refresh_every_s: float = 15.0
+    refresh_off_s: float = 0.3
+    labels: LabelParams = LabelParams()
