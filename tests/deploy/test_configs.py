@@ -7,7 +7,9 @@
 * ``amtool check-config`` on the shipped Alertmanager config and on the one the compose
   entrypoint renders from it (grafana/alertmanager/compose-entrypoint.sh), default and custom URL.
 * The Grafana provisioning files: the datasource uid the dashboards use, the compose mount of
-  grafana/dashboards.
+  grafana/dashboards (the full format check: test_grafana_provisioning.py).
+* The test-only overrides of the stack test (compose.test.yml, compose.test-shards.yml) change
+  nothing in the shipped services but their networking.
 """
 
 from __future__ import annotations
@@ -293,3 +295,41 @@ def test_grafana_dashboard_provider_reads_the_mounted_dashboards() -> None:
     assert (REPO / "grafana" / "dashboards" / home.name).is_file()
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
     assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+
+
+# -- the test-only overrides of the stack test (tests/deploy/test_compose_stack.py) -------------
+
+TEST_OVERRIDE = REPO / "tests" / "deploy" / "compose.test.yml"
+TEST_SHARDS_OVERRIDE = REPO / "tests" / "deploy" / "compose.test-shards.yml"
+#: What the overrides may change in a shipped service: networking only (plus, for the shards,
+#: each replica's listen address and the read-only mount of tests/ that holds their config).
+NETWORKING = {"network_mode", "networks", "ports", "depends_on"}
+
+
+def _changed(shipped: dict[str, Any], tested: dict[str, Any]) -> set[str]:
+    return {k for k in set(shipped) | set(tested) if shipped.get(k) != tested.get(k)}
+
+
+@pytest.mark.parametrize("shards", [False, True], ids=["stack", "shards"])
+def test_stack_test_overrides_change_only_networking(shards: bool) -> None:
+    shipped_files = [COMPOSE_FILE, SHARDS_FILE] if shards else [COMPOSE_FILE]
+    test_files = [TEST_OVERRIDE, TEST_SHARDS_OVERRIDE] if shards else [TEST_OVERRIDE]
+    shipped = compose_model(*shipped_files)["services"]
+    tested = compose_model(*shipped_files, *test_files)["services"]
+    # Grafana is left out (no image here); the test adds its namespace holder (and exchange).
+    assert set(shipped) - set(tested) == {"grafana"}
+    assert set(tested) - set(shipped) == ({"netns", "exchange"} if shards else {"netns"})
+    for name in set(shipped) - {"grafana"}:
+        changed = _changed(shipped[name], tested[name])
+        if shards and name.startswith("mmradar"):
+            assert changed <= NETWORKING | {"environment", "volumes"}, (name, changed)
+            env = _changed(shipped[name]["environment"], tested[name]["environment"])
+            assert env == {"MMRADAR_HTTP_LISTEN"}, (name, env)
+            mounts = [v for v in tested[name]["volumes"] if v not in shipped[name]["volumes"]]
+            assert [(v["target"], v["read_only"]) for v in mounts] == [("/mmradar-tests", True)]
+        else:
+            assert changed <= NETWORKING, (name, changed)
+        assert tested[name]["network_mode"] == "service:netns", name
+        # Only the namespace holder was added to what a service waits for.
+        deps = _changed(shipped[name].get("depends_on", {}), tested[name].get("depends_on", {}))
+        assert deps <= {"netns", "exchange"}, (name, deps)

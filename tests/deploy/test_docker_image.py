@@ -1,9 +1,9 @@
 """The shipped Dockerfile and docker-compose.yml on a real Docker engine (docs/docker.md).
 
-One image is built per module, through the shipped docker-compose.yml (its ``build`` section,
-with BASE_IMAGE pointed at a locally made Debian base, host networking for the build and the
-host's CA bundle as the optional ``ca`` build secret). Containers use the host network and
-listen on 127.0.0.1 only.
+One image is built per session (the ``built`` fixture of conftest.py), through the shipped
+docker-compose.yml (its ``build`` section, with BASE_IMAGE pointed at a locally made Debian
+base, host networking for the build and the host's CA bundle as the optional ``ca`` build
+secret). Containers use the host network and listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -13,59 +13,17 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .dockerenv import DockerEngine, docker_engine, free_port, host_ca_bundle
+from .dockerenv import Built, DockerEngine, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 BOOK_VALID = re.compile(r"^mmradar_book_valid\{[^}]*\} 1\.0$", re.MULTILINE)
 #: README "Run it live", docs/docker.md: SIGINT/SIGTERM stop cleanly within 5 s.
 STOP_BUDGET_S = 5.0
-
-
-@dataclass(frozen=True)
-class Built:
-    engine: DockerEngine
-    image: str
-    project: str
-    build_s: float
-    base_image: str
-    build_override: Path
-
-
-def _build_override(path: Path) -> Path:
-    """Compose override for building here: host network (no bridge) and the CA secret."""
-    ca = host_ca_bundle()
-    build: dict[str, object] = {"network": "host"}
-    spec: dict[str, object] = {"services": {"mmradar": {"build": build}}}
-    if ca is not None:
-        build["secrets"] = ["ca"]
-        spec["secrets"] = {"ca": {"file": str(ca)}}
-    path.write_text(json.dumps(spec, indent=2))  # JSON is YAML
-    return path
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    workdir = tmp_path_factory.mktemp("docker")
-    with docker_engine() as engine:
-        base = engine.make_base_image()
-        project = f"mmradar-test-{workdir.name}".lower().replace("_", "-")
-        image = f"{project}:latest"
-        engine.track_image(image)
-        override = _build_override(workdir / "build.override.json")
-        started = time.monotonic()
-        engine.compose(
-            "-p", project, "-f", "docker-compose.yml", "-f", override,
-            "build", "--progress", "plain", "mmradar",
-            timeout=1200, env={"MMRADAR_BASE_IMAGE": base, "MMRADAR_IMAGE": image},
-        )  # fmt: skip
-        yield Built(engine, image, project, time.monotonic() - started, base, override)
 
 
 def _get(url: str) -> tuple[int, str]:
