@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench score run clean venv system-deps
+.PHONY: demo test lint typecheck bench score run clean venv system-deps soak
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_pipeline
+
+# The soak: the service against every fake venue at 20x with faults, for MINUTES (default 60)
+# minutes; RSS, descriptors, tasks and loop lag every minute (docs/reliability.md).
+soak: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m soak --minutes $(or $(MINUTES),60) --out $(or $(OUT),soak-out)
 
 # The full detection scorecard (evaluation seeds 1-10, every scenario, published-result checks).
 score: $(STAMP)

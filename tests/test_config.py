@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mmradar.config import (
+    DEFAULT_STALE_AFTER_SECONDS,
     KNOWN_EXCHANGES,
     FeedSettings,
     HttpSettings,
@@ -125,7 +126,10 @@ def test_default_config_watches_btc_and_eth_on_all_six_venues() -> None:
     }
     assert {v for (x, s), v in ids.items() if s.startswith("BTC")} == {"BTC-USD"}
     assert {v for (x, s), v in ids.items() if s.startswith("ETH")} == {"ETH-USD"}
-    assert all(f.stale_after_seconds == 60.0 for f in settings.feeds)
+    # the per-exchange stale default, not written in the file
+    assert [f.stale_after_seconds for f in settings.feeds] == [
+        DEFAULT_STALE_AFTER_SECONDS[f.exchange] for f in settings.feeds
+    ]
     assert settings.webhooks == ()
     assert settings.signals == SignalSettings()
     assert settings.log == LogSettings()
@@ -431,7 +435,8 @@ def test_merge_feeds_refuses_tables_that_disagree() -> None:
     with pytest.raises(ConfigError) as info:
         merge_feeds(feeds)
     assert info.value.path == "feeds[1].stale_after_seconds"
-    assert "5.0 here, but feeds[0].stale_after_seconds = 60.0" in info.value.reason
+    default = DEFAULT_STALE_AFTER_SECONDS["binance"]
+    assert f"5.0 here, but feeds[0].stale_after_seconds = {default}" in info.value.reason
     with pytest.raises(ConfigError) as info:
         merge_feeds([FeedSettings("binance", ("BTCUSDT",)), FeedSettings("binance", ("btcusdt",))])
     assert info.value.path == "feeds[1].symbols[0]"
@@ -685,55 +690,38 @@ SIGNALS_CHANGED: dict[str, Any] = {
     "volatility_sample_seconds": 0.5,
     "warmup_seconds": 0,
     "baseline_minutes": 15,
-    "min_firing_seconds": 5,
-    "cooldown_seconds": 0,
+    "min_firing_seconds": 8,
+    "cooldown_seconds": 2,
     "thin_book_notional": 1e6,
-    "spread_z_on": 5,
-    "spread_z_off": 1.5,
-    "spread_on_seconds": 1,
-    "spread_off_seconds": 20,
+    "arl0_hours": 24,
+    "release_seconds": 5,
+    "near_touch_levels": 20,
+    "near_touch_bps": 3,
+    "depth_log_floor": 0.2,
+    "spread_shift": 6,
     "spread_z_floor": 0.2,
     "spread_wide_window_seconds": 20,
     "spread_wide_floor": 0.05,
-    "evaporation_bands_bps": [10],
-    "evaporation_ratio_on": 0.4,
-    "evaporation_drop_on": 0.6,
+    "evaporation_shift": 6,
     "evaporation_other_ratio": 0.9,
-    "evaporation_ratio_off": 0.8,
-    "evaporation_drop_window_seconds": 20,
-    "evaporation_on_seconds": 4,
-    "evaporation_off_seconds": 12,
-    "asymmetry_band_bps": 50,
-    "asymmetry_on": 0.6,
-    "asymmetry_off": 0.2,
-    "asymmetry_z_on": 4,
+    "asymmetry_shift": 3,
     "asymmetry_z_floor": 0.1,
-    "asymmetry_fast_half_life_seconds": 3,
-    "asymmetry_slow_half_life_seconds": 600,
-    "asymmetry_on_seconds": 6,
-    "asymmetry_off_seconds": 20,
     "pull_band_bps": 50,
+    "pull_shift": 3,
     "pull_total_ratio_on": 0.2,
     "pull_side_ratio_on": 0.4,
-    "pull_total_ratio_off": 0.5,
     "pull_spread_z_on": 2,
     "pull_fill_ratio_on": 4,
     "fill_notional": 100000,
-    "pull_on_seconds": 3,
-    "pull_off_seconds": 10,
-    "skew_on": 0.35,
-    "skew_off": 0.1,
-    "skew_z_on": 3,
+    "skew_shift": 4,
     "skew_z_floor": 0.1,
-    "skew_window_seconds": 10,
-    "skew_on_seconds": 3,
-    "skew_off_seconds": 5,
-    "volatility_ratio_on": 4,
-    "volatility_ratio_off": 2,
+    "skew_window_seconds": 3,
+    "volatility_ratio": 3,
+    "volatility_z_floor": 0.2,
     "volatility_fast_half_life_seconds": 20,
     "volatility_floor_bps": 0.2,
-    "volatility_on_seconds": 3,
-    "volatility_off_seconds": 20,
+    "removal_window_seconds": 30,
+    "removal_match_seconds": 0.5,
     "ofi_windows_seconds": [5, 30],
     "trade_flow_windows_seconds": [30],
     "inventory_half_lives_seconds": [5, 300],
@@ -784,20 +772,14 @@ def test_config_docstring_documents_every_signal_key_with_its_default() -> None:
         ({"warmup_seconds": -1}, "signals.warmup_seconds", "must be 0 or greater"),
         ({"baseline_minutes": 0}, "signals.baseline_minutes", "must be greater than 0"),
         ({"baseline_minutes": 1.5}, "signals.baseline_minutes", "expected an integer, got float"),
-        ({"evaporation_bands_bps": [10, 20]}, "signals.evaporation_bands_bps[1]", "depth bands"),
-        ({"evaporation_bands_bps": [50, 10]}, "signals.evaporation_bands_bps[1]", "increasing"),
-        ({"asymmetry_band_bps": 5}, "signals.asymmetry_band_bps", "one of the depth bands"),
-        ({"evaporation_ratio_on": 1.5}, "signals.evaporation_ratio_on", "at most 1"),
-        ({"skew_on": 0.6}, "signals.skew_on", "at most 0.5"),
-        ({"spread_z_on": "4"}, "signals.spread_z_on", "expected a number, got str"),
+        ({"pull_band_bps": 5}, "signals.pull_band_bps", "one of the depth bands"),
+        ({"pull_total_ratio_on": 1.5}, "signals.pull_total_ratio_on", "at most 1"),
+        ({"spread_shift": "4"}, "signals.spread_shift", "expected a number, got str"),
         ({"cooldown_seconds": math.inf}, "signals.cooldown_seconds", "finite"),
-        ({"spread_z_off": 4}, "signals.spread_z_off", "spread_z_off (4) must be less than"),
-        ({"spread_z_on": 1}, "signals.spread_z_on", "must be less than spread_z_on (1)"),
-        ({"evaporation_ratio_off": 0.4}, "signals.evaporation_ratio_off", "hysteresis"),
-        ({"asymmetry_off": 0.5}, "signals.asymmetry_off", "hysteresis"),
-        ({"pull_total_ratio_on": 0.6}, "signals.pull_total_ratio_on", "hysteresis"),
-        ({"skew_off": 0.3}, "signals.skew_off", "hysteresis"),
-        ({"volatility_ratio_off": 3}, "signals.volatility_ratio_off", "hysteresis"),
+        ({"arl0_hours": 0}, "signals.arl0_hours", "must be greater than 0"),
+        ({"near_touch_levels": 2.5}, "signals.near_touch_levels", "expected an integer"),
+        ({"volatility_ratio": 1}, "signals.volatility_ratio", "must be greater than 1"),
+        ({"withdrawal_ratio_off": 0.2}, "signals.withdrawal_ratio_off", "hysteresis"),
     ],
 )
 def test_bad_detector_parameters(signals: dict[str, Any], path: str, reason: str) -> None:
@@ -808,15 +790,15 @@ def test_signal_env_overrides_cover_ints_and_lists() -> None:
     env = {
         "MMRADAR_SIGNALS_WARMUP_SECONDS": "60",
         "MMRADAR_SIGNALS_BASELINE_MINUTES": "10",
-        "MMRADAR_SIGNALS_EVAPORATION_BANDS_BPS": "10,50,100",
-        "MMRADAR_SIGNALS_SKEW_ON": "0.4",
+        "MMRADAR_SIGNALS_OFI_WINDOWS_SECONDS": "5,30,120",
+        "MMRADAR_SIGNALS_ARL0_HOURS": "24",
     }
     signals = parse_settings(minimal(), env=env).signals
     assert signals.warmup_seconds == 60.0
     assert signals.baseline_minutes == 10
-    assert signals.evaporation_bands_bps == (10, 50, 100)
-    assert signals.skew_on == 0.4
+    assert signals.ofi_windows_seconds == (5, 30, 120)
+    assert signals.arl0_hours == 24.0
     err = config_error(minimal(), env={"MMRADAR_SIGNALS_BASELINE_MINUTES": "1.5"})
     assert_error(err, "MMRADAR_SIGNALS_BASELINE_MINUTES", "expected an integer, got '1.5'")
-    err = config_error(minimal(), env={"MMRADAR_SIGNALS_SKEW_OFF": "0.35"})
-    assert_error(err, "MMRADAR_SIGNALS_SKEW_OFF", "hysteresis")
+    err = config_error(minimal(), env={"MMRADAR_SIGNALS_WITHDRAWAL_RATIO_OFF": "0.2"})
+    assert_error(err, "MMRADAR_SIGNALS_WITHDRAWAL_RATIO_OFF", "hysteresis")

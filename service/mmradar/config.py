@@ -29,8 +29,11 @@ Keys (default in brackets)::
                                 # (BTCUSDT, BTC-USD, BTC/USD, ...); a symbol may appear only once
                                 # per exchange across all feeds (compared case-insensitively)
     trades = true               # [true] also subscribe to the venue's trade stream
-    stale_after_seconds = 60    # [60] a book with no depth message for this long is stale; a
-                                # connection silent (pings included) for this long is reconnected
+    stale_after_seconds = 120   # [the exchange's, DEFAULT_STALE_AFTER_SECONDS: 120 on every
+                                # venue] a book with no depth message for this long is stale:
+                                # mmradar_book_valid 0 and no signals, but not resynced; the next
+                                # depth message that continues the venue's sequence (or passes
+                                # its checksum) makes it valid again without a snapshot
     ws_url = "wss://host:port"  # [the venue's] base URL replacing the venue's websocket host;
                                 # scheme ws or wss, no path, query or fragment; the venue's own
                                 # paths and queries are appended
@@ -61,70 +64,56 @@ Keys (default in brackets)::
                                             # positive, strictly increasing whole seconds, each at
                                             # least two samples long
     volatility_sample_seconds = 1           # [1] mid-price sampling interval for volatility (> 0)
-    # -- every detector (1-s stat clock)
+    # -- every detector (1-s stat clock; the on/off decision is a CUSUM, signals/sequential.py)
     warmup_seconds = 600        # [600] no episode starts until this long after start-up and
                                 # after every resync (baselines fill meanwhile; >= 0)
     baseline_minutes = 30       # [30] robust baselines: median/MAD of this many 1-minute
                                 # medians of 1-s samples (integer > 0)
-    min_firing_seconds = 10     # [10] shortest episode (>= 0)
-    cooldown_seconds = 10       # [10] quiet time after an episode ends (>= 0)
+    min_firing_seconds = 5      # [5] shortest episode (>= 0)
+    cooldown_seconds = 0        # [0] quiet time after an episode ends (>= 0)
     thin_book_notional = 5000   # [5000] quote notional within 10 bps (both sides) under which
                                 # a book is thin: no imbalance, skew or evaporation alert (> 0)
+    arl0_hours = 8              # [8] every (symptom, side)'s CUSUM threshold gives this
+                                # average run length to a false alarm, hours of calm (> 0)
+    release_seconds = 3         # [3] an episode ends after this many seconds' worth of
+                                # evidence that its feature is back at the baseline (> 0)
+    near_touch_levels = 10      # [10] near-touch depth: the best this many levels per side ...
+    near_touch_bps = 5          # [5] ... within this many bps of mid (at least two ticks)
+    depth_log_floor = 0.1       # [0.1] floor of the robust scale of log depth
     # -- spread_widening: z of log time-averaged spread; in the one-tick regime also the z of
     #    the share of time the spread is wider than one tick
-    spread_z_on = 4             # [4] fire at score >= this ...
-    spread_on_seconds = 2       # [2] ... held this long
-    spread_z_off = 2            # [2] end at score <= this (< spread_z_on) ...
-    spread_off_seconds = 4      # [4] ... held this long
+    spread_shift = 8            # [8] the z shift the CUSUM is tuned to
     spread_z_floor = 0.1        # [0.1] floor of the log-spread scale (also >= log(1+tick/median))
     spread_wide_window_seconds = 10  # [10] window of the "wider than one tick" share
     spread_wide_floor = 0.1     # [0.1] floor of that share's scale
-    # -- liquidity_evaporation (per side): depth ratio rho = depth/baseline, drop = 1 -
-    #    depth/max over the drop window; the other side must hold
-    evaporation_bands_bps = [10, 50]   # [[10, 50]] bands watched (each one of 10, 50, 100, 200)
-    evaporation_ratio_on = 0.5  # [0.5] fire at rho <= this (0 < x <= 1) ...
-    evaporation_drop_on = 0.5   # [0.5] ... or drop >= this with rho < evaporation_ratio_off ...
-    evaporation_other_ratio = 0.8      # [0.8] ... while the other side's rho >= this ...
-    evaporation_on_seconds = 3  # [3] ... held this long
-    evaporation_ratio_off = 0.7 # [0.7] end when rho >= this at every band (> ratio_on) ...
-    evaporation_off_seconds = 10       # [10] ... held this long
-    evaporation_drop_window_seconds = 10  # [10] window of the recent-maximum depth
-    # -- depth_asymmetry (side = heavy side): DI = (bid - ask)/(bid + ask) at one band
-    asymmetry_band_bps = 10     # [10] band (10, 50, 100 or 200)
-    asymmetry_on = 0.5          # [0.5] fire at |DI_fast| >= this (0 < x <= 1) ...
-    asymmetry_z_on = 3          # [3] ... and z of DI_fast - DI_slow >= this, same sign ...
-    asymmetry_on_seconds = 2    # [2] ... held this long
-    asymmetry_off = 0.3         # [0.3] end at |DI_fast| <= this (< asymmetry_on) ...
-    asymmetry_off_seconds = 15  # [15] ... held this long
-    asymmetry_z_floor = 0.05    # [0.05] floor of the shift's scale
-    asymmetry_fast_half_life_seconds = 1    # [1] DI_fast smoothing
-    asymmetry_slow_half_life_seconds = 900  # [900] DI_slow smoothing
+    # -- liquidity_evaporation (per side): z of the log near-touch depth; the other side must
+    #    hold and the side must have lost resting size (removals not replaced)
+    evaporation_shift = 9       # [9] the z drop the CUSUM is tuned to
+    evaporation_other_ratio = 0.8      # [0.8] the other side keeps this share of its baseline
+    # -- depth_asymmetry (side = heavy side): z of the near-touch imbalance (bid-ask)/(bid+ask)
+    asymmetry_shift = 6         # [6] the z shift the CUSUM is tuned to
+    asymmetry_z_floor = 0.05    # [0.05] floor of the imbalance's scale
     # -- liquidity_pull (both sides): R = total depth / total baseline at one band
     pull_band_bps = 10          # [10] band (10, 50, 100 or 200)
-    pull_total_ratio_on = 0.3   # [0.3] fire at R <= this (0 < x <= 1) ...
+    pull_shift = 4              # [4] the z drop of log R the CUSUM is tuned to, while ...
+    pull_total_ratio_on = 0.3   # [0.3] ... R <= this (0 < x <= 1) ...
     pull_side_ratio_on = 0.5    # [0.5] ... each side's rho <= this ...
     pull_spread_z_on = 3        # [3] ... and spread score >= this ...
-    pull_fill_ratio_on = 3      # [3] ... or depth-to-fill >= this times its baseline ...
-    pull_on_seconds = 2         # [2] ... held this long
-    pull_total_ratio_off = 0.6  # [0.6] end at R >= this (> pull_total_ratio_on) ...
-    pull_off_seconds = 15       # [15] ... held this long
+    pull_fill_ratio_on = 3      # [3] ... or depth-to-fill >= this times its baseline
     fill_notional = 50000       # [50000] quote notional of the depth-to-fill measure
     # -- quote_skew (side = heavy side at the touch): skew = (microprice - mid)/spread
-    skew_on = 0.25              # [0.25] fire at |skew| >= this (0 < x <= 0.5) ...
-    skew_z_on = 2               # [2] ... and its robust z >= this, same sign ...
-    skew_on_seconds = 2         # [2] ... held this long (not started while the spread
-                                # score is >= spread_z_on: the touch is not the makers')
-    skew_off = 0.15             # [0.15] end at |skew| <= this (< skew_on) ...
-    skew_off_seconds = 10       # [10] ... held this long
-    skew_window_seconds = 3     # [3] time-average window of the skew
+    skew_shift = 3              # [3] the z shift the CUSUM is tuned to (not while the spread
+                                # score is >= spread_shift: the touch is not the makers')
+    skew_window_seconds = 1     # [1] time-average window of the skew
     skew_z_floor = 0.05         # [0.05] floor of the skew's scale
-    # -- volatility_spike: VR = sigma_fast / sigma_slow of 1-s mid log-returns
-    volatility_ratio_on = 3     # [3] fire at VR >= this ...
-    volatility_on_seconds = 2   # [2] ... held this long
-    volatility_ratio_off = 1.5  # [1.5] end at VR <= this (< volatility_ratio_on) ...
-    volatility_off_seconds = 30 # [30] ... held this long
-    volatility_fast_half_life_seconds = 15  # [15] sigma_fast: EWMA of squared returns
-    volatility_floor_bps = 0.1  # [0.1] floor of sigma_slow, bps per sqrt(second)
+    # -- volatility_spike: z of the log bounce-corrected realized variance of each second
+    volatility_ratio = 5        # [5] the volatility jump (sigma ratio, > 1) the CUSUM is tuned to
+    volatility_z_floor = 0.1    # [0.1] floor of that log variance's scale
+    volatility_fast_half_life_seconds = 15  # [15] the score's fast EWMA (display only)
+    volatility_floor_bps = 0.1  # [0.1] floor of the realized volatility, bps per sqrt(second)
+    # -- pulled versus traded (mmradar_depth_removed_notional_total; signals/removal.py)
+    removal_window_seconds = 10 # [10] window of the cancel share (integer > 0)
+    removal_match_seconds = 1   # [1] a print waits this long for the depth update showing it
     # -- flow measures and mmradar_dealer_pressure
     ofi_windows_seconds = [1, 10, 60]        # [[1, 10, 60]] order-flow imbalance windows
     trade_flow_windows_seconds = [10, 60]    # [[10, 60]] trade-flow imbalance windows
@@ -152,13 +141,25 @@ Keys (default in brackets)::
     level = "info"              # ["info"] debug | info | warning | error (case-insensitive)
     format = "text"             # ["text"] text | json (one JSON object per line)
 
+    [flight_recorder]           # the raw frames behind every alert (mmradar/flight.py,
+                                # docs/reliability.md "Flight recorder")
+    directory = ""              # [""] where recordings go; "" = <temp dir>/mmradar-flight
+    pre_seconds = 120           # [120] receive time recorded before an episode start or an
+                                # integrity resync (> 0; the ring holds up to
+                                # checkpoint_seconds more)
+    post_seconds = 30           # [30] receive time recorded after it (>= 0)
+    checkpoint_seconds = 60     # [60] a feed's state is checkpointed this often (> 0)
+    ring_mib_per_instrument = 4 # [4] the ring's bound, MiB per instrument of the feed (> 0)
+    max_files = 20              # [20] recordings kept, the oldest deleted first (0 = off)
+    max_total_mib = 256         # [256] total MiB of recordings kept (> 0)
+
 Integers are accepted wherever a number is expected; booleans are not. Numbers must be finite.
 
 Environment overrides (they beat the file): ``MMRADAR_<SECTION>_<KEY>`` for the keys of the
-``[http]``, ``[signals]`` and ``[log]`` tables, i.e. ``MMRADAR_HTTP_LISTEN``,
+``[http]``, ``[signals]``, ``[log]`` and ``[flight_recorder]`` tables, i.e. ``MMRADAR_HTTP_LISTEN``,
 ``MMRADAR_LOG_LEVEL``, ``MMRADAR_LOG_FORMAT``, ``MMRADAR_SIGNALS_INVENTORY_HALF_LIFE_SECONDS``,
-``MMRADAR_SIGNALS_WARMUP_SECONDS``, ``MMRADAR_SIGNALS_EVAPORATION_BANDS_BPS`` (lists
-comma-separated: ``10,50``), ... — one per ``[signals]`` key (:func:`env_override_names` lists
+``MMRADAR_SIGNALS_WARMUP_SECONDS``, ``MMRADAR_SIGNALS_OFI_WINDOWS_SECONDS`` (lists
+comma-separated: ``1,10,60``), ... — one per ``[signals]`` key (:func:`env_override_names` lists
 them). Feeds and
 webhooks (arrays of tables) have no overrides; use ``${NAME}`` in webhook URLs for secrets. A
 variable set to the empty string counts as unset. Other ``MMRADAR_*`` variables are ignored, not
@@ -176,6 +177,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from ipaddress import IPv6Address
+from types import MappingProxyType
 from typing import Any, Final, Literal
 from urllib.parse import SplitResult, urlsplit
 
@@ -186,10 +188,13 @@ from .signals.params import SignalSettings
 
 __all__ = [
     "CONFIG_ENV_VAR",
+    "DEFAULT_STALE_AFTER_SECONDS",
     "DEFAULT_SUPPORTED_EXCHANGES",
+    "FALLBACK_STALE_AFTER_SECONDS",
     "KNOWN_EXCHANGES",
     "WEBHOOK_FORMATS",
     "FeedSettings",
+    "FlightRecorderSettings",
     "HttpSettings",
     "LogSettings",
     "Settings",
@@ -208,6 +213,28 @@ __all__ = [
 KNOWN_EXCHANGES: Final = ("binance", "binance-usdm", "coinbase", "kraken", "okx", "bybit")
 """Every exchange name of the contract, implemented or not."""
 
+DEFAULT_STALE_AFTER_SECONDS: Final[Mapping[str, float]] = MappingProxyType(
+    {
+        # Publish-on-change depth streams: a quiet pair is silent for as long as its book does
+        # not change (tens of seconds routinely); two minutes without a change of a
+        # 1000-5000-level book is not routine.
+        "binance": 120.0,  # <symbol>@depth@100ms: sent only when the book changed
+        "binance-usdm": 120.0,  # <symbol>@depth@100ms: likewise
+        "coinbase": 120.0,  # level2: on change (the heartbeats channel is per connection)
+        "kraken": 120.0,  # book: on change (heartbeats ~1 s are per connection)
+        "bybit": 120.0,  # orderbook.1000: deltas on change, every 200 ms at most
+        # OKX sends every book an update even when nothing changed, about every 60 s: two of
+        # those periods.
+        "okx": 120.0,
+    }
+)
+"""``[[feeds]] stale_after_seconds`` when a table does not set it, per exchange (README
+"Staleness, resyncs and back-off"). A stale book is not resynced, so the value only decides how
+long a silent book keeps reading valid; connection liveness is the venue's heartbeat window."""
+
+FALLBACK_STALE_AFTER_SECONDS: Final = 120.0
+"""The default for an exchange missing from :data:`DEFAULT_STALE_AFTER_SECONDS`."""
+
 DEFAULT_SUPPORTED_EXCHANGES: Final = KNOWN_EXCHANGES
 """Venues accepted when the caller does not pass ``supported`` (the CLI passes the real list)."""
 
@@ -220,7 +247,9 @@ CONFIG_ENV_VAR: Final = "MMRADAR_CONFIG"
 
 _ENV_PREFIX: Final = "MMRADAR_"
 _DEFAULT_RESOURCE: Final = ("defaults", "default.toml")
-_TOP_LEVEL_KEYS: Final = ("shard", "http", "feeds", "webhooks", "signals", "log")
+_TOP_LEVEL_KEYS: Final = (
+    "shard", "http", "feeds", "webhooks", "signals", "log", "flight_recorder",
+)  # fmt: skip
 _SHARD_ENV_VAR: Final = "MMRADAR_SHARD"
 _FEED_KEYS: Final = ("exchange", "symbols", "trades", "stale_after_seconds", "ws_url", "rest_url")
 #: The ``[[feeds]]`` options the tables of one exchange must agree on (:func:`merge_feeds`).
@@ -267,7 +296,9 @@ class FeedSettings:
         exchange: the venue name, one of :data:`KNOWN_EXCHANGES` (and implemented).
         symbols: the venue's own spelling, non-empty, without duplicates.
         trades: whether to subscribe to the venue's trade stream too.
-        stale_after_seconds: silence after which a book is stale / a connection reconnected.
+        stale_after_seconds: silence (no depth message) after which a book is stale; ``0``
+            (the default) means the exchange's :data:`DEFAULT_STALE_AFTER_SECONDS`, filled in
+            at construction, so the attribute always holds the value in force.
         ws_url: ``scheme://host[:port]`` replacing the venue's websocket host, or None.
         rest_url: ``scheme://host[:port]`` replacing the venue's REST host, or None.
     """
@@ -275,9 +306,14 @@ class FeedSettings:
     exchange: str
     symbols: tuple[str, ...]
     trades: bool = True
-    stale_after_seconds: float = 60.0
+    stale_after_seconds: float = 0.0
     ws_url: str | None = None
     rest_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.stale_after_seconds:
+            default = DEFAULT_STALE_AFTER_SECONDS.get(self.exchange, FALLBACK_STALE_AFTER_SECONDS)
+            object.__setattr__(self, "stale_after_seconds", default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +351,34 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FlightRecorderSettings:
+    """The ``[flight_recorder]`` table (:mod:`mmradar.flight`, docs/reliability.md).
+
+    Attributes:
+        directory: where recordings are written; "" = ``<temp dir>/mmradar-flight``.
+        pre_seconds: receive time recorded before an event (at least, when the ring holds it).
+        post_seconds: receive time recorded after it.
+        checkpoint_seconds: interval between two checkpoints of a feed's state.
+        ring_mib_per_instrument: the ring's byte bound per instrument of a feed (MiB).
+        max_files: recordings kept on disk, the oldest deleted first; 0 turns the recorder off.
+        max_total_mib: total size of the recordings kept on disk (MiB).
+    """
+
+    directory: str = ""
+    pre_seconds: float = 120.0
+    post_seconds: float = 30.0
+    checkpoint_seconds: float = 60.0
+    ring_mib_per_instrument: float = 4.0
+    max_files: int = 20
+    max_total_mib: float = 256.0
+
+    @property
+    def enabled(self) -> bool:
+        """False when ``max_files`` is 0."""
+        return self.max_files > 0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole, validated configuration.
 
@@ -333,6 +397,7 @@ class Settings:
     signals: SignalSettings
     log: LogSettings
     shard: Shard = field(default_factory=Shard)
+    flight_recorder: FlightRecorderSettings = field(default_factory=FlightRecorderSettings)
     configured_feeds: tuple[FeedSettings, ...] = ()
 
 
@@ -476,7 +541,11 @@ def format_settings(settings: Settings) -> str:
         "[log]",
         f"level = {_toml(settings.log.level)}",
         f"format = {_toml(settings.log.format)}",
+        "",
+        "[flight_recorder]",
     ]
+    for key in _FLIGHT_KEYS:
+        lines.append(f"{key.name} = {_toml(getattr(settings.flight_recorder, key.name))}")
     return "\n".join(lines) + "\n"
 
 
@@ -584,6 +653,13 @@ def _number(value: object, path: str) -> float:
     return number
 
 
+def _greater_than_one(value: object, path: str) -> float:
+    number = _number(value, path)
+    if not number > 1:
+        raise ConfigError(path, f"must be greater than 1, got {number:g}")
+    return number
+
+
 def _non_negative_float(value: object, path: str) -> float:
     number = _number(value, path)
     if number < 0:
@@ -611,21 +687,23 @@ def _positive_int(value: object, path: str) -> int:
     return value
 
 
+def _non_negative_int(value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, f"expected an integer, got {_type_name(value)}")
+    if value < 0:
+        raise ConfigError(path, f"must be 0 or greater, got {value}")
+    return value
+
+
+def _any_string(value: object, path: str) -> str:
+    return _string(value, path)
+
+
 def _band(value: object, path: str) -> int:
     band = _positive_int(value, path)
     if band not in BAND_BPS:
         raise ConfigError(path, f"must be one of the depth bands {list(BAND_BPS)}, got {band}")
     return band
-
-
-def _bands(value: object, path: str) -> tuple[int, ...]:
-    bands = _increasing_positive_ints(value, path)
-    for i, band in enumerate(bands):
-        if band not in BAND_BPS:
-            raise ConfigError(
-                f"{path}[{i}]", f"must be one of the depth bands {list(BAND_BPS)}, got {band}"
-            )
-    return bands
 
 
 def _increasing_positive_ints(value: object, path: str) -> tuple[int, ...]:
@@ -787,52 +865,35 @@ _SIGNAL_KEYS: Final = (
     _Key("min_firing_seconds", "float", _non_negative_float),
     _Key("cooldown_seconds", "float", _non_negative_float),
     _Key("thin_book_notional", "float", _positive_float),
-    _Key("spread_z_on", "float", _positive_float),
-    _Key("spread_z_off", "float", _positive_float),
-    _Key("spread_on_seconds", "float", _non_negative_float),
-    _Key("spread_off_seconds", "float", _non_negative_float),
+    _Key("arl0_hours", "float", _positive_float),
+    _Key("release_seconds", "float", _positive_float),
+    _Key("near_touch_levels", "int", _positive_int),
+    _Key("near_touch_bps", "float", _positive_float),
+    _Key("depth_log_floor", "float", _positive_float),
+    _Key("spread_shift", "float", _positive_float),
     _Key("spread_z_floor", "float", _positive_float),
     _Key("spread_wide_window_seconds", "int", _positive_int),
     _Key("spread_wide_floor", "float", _positive_float),
-    _Key("evaporation_bands_bps", "ints", _bands),
-    _Key("evaporation_ratio_on", "float", _float_in(1.0)),
-    _Key("evaporation_drop_on", "float", _float_in(1.0)),
+    _Key("evaporation_shift", "float", _positive_float),
     _Key("evaporation_other_ratio", "float", _positive_float),
-    _Key("evaporation_ratio_off", "float", _positive_float),
-    _Key("evaporation_drop_window_seconds", "int", _positive_int),
-    _Key("evaporation_on_seconds", "float", _non_negative_float),
-    _Key("evaporation_off_seconds", "float", _non_negative_float),
-    _Key("asymmetry_band_bps", "int", _band),
-    _Key("asymmetry_on", "float", _float_in(1.0)),
-    _Key("asymmetry_off", "float", _float_in(1.0)),
-    _Key("asymmetry_z_on", "float", _positive_float),
+    _Key("asymmetry_shift", "float", _positive_float),
     _Key("asymmetry_z_floor", "float", _positive_float),
-    _Key("asymmetry_fast_half_life_seconds", "float", _positive_float),
-    _Key("asymmetry_slow_half_life_seconds", "float", _positive_float),
-    _Key("asymmetry_on_seconds", "float", _non_negative_float),
-    _Key("asymmetry_off_seconds", "float", _non_negative_float),
     _Key("pull_band_bps", "int", _band),
+    _Key("pull_shift", "float", _positive_float),
     _Key("pull_total_ratio_on", "float", _float_in(1.0)),
     _Key("pull_side_ratio_on", "float", _float_in(1.0)),
-    _Key("pull_total_ratio_off", "float", _positive_float),
     _Key("pull_spread_z_on", "float", _positive_float),
     _Key("pull_fill_ratio_on", "float", _positive_float),
     _Key("fill_notional", "float", _positive_float),
-    _Key("pull_on_seconds", "float", _non_negative_float),
-    _Key("pull_off_seconds", "float", _non_negative_float),
-    _Key("skew_on", "float", _float_in(0.5)),
-    _Key("skew_off", "float", _float_in(0.5)),
-    _Key("skew_z_on", "float", _positive_float),
+    _Key("skew_shift", "float", _positive_float),
     _Key("skew_z_floor", "float", _positive_float),
     _Key("skew_window_seconds", "int", _positive_int),
-    _Key("skew_on_seconds", "float", _non_negative_float),
-    _Key("skew_off_seconds", "float", _non_negative_float),
-    _Key("volatility_ratio_on", "float", _positive_float),
-    _Key("volatility_ratio_off", "float", _positive_float),
+    _Key("volatility_ratio", "float", _greater_than_one),
+    _Key("volatility_z_floor", "float", _positive_float),
     _Key("volatility_fast_half_life_seconds", "float", _positive_float),
     _Key("volatility_floor_bps", "float", _positive_float),
-    _Key("volatility_on_seconds", "float", _non_negative_float),
-    _Key("volatility_off_seconds", "float", _non_negative_float),
+    _Key("removal_window_seconds", "int", _positive_int),
+    _Key("removal_match_seconds", "float", _positive_float),
     _Key("ofi_windows_seconds", "ints", _increasing_positive_ints),
     _Key("trade_flow_windows_seconds", "ints", _increasing_positive_ints),
     _Key("inventory_half_lives_seconds", "ints", _increasing_positive_ints),
@@ -849,20 +910,26 @@ _SIGNAL_KEYS: Final = (
 )
 
 #: ``(lower key, higher key)``: hysteresis pairs whose thresholds must be strictly ordered.
-_SIGNAL_ORDER: Final = (
-    ("spread_z_off", "spread_z_on"),
-    ("evaporation_ratio_on", "evaporation_ratio_off"),
-    ("asymmetry_off", "asymmetry_on"),
-    ("pull_total_ratio_on", "pull_total_ratio_off"),
-    ("skew_off", "skew_on"),
-    ("volatility_ratio_off", "volatility_ratio_on"),
-    ("withdrawal_ratio_on", "withdrawal_ratio_off"),
-)
+_SIGNAL_ORDER: Final = (("withdrawal_ratio_on", "withdrawal_ratio_off"),)
 _LOG_KEYS: Final = (
     _Key("level", "str", _choice(LOG_LEVELS, fold_case=True)),
     _Key("format", "str", _choice(LOG_FORMATS)),
 )
-_SECTIONS: Final = (("http", _HTTP_KEYS), ("signals", _SIGNAL_KEYS), ("log", _LOG_KEYS))
+_FLIGHT_KEYS: Final = (
+    _Key("directory", "str", _any_string),
+    _Key("pre_seconds", "float", _positive_float),
+    _Key("post_seconds", "float", _non_negative_float),
+    _Key("checkpoint_seconds", "float", _positive_float),
+    _Key("ring_mib_per_instrument", "float", _positive_float),
+    _Key("max_files", "int", _non_negative_int),
+    _Key("max_total_mib", "float", _positive_float),
+)
+_SECTIONS: Final = (
+    ("http", _HTTP_KEYS),
+    ("signals", _SIGNAL_KEYS),
+    ("log", _LOG_KEYS),
+    ("flight_recorder", _FLIGHT_KEYS),
+)
 
 
 def _env_var(section: str, key: str) -> str:
@@ -958,6 +1025,8 @@ def _parse(data: Mapping[str, Any], env: Mapping[str, str], supported: Collectio
 
     log_values, _ = _section(data, "log", _LOG_KEYS, env)
     log = LogSettings(**log_values)
+    flight_values, _ = _section(data, "flight_recorder", _FLIGHT_KEYS, env)
+    flight_recorder = FlightRecorderSettings(**flight_values)
 
     return Settings(
         http=http,
@@ -965,6 +1034,7 @@ def _parse(data: Mapping[str, Any], env: Mapping[str, str], supported: Collectio
         webhooks=webhooks,
         signals=signals,
         log=log,
+        flight_recorder=flight_recorder,
         shard=shard,
         configured_feeds=configured,
     )
@@ -1036,6 +1106,14 @@ def _symbols(value: object, path: str) -> tuple[str, ...]:
     return tuple(symbols)
 
 
+def _symbol_problem(exchange: str, symbol: str) -> str | None:
+    """The venue module's objection to ``symbol`` (``Venue.symbol_problem``), if any."""
+    from .venues import VENUES  # the venue modules know which symbols they can follow
+
+    venue = VENUES.get(exchange)
+    return venue().symbol_problem(symbol) if venue is not None else None
+
+
 def _feeds(data: Mapping[str, Any], supported: Collection[str]) -> tuple[FeedSettings, ...]:
     if "feeds" not in data:
         raise ConfigError("feeds", "missing required key")
@@ -1062,6 +1140,9 @@ def _feeds(data: Mapping[str, Any], supported: Collection[str]) -> tuple[FeedSet
             if first != here:
                 where = "" if first.startswith(f"{prefix}.") else f" on {exchange} (in {first})"
                 raise ConfigError(here, f"duplicate symbol {symbol!r}{where}")
+            problem = _symbol_problem(exchange, symbol)
+            if problem is not None:
+                raise ConfigError(here, problem)
         options = {
             key: check(table[key], f"{prefix}.{key}")
             for key, check in optional.items()
@@ -1119,7 +1200,8 @@ def _merge(
             if key in explicit[there]:
                 other = f"feeds[{there}].{key} = {_option_text(feeds[there], key)}"
             else:
-                other = f"feeds[{there}] does not set {key} (default {_option_text(None, key)})"
+                default = _option_text(replace(feeds[there], **{key: _UNSET[key]}), key)
+                other = f"feeds[{there}] does not set {key} (default {default})"
             raise ConfigError(
                 f"feeds[{here}].{key}",
                 f"{_option_text(feeds[here], key)} here, but {other}: the [[feeds]] tables of "
@@ -1129,11 +1211,15 @@ def _merge(
     return tuple(replace(feeds[j], symbols=tuple(symbols[x].values())) for x, j in first.items())
 
 
-def _option_text(feed: FeedSettings | None, key: str) -> str:
-    """A feed option as TOML (``None``: the default); an unset URL is the venue's own."""
-    value = (
-        getattr(feed, key) if feed is not None else FeedSettings.__dataclass_fields__[key].default
-    )
+#: what a ``[[feeds]]`` option holds when a table does not set it (before defaults are filled).
+_UNSET: Final[Mapping[str, Any]] = MappingProxyType(
+    {key: FeedSettings.__dataclass_fields__[key].default for key in _FEED_OPTIONS}
+)
+
+
+def _option_text(feed: FeedSettings, key: str) -> str:
+    """A feed option as TOML; an unset URL is the venue's own."""
+    value = getattr(feed, key)
     return "the venue's own" if value is None else _toml(value)
 
 

@@ -4,13 +4,14 @@
 
     MMRadarError
     ├── ConfigError                 bad configuration (exit code 2); carries the key path
+    │   └── ContractError           a derivative whose contract size cannot be known (exit code 2)
     ├── ParseError                  a venue frame could not be turned into events (counted, dropped)
     │   ├── MalformedMessage        not JSON, or JSON of the wrong shape
     │   └── UnknownMessage          well-formed, but of a kind the venue module does not know
     ├── SnapshotError               a REST snapshot request failed
     │   └── RateLimited             HTTP 429/418 from the venue; carries the back-off in seconds
     └── FeedError                   a connection-level failure the feed runner reconnects on
-        ├── StaleFeed               nothing at all arrived for ``stale_after_seconds``
+        ├── StaleFeed               nothing at all arrived within the venue's heartbeat window
         └── VenueClosing            the venue announced a disconnect (Binance ``serverShutdown``)
 
 Sequence gaps, checksum failures and crossed books are *not* exceptions: they are transitions of
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ContractError",
     "FeedError",
     "MMRadarError",
     "MalformedMessage",
@@ -59,15 +61,40 @@ class ConfigError(MMRadarError):
         self.reason = reason
 
 
+class ContractError(ConfigError):
+    """A configured derivative whose venue quantities cannot be converted to base units.
+
+    Raised before any connection: when the service is built (a symbol of a kind the venue module
+    refuses, e.g. an option or an inverse Bybit contract) or by the start-up fetch of the venue's
+    instrument metadata (the venue does not list the symbol, or lists no contract value). The
+    service refuses to run rather than read contracts as coins (exit code 2, like any
+    configuration error; docs/venues/okx.md "Contract sizes").
+    """
+
+    def __init__(self, exchange: str, symbol: str, reason: str) -> None:
+        super().__init__(f"{exchange} {symbol}", reason)
+        self.exchange = exchange
+        self.symbol = symbol
+
+
 class ParseError(MMRadarError):
     """A venue frame could not be parsed. ``reason`` is a short label used as a metric label."""
 
     reason = "malformed"
 
-    def __init__(self, venue: str, message: str, payload: bytes | str = b"") -> None:
+    def __init__(
+        self,
+        venue: str,
+        message: str,
+        payload: bytes | str = b"",
+        *,
+        symbols: tuple[str, ...] = (),
+    ) -> None:
         excerpt = truncate(payload) if payload else ""
         super().__init__(f"{venue}: {message}" + (f": {excerpt}" if excerpt else ""))
         self.venue = venue
+        #: the books whose depth update the frame carried (lost with it: they are resynced)
+        self.symbols = symbols
 
 
 class MalformedMessage(ParseError):

@@ -8,9 +8,22 @@ cover all of them) runs, under one ``TaskGroup``:
   back-off and jitter, reset after every successful connection);
 * one REST snapshot worker (one request at a time, within the venue's request-weight budget,
   honouring 429/418 ``Retry-After``);
-* a watchdog: books with no depth message for ``stale_after_seconds`` are invalidated, and a
-  connection from which nothing at all — pings included — arrived for that long is dropped
-  and reopened; connections are also renewed before the venue's age limit (Binance: 24 h).
+* a resync scheduler: every resubscribe and snapshot refetch goes through a per-symbol
+  exponential back-off with jitter (:class:`ResyncBackoff`; a symbol failing
+  :attr:`ResyncPolicy.park_after` times in a row is *parked* for :attr:`ResyncPolicy.park_s`,
+  with one log line and ``mmradar_book_parked``), and every frame sent on a connection through
+  the connection's pacer (:class:`MessagePacer`: its share of the venue's
+  ``max_messages_per_s``), so a failing symbol never floods the venue while the others on its
+  connection keep working;
+* a watchdog: books with no depth message for ``stale_after_seconds`` are marked stale (not
+  valid, not resynced: the next in-sequence message revalidates them), and a connection from
+  which nothing at all — pings included — arrived within the venue's ``heartbeat_window_s`` is
+  dropped and reopened; connections are also renewed before the venue's age limit (Binance:
+  24 h).
+
+Every resync is logged once (symbol, reason, what happens next), at most one line per symbol
+per :attr:`ResyncPolicy.log_interval_s` (:class:`LogLimiter`; the lines left out are counted in
+the next one). On shutdown the connections are closed with 1000 (normal closure).
 
 Every frame is handed to :meth:`FeedPipeline.on_frame` inline, in the connection's task: the
 core is synchronous and takes microseconds, so there is no queue to grow and no blocking call
@@ -22,12 +35,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import email.utils
 import logging
+import math
 import random
+import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Final, Protocol
 
 import aiohttp
 import websockets
@@ -39,9 +58,21 @@ from .config import FeedSettings
 from .errors import MalformedMessage, SnapshotError
 from .metrics import Metrics
 from .pipeline import Command, FeedObserver, FeedPipeline, Reconnect
-from .venues.base import ConnectionPlan
+from .venues.base import ConnectionPlan, FrameParser, SnapshotSource
 
-__all__ = ["FeedRunner", "FrameRecorder", "WeightBudget", "backoff", "classify"]
+__all__ = [
+    "FeedRunner",
+    "FrameRecorder",
+    "LogLimiter",
+    "MessagePacer",
+    "ResyncBackoff",
+    "ResyncPolicy",
+    "ResyncSlot",
+    "WeightBudget",
+    "backoff",
+    "classify",
+    "parse_retry_after",
+]
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +173,197 @@ class WeightBudget:
         self._blocked_until = max(self._blocked_until, now + seconds)
 
 
+@dataclass(frozen=True, slots=True)
+class ResyncPolicy:
+    """How a feed spaces the resyncs of one symbol (README "Staleness, resyncs and
+    back-off").
+
+    The n-th resync request of a symbol in a row (a request counts as "in a row" when the
+    previous attempt for the symbol was less than :attr:`reset_after_s` ago) waits: none for
+    n = 1, ``min(backoff_max_s, backoff_initial_s * 2**(n-2))`` with equal jitter for
+    1 < n < :attr:`park_after`, and :attr:`park_s` (parked) from n = :attr:`park_after` on. A
+    parked symbol thus costs the venue one attempt per :attr:`park_s` until it heals.
+
+    Attributes:
+        backoff_initial_s: delay before the second attempt in a row (then doubling).
+        backoff_max_s: longest back-off delay before parking.
+        park_after: failures in a row after which the symbol is parked.
+        park_s: how long a parked symbol waits before its next attempt.
+        reset_after_s: an attempt this long ago no longer counts: the streak starts afresh.
+        log_interval_s: at most one resync log line per symbol per this many seconds.
+    """
+
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    park_after: int = 6
+    park_s: float = 300.0
+    reset_after_s: float = 30.0
+    log_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.park_after < 2:
+            raise ValueError("park_after must be >= 2")
+        if not 0 < self.backoff_initial_s <= self.backoff_max_s:
+            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
+        if self.park_s <= 0 or self.reset_after_s <= 0 or self.log_interval_s < 0:
+            raise ValueError("park_s and reset_after_s must be > 0, log_interval_s >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncSlot:
+    """When a resync request may be carried out.
+
+    Attributes:
+        due_at: monotonic time of the attempt (``<= now``: at once).
+        streak: this request's place in the symbol's run of failures (1 = the first).
+        parked: the symbol failed :attr:`ResyncPolicy.park_after` times in a row.
+    """
+
+    due_at: float
+    streak: int
+    parked: bool
+
+
+class ResyncBackoff:
+    """Per-symbol back-off of resync requests (pure; time passed in).
+
+    Args:
+        policy: the schedule.
+        rng: jitter source (seeded in tests).
+    """
+
+    def __init__(self, policy: ResyncPolicy, rng: random.Random | None = None) -> None:
+        self.policy = policy
+        self._rng = rng or random.Random()
+        self._streak: dict[str, int] = {}
+        self._attempt_at: dict[str, float] = {}
+
+    def request(self, symbol: str, now: float) -> ResyncSlot:
+        """A resync of ``symbol`` is asked for at ``now``: when may it be carried out?"""
+        p = self.policy
+        last = self._attempt_at.get(symbol)
+        streak = 1
+        if last is not None and now - last < p.reset_after_s:
+            streak = self._streak.get(symbol, 0) + 1
+        self._streak[symbol] = streak
+        if streak >= p.park_after:
+            return ResyncSlot(now + p.park_s, streak, True)
+        if streak == 1:
+            return ResyncSlot(now, streak, False)
+        delay = min(p.backoff_max_s, p.backoff_initial_s * 2.0 ** (streak - 2))
+        return ResyncSlot(now + delay / 2 + self._rng.uniform(0.0, delay / 2), streak, False)
+
+    def attempted(self, symbol: str, now: float) -> None:
+        """The resync of ``symbol`` was carried out at ``now`` (a request was sent)."""
+        self._attempt_at[symbol] = now
+
+    def streak(self, symbol: str) -> int:
+        """The symbol's current run of resync requests (0 before the first)."""
+        return self._streak.get(symbol, 0)
+
+
+class MessagePacer:
+    """At most ``rate`` client frames per second on one connection, in any rolling window
+    (pure): ``max(1, int(rate))`` frames per ``that / rate`` seconds (1 s for a rate >= 1).
+
+    Args:
+        rate: frames per second; ``None`` (or 0) = unpaced.
+    """
+
+    def __init__(self, rate: float | None) -> None:
+        self.limit = max(1, int(rate)) if rate else 0
+        self.window_s = self.limit / rate if rate else 0.0
+        self._sent: deque[float] = deque()
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next frame may go (0: now)."""
+        if not self.limit:
+            return 0.0
+        sent = self._sent
+        while sent and sent[0] <= now - self.window_s:
+            sent.popleft()
+        if len(sent) < self.limit:
+            return 0.0
+        return sent[0] + self.window_s - now
+
+    def sent(self, now: float) -> None:
+        """A frame was sent at ``now``."""
+        if self.limit:
+            self._sent.append(now)
+
+
+class LogLimiter:
+    """At most one log line per key per ``interval_s``; the lines left out are counted (pure).
+
+    Args:
+        interval_s: least time between two lines of one key.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, Counter[str]] = {}
+
+    def admit(self, key: str, what: str, now: float) -> Counter[str] | None:
+        """May a line about ``key`` (``what`` happened) be logged at ``now``?
+
+        Returns:
+            None: leave it out (it is counted); else the lines left out since the last one,
+            counted by ``what`` (empty if none).
+        """
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._left_out.setdefault(key, Counter())[what] += 1
+            return None
+        self._last[key] = now
+        return self._left_out.pop(key, Counter())
+
+    def overdue(self, now: float) -> list[tuple[str, Counter[str]]]:
+        """Keys with lines left out whose interval has passed (their summary may be logged)."""
+        out = []
+        for key in list(self._left_out):
+            if now - self._last.get(key, -math.inf) >= self.interval_s:
+                self._last[key] = now
+                out.append((key, self._left_out.pop(key)))
+        return out
+
+
 class _TrackedConnection(ClientConnection):
-    """A client connection that notes when any bytes (frames, pings, pongs) last arrived."""
+    """A client connection that notes when any bytes (frames, pings, pongs) last arrived.
+
+    ``monotonic`` is the feed's injected clock (a subclass per runner, :func:`_tracked`).
+    Leaving the ``async with`` on purpose — shutdown (cancellation) or a reconnect the feed
+    asked for — closes with 1000 (normal closure), not websockets' 1011 for any exception.
+    """
 
     last_bytes_at = 0.0
+    monotonic: ClassVar[Callable[[], float]] = time.monotonic
 
     def data_received(self, data: bytes) -> None:
-        self.last_bytes_at = time.monotonic()
+        self.last_bytes_at = type(self).monotonic()
         super().data_received(data)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None or issubclass(exc_type, asyncio.CancelledError):
+            await self.close(1000, "shutdown" if exc_type is not None else "")
+        elif issubclass(exc_type, _ReconnectRequested):
+            await self.close(1000, "reconnecting")
+        else:
+            await super().__aexit__(exc_type, exc_value, traceback)
+
+
+def _tracked(clock: Clock) -> type[_TrackedConnection]:
+    """A :class:`_TrackedConnection` class reading ``clock``."""
+
+    class Tracked(_TrackedConnection):
+        monotonic: ClassVar[Callable[[], float]] = clock.monotonic
+
+    return Tracked
 
 
 class _ReconnectRequested(Exception):
@@ -158,17 +372,24 @@ class _ReconnectRequested(Exception):
         self.command = command
 
 
-class _LoggingObserver:
-    """Passes counts through and logs resyncs (lifecycle events) with venue and symbol."""
+class _ResyncEvents:
+    """Passes counts through and notes every resync for the runner to log (with what happens
+    next, known once the runner has handled the commands: :meth:`FeedRunner._report`)."""
 
-    def __init__(self, inner: FeedObserver, exchange: str) -> None:
+    def __init__(self, inner: FeedObserver) -> None:
         self._inner = inner
-        self._exchange = exchange
         self.bad_message = inner.bad_message
+        self.pending: list[tuple[str, str]] = []
+        self.last_reason: dict[str, str] = {}
 
     def resync(self, symbol: str, reason: str) -> None:
-        log.warning("%s %s: book invalidated (%s), resyncing", self._exchange, symbol, reason)
         self._inner.resync(symbol, reason)
+        self.pending.append((symbol, reason))
+        self.last_reason[symbol] = reason
+
+
+_SNAPSHOT: Final = "snapshot"
+_RESUBSCRIBE: Final = "resubscribe"
 
 
 class FeedRunner:
@@ -187,6 +408,18 @@ class FeedRunner:
         recorder: optional raw-frame recorder.
         open_timeout_s: websocket opening-handshake timeout.
         ping_interval_s: client keep-alive pings (detect dead TCP); ``None`` to disable.
+        watchdog_interval_s: how often staleness, liveness and keep-alives are checked.
+        resync_policy: the per-symbol resync back-off (defaults: :class:`ResyncPolicy`).
+        heartbeat_window_s: connection liveness window; default the venue's
+            ``heartbeat_window_s``.
+        rng: jitter of the resync back-off.
+        rest_timeout_s: a REST snapshot request with no complete answer by then fails.
+        refused_retry_s: the least delay before reconnecting after the venue's name did not
+            resolve (DNS) or its handshake answered HTTP 451/403 (a geo-block): such attempts
+            are logged at most once per 5 minutes, with a count.
+        stable_connection_s: a connection that stayed up this long resets the reconnect
+            back-off; one that drops sooner (a venue that accepts and then closes, a sequence
+            gap on every connect) keeps backing off, so it never reconnects in a tight loop.
     """
 
     def __init__(
@@ -202,12 +435,19 @@ class FeedRunner:
         open_timeout_s: float = 10.0,
         ping_interval_s: float | None = 20.0,
         watchdog_interval_s: float = 1.0,
+        resync_policy: ResyncPolicy | None = None,
+        heartbeat_window_s: float | None = None,
+        rng: random.Random | None = None,
+        rest_timeout_s: float = 15.0,
+        refused_retry_s: float = 60.0,
+        stable_connection_s: float = 30.0,
     ) -> None:
         self.feed = feed
         self.pipeline = pipeline
         self.venue = pipeline.venue
         self.exchange = self.venue.name
-        pipeline.observer = _LoggingObserver(pipeline.observer, self.exchange)
+        self._events = _ResyncEvents(pipeline.observer)
+        pipeline.observer = self._events
         self.metrics = metrics
         self.session = session
         self.clock = clock or SystemClock()
@@ -216,13 +456,36 @@ class FeedRunner:
         self.open_timeout_s = open_timeout_s
         self.ping_interval_s = ping_interval_s
         self.watchdog_interval_s = watchdog_interval_s
+        self.policy = resync_policy or ResyncPolicy()
+        self.heartbeat_window_s = heartbeat_window_s or self.venue.heartbeat_window_s
+        self.rest_timeout_s = rest_timeout_s
+        self.refused_retry_s = refused_retry_s
+        self.stable_connection_s = stable_connection_s
+        self._refused: dict[str, str] = {}  # plan name → why the venue refused us
+        self._refused_log = LogLimiter(300.0)
         self.plans = self.venue.connections(feed.symbols, trades=feed.trades)
         self.budget = WeightBudget(
             self.venue.rest_weight_per_minute, window_s=self.venue.rest_window_s
         )
         self._last_fetch: dict[str, float] = {}  # symbol → monotonic time of its last request
-        self._sent_at: deque[float] = deque()  # client frames sent in the last second
+        # Each connection gets an equal share of the venue's rate, so that it holds on every
+        # connection and for the feed's IP as a whole (Coinbase counts per IP).
+        rate = self.venue.max_messages_per_s
+        share = rate / len(self.plans) if rate and self.plans else None
+        self._pacers = {plan.name: MessagePacer(share) for plan in self.plans}
         self._resubscribed: dict[str, float] = {}  # symbol → monotonic time of its resubscribe
+        self._backoff = ResyncBackoff(self.policy, rng)
+        self._due: dict[str, tuple[float, str]] = {}  # symbol → (monotonic due time, kind)
+        self._wake = asyncio.Event()  # a resync was scheduled
+        self._parked: set[str] = set()
+        self._after_reconnect: set[str] = set()  # books whose next resync a reconnect caused
+        #: connection name → the frame parser of its current (or last) connection
+        self.parsers: dict[str, FrameParser] = {}
+        self._rest = self.venue.snapshot_source is SnapshotSource.REST
+        self._next_step: dict[str, str] = {}  # symbol → what happens next (for the resync log)
+        self._log_limit = LogLimiter(self.policy.log_interval_s)
+        self._stale_since: dict[str, float] = {}  # symbol → monotonic time it went stale
+        self._connection_class = _tracked(self.clock)
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
         self._snapshot_pending: set[str] = set()
         self._live: dict[str, tuple[_TrackedConnection, float]] = {}  # plan name → (ws, opened)
@@ -234,6 +497,8 @@ class FeedRunner:
         self._processing = metrics.processing
         self._connected = metrics.feed_connected.labels(self.exchange)
         self._connections = metrics.feed_connections.labels(self.exchange)
+        self._parked_gauge = {s: metrics.book_parked.labels(self.exchange, s) for s in feed.symbols}
+        self._parks = {s: metrics.book_parks.labels(self.exchange, s) for s in feed.symbols}
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -242,6 +507,7 @@ class FeedRunner:
                 delay = i * self.venue.connect_interval_s
                 tg.create_task(self._supervise(plan, delay), name=plan.name)
             tg.create_task(self._snapshot_worker(), name=f"{self.exchange}/snapshots")
+            tg.create_task(self._resync_scheduler(), name=f"{self.exchange}/resyncs")
             tg.create_task(self._watchdog(), name=f"{self.exchange}/watchdog")
 
     # -- connections -----------------------------------------------------------------------
@@ -251,12 +517,28 @@ class FeedRunner:
             await asyncio.sleep(start_delay_s)  # the venue's connection-rate limit
         delays = self.backoff_factory()
         while True:
+            started = self.clock.monotonic()
             reason, established = await self._connect_once(plan)
-            if established:
-                delays = self.backoff_factory()  # reset after every successful connection
+            if established and self.clock.monotonic() - started >= self.stable_connection_s:
+                delays = self.backoff_factory()  # reset only after a connection that held
             self.metrics.feed_reconnects.labels(self.exchange, reason).inc()
             delay = next(delays)
-            log.info("%s: reconnecting %s in %.1f s (%s)", self.exchange, plan.name, delay, reason)
+            refused = self._refused.pop(plan.name, None)
+            if refused is None:
+                log.info(
+                    "%s: reconnecting %s in %.1f s (%s)", self.exchange, plan.name, delay, reason
+                )
+            else:
+                # Refused for who or where we are (DNS, geo-block): retrying fast cannot help.
+                delay = max(delay, self.refused_retry_s)
+                left_out = self._refused_log.admit(plan.name, refused, self.clock.monotonic())
+                if left_out is not None:
+                    log.warning(
+                        "%s: cannot connect %s: %s; retrying every %.0f s%s",
+                        self.exchange, plan.name, refused, delay,
+                        f" ({sum(left_out.values())} more attempts since the last line)"
+                        if left_out else "",
+                    )  # fmt: skip
             await asyncio.sleep(delay)
 
     async def _connect_once(self, plan: ConnectionPlan) -> tuple[str, bool]:
@@ -267,19 +549,19 @@ class FeedRunner:
         try:
             async with connect(
                 plan.url,
-                create_connection=_TrackedConnection,
+                create_connection=self._connection_class,
                 open_timeout=self.open_timeout_s,
                 ping_interval=self.ping_interval_s,
                 ping_timeout=self.ping_interval_s,
                 close_timeout=1.0,
-                max_size=2**24,
+                max_size=self.venue.max_frame_bytes,
             ) as ws:
                 assert isinstance(ws, _TrackedConnection)
                 established = True
-                ws.last_bytes_at = time.monotonic()
+                ws.last_bytes_at = self.clock.monotonic()
                 self._on_open(plan, ws)
                 for text in plan.subscribe:
-                    await self._send_paced(ws, text)
+                    await self._send_paced(plan.name, ws, text)
                 await self._read(plan, ws)
                 reason = self._close_reason.pop(plan.name, "closed")
         except asyncio.CancelledError:
@@ -292,23 +574,35 @@ class FeedRunner:
             if kind is None:
                 raise
             reason = self._close_reason.pop(plan.name, kind)
-            log.warning("%s: connection %s %s: %s", self.exchange, plan.name, kind, exc)
+            refused = _refusal(exc)
+            if refused is not None:
+                self._refused[plan.name] = refused  # logged, rate-limited, by _supervise
+            else:
+                log.warning("%s: connection %s %s: %s", self.exchange, plan.name, kind, exc)
         finally:
             if established:
                 self._on_close(plan, "shutdown" if cancelled else reason, record=not cancelled)
                 if not cancelled:
+                    if resync_reason == "reconnect" and self._rest:
+                        # Each book's first resync after a reconnect is the connection's (its
+                        # own back-off spaces it), not the book failing: it does not count
+                        # towards the book's resync streak (_request_resync).
+                        self._after_reconnect.update(plan.depth_symbols)
                     commands = self.pipeline.invalidate(plan.depth_symbols, resync_reason)
                     await self._dispatch(commands)
+                    self._report()
         return reason, established
 
     async def _read(self, plan: ConnectionPlan, ws: _TrackedConnection) -> None:
         pipeline = self.pipeline
         parser = pipeline.new_parser()
+        self.parsers[plan.name] = parser  # the flight recorder's checkpoints read it
         wall_ns = self.clock.wall_ns
         observe = self._processing.observe
         recorder = self.recorder
         exchange = self.exchange
         perf = time.perf_counter
+        events = self._events.pending
         async for raw in ws:
             ts = wall_ns()
             t0 = perf()
@@ -318,10 +612,18 @@ class FeedRunner:
                 recorder.frame(exchange, plan.name, ts, raw)
             if commands:
                 await self._dispatch(commands)
+            if commands or events:
+                self._report()
 
     def _on_open(self, plan: ConnectionPlan, ws: _TrackedConnection) -> None:
         self._live[plan.name] = (ws, self.clock.monotonic())
         self._update_connected()
+        if self.venue.snapshot_source is SnapshotSource.STREAM:
+            # The connection's subscribe frames bring fresh snapshots: resubscribes scheduled
+            # for its books are moot.
+            for symbol in plan.depth_symbols:
+                if symbol in self._due:
+                    self._unschedule(symbol)
         log.info("%s: connected %s (%s)", self.exchange, plan.name, plan.url)
         if self.recorder is not None:
             self.recorder.opened(self.exchange, plan, self.clock.wall_ns())
@@ -344,17 +646,102 @@ class FeedRunner:
         resubscribe: dict[str, list[str]] = {}  # connection → symbols, in command order
         for command in commands:
             if isinstance(command, FetchSnapshot):
-                if command.symbol not in self._snapshot_pending:
-                    self._snapshot_pending.add(command.symbol)
-                    self._snapshots.put_nowait(command.symbol)
+                if self._request_resync(command.symbol, _SNAPSHOT):
+                    self._enqueue_snapshot(command.symbol)
             elif isinstance(command, Resubscribe):
                 name = self._depth_conn.get(command.symbol)
-                if name is not None:
+                if name is None:
+                    continue
+                if name not in self._live:
+                    # the connection is down: its reconnect subscribes afresh
+                    self._next_step[command.symbol] = "resubscribed when the connection reopens"
+                elif self._request_resync(command.symbol, _RESUBSCRIBE):
                     resubscribe.setdefault(name, []).append(command.symbol)
             else:
                 raise _ReconnectRequested(command)
         for name, symbols in resubscribe.items():
             await self._resubscribe(name, symbols)
+
+    def _request_resync(self, symbol: str, kind: str) -> bool:
+        """Pass a resync request of ``symbol`` through its back-off.
+
+        Returns:
+            True to carry it out now; False when it is scheduled for later (or already is).
+        """
+        if symbol in self._due or (kind == _SNAPSHOT and symbol in self._snapshot_pending):
+            self._next_step[symbol] = f"a {kind} is already scheduled"
+            return False
+        now = self.clock.monotonic()
+        what = "fetching a REST snapshot" if kind == _SNAPSHOT else "resubscribing"
+        if symbol in self._after_reconnect:
+            self._after_reconnect.discard(symbol)
+            self._next_step[symbol] = what
+            return True
+        slot = self._backoff.request(symbol, now)
+        if slot.parked:
+            self._park(symbol, slot, kind)
+        elif slot.due_at > now:
+            self._next_step[symbol] = (
+                f"{what} in {slot.due_at - now:.1f} s (back-off: {slot.streak} resyncs in a row)"
+            )
+        else:
+            self._next_step[symbol] = what
+            return True
+        self._due[symbol] = (slot.due_at, kind)
+        self._wake.set()
+        return False
+
+    def _park(self, symbol: str, slot: ResyncSlot, kind: str) -> None:
+        self._parked.add(symbol)
+        self._parked_gauge[symbol].set(1)
+        self._parks[symbol].inc()
+        self._next_step[symbol] = f"parked for {self.policy.park_s:.0f} s"
+        log.warning(
+            "%s %s: book failed to resync %d times in a row (last: %s): parked, the next %s"
+            " in %.0f s (mmradar_book_parked; the other symbols are unaffected)",
+            self.exchange, symbol, slot.streak, self._events.last_reason.get(symbol, "?"),
+            kind, self.policy.park_s,
+        )  # fmt: skip
+
+    def _unschedule(self, symbol: str) -> None:
+        self._due.pop(symbol, None)
+        if symbol in self._parked:
+            self._parked.discard(symbol)
+            self._parked_gauge[symbol].set(0)
+
+    def _enqueue_snapshot(self, symbol: str) -> None:
+        if symbol not in self._snapshot_pending:
+            self._snapshot_pending.add(symbol)
+            self._snapshots.put_nowait(symbol)
+
+    async def _resync_scheduler(self) -> None:
+        """Carry out the resyncs the back-off delayed, when they are due."""
+        while True:
+            self._wake.clear()
+            now = self.clock.monotonic()
+            if not self._due:
+                await self._wake.wait()
+                continue
+            next_at = min(at for at, _ in self._due.values())
+            if next_at > now:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), next_at - now)
+                continue
+            resubscribe: dict[str, list[str]] = {}
+            for symbol, (at, kind) in list(self._due.items()):
+                if at > now:
+                    continue
+                self._unschedule(symbol)
+                if self.pipeline.instruments[symbol].valid:
+                    continue  # healed meanwhile (a reconnect's subscribe)
+                if kind == _SNAPSHOT:
+                    self._enqueue_snapshot(symbol)
+                else:
+                    name = self._depth_conn.get(symbol)
+                    if name is not None and name in self._live:
+                        resubscribe.setdefault(name, []).append(symbol)
+            for name, symbols in resubscribe.items():
+                await self._resubscribe(name, symbols)
 
     async def _resubscribe(self, name: str, symbols: list[str]) -> None:
         """Ask the venue for fresh snapshots of ``symbols`` on connection ``name``."""
@@ -364,29 +751,65 @@ class FeedRunner:
         now = self.clock.monotonic()
         for symbol in symbols:
             self._resubscribed[symbol] = now
+            self._backoff.attempted(symbol, now)
         with contextlib.suppress(websockets.ConnectionClosed):
             for text in self.venue.resubscribe_many(symbols):
-                await self._send_paced(live[0], text)
+                await self._send_paced(name, live[0], text)
 
-    async def _send_paced(self, ws: _TrackedConnection, text: str) -> None:
-        """Send a client frame within the venue's message-rate limit (N frames in any 1 s)."""
-        rate = self.venue.max_messages_per_s
-        if rate:
-            sent = self._sent_at
-            limit = max(1, int(rate))
-            while len(sent) >= limit:
-                wait = sent[0] + 1.0 - self.clock.monotonic()
-                if wait <= 0:
-                    sent.popleft()
-                else:
-                    await asyncio.sleep(wait)
-            sent.append(self.clock.monotonic())
+    async def _send_paced(self, name: str, ws: _TrackedConnection, text: str) -> None:
+        """Send a client frame on connection ``name`` within the venue's message rate."""
+        pacer = self._pacers[name]
+        while (wait := pacer.delay(self.clock.monotonic())) > 0:
+            await asyncio.sleep(wait)
+        pacer.sent(self.clock.monotonic())
         await ws.send(text)
+
+    # -- resync log ------------------------------------------------------------------------
+
+    def _report(self) -> None:
+        """Log the resyncs noted since the last call: symbol, reason, what happens next.
+
+        Called after every pipeline call that may resync (and the handling of its commands),
+        so the next steps noted meanwhile (:attr:`_next_step`) are this round's.
+        """
+        pending = self._events.pending
+        steps = self._next_step
+        events = list(pending)
+        pending.clear()
+        now = self.clock.monotonic()
+        rest = self.venue.snapshot_source is SnapshotSource.REST
+        for symbol, reason in events:
+            step = steps.get(symbol)
+            if reason == "stale":
+                self._stale_since[symbol] = now
+                step = (
+                    f"no depth message for {self.feed.stale_after_seconds:g} s: reads invalid, "
+                    "kept (no resync) until the next in-sequence depth message"
+                )
+            elif step is None:
+                if reason == "venue_reset":
+                    step = "the venue's new snapshot replaces it"
+                elif rest:
+                    step = "a REST snapshot is fetched with the next depth message"
+                else:
+                    step = "resubscribed when the connection reopens"
+            elif step.startswith("parked"):
+                continue  # the park has its own line
+            left_out = self._log_limit.admit(symbol, reason, now)
+            if left_out is None:
+                continue
+            level = logging.INFO if reason == "stale" else logging.WARNING
+            verb = "book stale" if reason == "stale" else f"book invalidated ({reason})"
+            log.log(
+                level, "%s %s: %s; %s%s", self.exchange, symbol, verb, step, _left_out(left_out)
+            )
+        steps.clear()
 
     # -- REST snapshots --------------------------------------------------------------------
 
     async def _snapshot_worker(self) -> None:
-        delays = self.backoff_factory()
+        """One REST snapshot at a time. A failed fetch is asked for again by the next depth
+        message, through the symbol's back-off (a failing symbol does not hold up the others)."""
         while True:
             symbol = await self._snapshots.get()
             self._snapshot_pending.discard(symbol)
@@ -394,12 +817,10 @@ class FeedRunner:
             if wait > self.clock.monotonic():
                 await asyncio.sleep(wait - self.clock.monotonic())
             self._last_fetch[symbol] = self.clock.monotonic()
+            self._backoff.attempted(symbol, self.clock.monotonic())
             ok = await self._fetch_snapshot(symbol)
-            if ok:
-                delays = self.backoff_factory()
-            else:
+            if not ok:
                 self.pipeline.snapshot_failed(symbol)
-                await asyncio.sleep(next(delays))
 
     async def _fetch_snapshot(self, symbol: str) -> bool:
         request = self.venue.snapshot_request(symbol)
@@ -410,7 +831,7 @@ class FeedRunner:
         results = self.metrics.snapshot_requests
         try:
             async with self.session.get(
-                request.url, timeout=aiohttp.ClientTimeout(total=15)
+                request.url, timeout=aiohttp.ClientTimeout(total=self.rest_timeout_s)
             ) as resp:
                 body = await resp.read()
                 used = self.venue.used_weight(resp.headers)
@@ -420,7 +841,9 @@ class FeedRunner:
                     self.budget.used(self.clock.monotonic())
                 )
                 if resp.status in (418, 429):
-                    retry_after = _retry_after(resp.headers.get("Retry-After"))
+                    retry_after = _retry_after(
+                        resp.headers.get("Retry-After"), self.clock.wall_ns()
+                    )
                     self.budget.block(retry_after, self.clock.monotonic())
                     results.labels(self.exchange, "rate_limited").inc()
                     log.warning(
@@ -436,32 +859,60 @@ class FeedRunner:
             commands = self.pipeline.on_snapshot(symbol, body, ts)
         except (aiohttp.ClientError, TimeoutError, SnapshotError, MalformedMessage) as exc:
             results.labels(self.exchange, "error").inc()
-            log.warning("%s: snapshot for %s failed: %s", self.exchange, symbol, exc)
+            log.warning(
+                "%s: snapshot for %s failed: %s",
+                self.exchange, symbol, _failure(exc, self.rest_timeout_s),
+            )  # fmt: skip
             return False
         results.labels(self.exchange, "ok").inc()
         log.info("%s: %s snapshot loaded", self.exchange, symbol)
         with contextlib.suppress(_ReconnectRequested):
             await self._dispatch(commands)
+        self._report()
         return True
 
     # -- watchdog --------------------------------------------------------------------------
 
     async def _watchdog(self) -> None:
-        stale_after_s = self.feed.stale_after_seconds
-        stale_ns = int(stale_after_s * 1e9)
+        stale_ns = int(self.feed.stale_after_seconds * 1e9)
+        heartbeat_s = self.heartbeat_window_s
         max_age = self.venue.max_connection_age_s
         while True:
             await asyncio.sleep(self.watchdog_interval_s)
-            await self._dispatch(self.pipeline.check_stale(self.clock.wall_ns(), stale_ns))
+            self.pipeline.mark_stale(self.clock.wall_ns(), stale_ns)  # no resync: no commands
+            self._report()
+            self._watch_books()
             await self._retry_resubscribes()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             for name, (ws, opened) in list(self._live.items()):
-                if now - ws.last_bytes_at > stale_after_s:
+                if now - ws.last_bytes_at > heartbeat_s:
                     self._drop(name, ws, "stale")
-                elif max_age is not None and self.clock.monotonic() - opened > max_age:
+                elif max_age is not None and now - opened > max_age:
                     self._drop(name, ws, "max_age")
                 else:
                     await self._keepalive(name, ws, opened)
+
+    def _watch_books(self) -> None:
+        """Log stale books that came back, and the resync lines the log limit left out."""
+        now = self.clock.monotonic()
+        instruments = self.pipeline.instruments
+        for symbol, since in list(self._stale_since.items()):
+            sync = instruments[symbol].sync
+            if sync.stale:
+                continue
+            del self._stale_since[symbol]
+            if sync.valid:
+                log.info(
+                    "%s %s: book valid again after %.0f s stale (its sequence continued; no "
+                    "snapshot)", self.exchange, symbol, now - since,
+                )  # fmt: skip
+        for symbol in [s for s in self._due if instruments[s].valid]:
+            self._unschedule(symbol)  # healed while waiting (a reconnect's subscribe)
+        for symbol, left_out in self._log_limit.overdue(now):
+            log.warning(
+                "%s %s: %s not logged in the last %.0f s",
+                self.exchange, symbol, _count_text(left_out), self.policy.log_interval_s,
+            )  # fmt: skip
 
     async def _retry_resubscribes(self) -> None:
         """Resubscribe books whose snapshot never came (the request was refused or lost)."""
@@ -471,13 +922,15 @@ class FeedRunner:
         timeout = self.venue.resubscribe_timeout_s
         again: dict[str, list[str]] = {}
         for symbol, at in list(self._resubscribed.items()):
-            inst = self.pipeline.instruments[symbol]
-            if inst.valid:
+            sync = self.pipeline.instruments[symbol].sync
+            if sync.valid or sync.stale:
                 del self._resubscribed[symbol]
-            elif now - at >= timeout:
+            elif now - at >= timeout and symbol not in self._due:
                 name = self._depth_conn.get(symbol)
-                if name is not None:
-                    again.setdefault(name, []).append(symbol)
+                if name is not None and name in self._live:
+                    if self._request_resync(symbol, _RESUBSCRIBE):
+                        again.setdefault(name, []).append(symbol)
+                    self._next_step.pop(symbol, None)
         for name, symbols in again.items():
             log.warning(
                 "%s: no snapshot %.0f s after resubscribing %s; asking again",
@@ -494,9 +947,11 @@ class FeedRunner:
         last = max(self._keepalive_at.get(name, opened), opened)
         if now - last < self.venue.keepalive_interval_s:
             return
+        if self._pacers[name].delay(now) > 0:
+            return  # the connection's rate is used up: the next watchdog tick sends it
         self._keepalive_at[name] = now
         with contextlib.suppress(websockets.ConnectionClosed):
-            await ws.send(text)
+            await self._send_paced(name, ws, text)
 
     def _drop(self, name: str, ws: _TrackedConnection, reason: str) -> None:
         log.warning("%s: dropping connection %s (%s)", self.exchange, name, reason)
@@ -504,8 +959,67 @@ class FeedRunner:
         ws.transport.abort()
 
 
-def _retry_after(value: str | None, default_s: float = 60.0) -> float:
+def _count_text(counts: Counter[str]) -> str:
+    """``"12 more resyncs (checksum 10, gap 2)"``."""
+    parts = ", ".join(f"{what} {n}" for what, n in sorted(counts.items()))
+    return f"{sum(counts.values())} more resyncs ({parts})"
+
+
+def _left_out(counts: Counter[str]) -> str:
+    return f" [{_count_text(counts)} since the last line]" if counts else ""
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """Why connecting cannot work from here (DNS, geo-block), or None for other failures."""
+    if isinstance(exc, websockets.InvalidStatus):
+        status = exc.response.status_code
+        if status == 451:
+            return "HTTP 451 Unavailable For Legal Reasons at the handshake (geo-blocked)"
+        if status == 403:
+            return "HTTP 403 Forbidden at the handshake (this location or IP is refused)"
+        return None
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup failed ({exc.strerror or exc})"
+    return None
+
+
+def _failure(exc: BaseException, timeout_s: float) -> str:
+    """Why a REST request failed, never empty (a timeout's text is)."""
+    if isinstance(exc, TimeoutError):
+        return f"timed out (no complete answer within {timeout_s:g} s)"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def parse_retry_after(value: str | None, now_ns: int | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    Args:
+        value: the header value, or None.
+        now_ns: the wall time to measure an HTTP date against (default: now).
+
+    Returns:
+        Seconds >= 0, or None when the header is absent or unreadable.
+    """
+    if not value:
+        return None
     try:
-        return max(1.0, float(value)) if value is not None else default_s
+        seconds = float(value.strip())
     except ValueError:
-        return default_s
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    now = time.time_ns() if now_ns is None else now_ns
+    return max(0.0, when.timestamp() - now / 1e9)
+
+
+def _retry_after(value: str | None, now_ns: int, default_s: float = 60.0) -> float:
+    """The pause a 429/418 asks for (seconds or an HTTP date), at least 1 s; 60 s if unsaid."""
+    seconds = parse_retry_after(value, now_ns)
+    return default_s if seconds is None else max(1.0, seconds)

@@ -33,11 +33,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from .clock import Clock
 from .flows import LATENCY_BUCKETS, PROCESSING_BUCKETS, FastHistogram
 from .model import BAND_BPS, RESYNC_REASONS, Side
 from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline, Instrument
@@ -46,6 +47,9 @@ from .signals.crossvenue import CrossVenueView
 from .signals.engine import PRESSURE_COMPONENTS
 
 __all__ = [
+    "FLIGHT_RECORDING_REASONS",
+    "LOOP_LAG_BUCKETS",
+    "LOOP_MONITOR_INTERVAL_S",
     "RECONNECT_REASONS",
     "WEBHOOK_RESULTS",
     "FeedMetrics",
@@ -61,6 +65,16 @@ RECONNECT_REASONS: tuple[str, ...] = (
 
 #: ``mmradar_webhook_deliveries_total{result}`` label values (see :mod:`mmradar.webhooks`).
 WEBHOOK_RESULTS: tuple[str, ...] = ("ok", "retry", "dropped")
+
+#: ``mmradar_flight_recordings_total{reason}`` label values (see :mod:`mmradar.flight`).
+FLIGHT_RECORDING_REASONS: tuple[str, ...] = ("episode", "resync", "skipped")
+
+#: Seconds between two event-loop lag samples (app.py's loop monitor).
+LOOP_MONITOR_INTERVAL_S = 0.25
+#: ``mmradar_event_loop_lag_seconds`` buckets.
+LOOP_LAG_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
 
 
 def window_label(seconds: int) -> str:
@@ -161,6 +175,19 @@ class Metrics:
             ["exchange", "symbol", "reason"],
             registry=registry,
         )
+        self.book_parked = Gauge(
+            "mmradar_book_parked",
+            "1 while the book's resyncs are parked: it failed to resync too many times in a row, "
+            "so it is left invalid for a while instead of asking the venue again.",
+            ["exchange", "symbol"],
+            registry=registry,
+        )
+        self.book_parks = Counter(
+            "mmradar_book_parks",
+            "Times a book's resyncs were parked after too many failures in a row.",
+            ["exchange", "symbol"],
+            registry=registry,
+        )
         self.feed_connected = Gauge(
             "mmradar_feed_connected",
             "1 while every websocket connection of the feed is up.",
@@ -210,6 +237,31 @@ class Metrics:
             ["format", "result"],
             registry=registry,
         )
+        # The process and its event loop (docs/metrics.md "Process and event loop"): RSS,
+        # open descriptors and CPU from prometheus_client's process collector (Linux /proc);
+        # loop lag and task count from the service's loop monitor (app.py).
+        ProcessCollector(registry=registry)
+        self.event_loop_lag = Histogram(
+            "mmradar_event_loop_lag_seconds",
+            "How late the event loop woke a task asleep for the monitor's interval: time the "
+            "loop was busy with other work (sampled every LOOP_MONITOR_INTERVAL_S).",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.asyncio_tasks = Gauge(
+            "mmradar_asyncio_tasks",
+            "asyncio tasks alive in the service's event loop (sampled with the loop lag).",
+            registry=registry,
+        )
+        self.flight_recordings = Counter(
+            "mmradar_flight_recordings",
+            "Flight-recorder files written, by what triggered them (episode, resync) or why "
+            "one was not (skipped: the recorder was busy or over its bounds).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in FLIGHT_RECORDING_REASONS:
+            self.flight_recordings.labels(reason)
         for fmt in webhook_formats:
             for result in WEBHOOK_RESULTS:
                 self.webhook_deliveries.labels(fmt, result)
@@ -226,15 +278,23 @@ class Metrics:
             for symbol in symbols:
                 for reason in RESYNC_REASONS:
                     self.book_resyncs.labels(exchange, symbol, reason)
+                self.book_parked.labels(exchange, symbol)
+                self.book_parks.labels(exchange, symbol)
 
     def feed(self, exchange: str, symbols: Sequence[str]) -> FeedMetrics:
         """The pre-bound hot-path counters of one feed."""
         return FeedMetrics(self, exchange, symbols)
 
     def register_pipelines(
-        self, pipelines: Sequence[FeedPipeline], views: Sequence[CrossVenueView] = ()
+        self,
+        pipelines: Sequence[FeedPipeline],
+        views: Sequence[CrossVenueView] = (),
+        clock: Clock | None = None,
     ) -> MarketCollector:
         """Expose the market state of ``pipelines`` (and cross-venue ``views``) at scrape time.
+
+        ``clock`` (the live service's) dates ``mmradar_book_last_depth_age_seconds`` at each
+        scrape; without one (a replay, whose receive times are recorded ones) it reads NaN.
 
         Raises:
             ValueError: two pipelines of one exchange: the exchange-keyed series
@@ -248,7 +308,7 @@ class Metrics:
             if name in hot and hot[name] is not pipeline:
                 raise ValueError(f"a second pipeline for exchange {name!r}: one feed per exchange")
             hot[name] = pipeline
-        collector = MarketCollector(pipelines, views)
+        collector = MarketCollector(pipelines, views, clock)
         self.registry.register(collector)
         return collector
 
@@ -257,10 +317,14 @@ class MarketCollector(Collector):
     """Reads book validity and market state from the pipelines at each scrape."""
 
     def __init__(
-        self, pipelines: Sequence[FeedPipeline], views: Sequence[CrossVenueView] = ()
+        self,
+        pipelines: Sequence[FeedPipeline],
+        views: Sequence[CrossVenueView] = (),
+        clock: Clock | None = None,
     ) -> None:
         self._pipelines = list(pipelines)
         self._views = list(views)
+        self._clock = clock
 
     def describe(self) -> list[GaugeMetricFamily]:
         return []  # families are label-dependent; registered without auto-describe
@@ -273,6 +337,13 @@ class MarketCollector(Collector):
         last = GaugeMetricFamily(
             "mmradar_book_last_update_timestamp_seconds",
             "Venue event time of the last update applied to the book.",
+            labels=es,
+        )
+        age = GaugeMetricFamily(
+            "mmradar_book_last_depth_age_seconds",
+            "Seconds since the last depth message for the book arrived (receive time, the "
+            "service's wall clock); NaN before the first. Above stale_after_seconds the book is "
+            "stale.",
             labels=es,
         )
         levels = GaugeMetricFamily(
@@ -325,6 +396,7 @@ class MarketCollector(Collector):
         )
         sig = _SignalFamilies()
         nan = math.nan
+        now_ns = self._clock.wall_ns() if self._clock is not None else 0
         for pipeline in self._pipelines:
             windows = [window_label(w) for w in _windows(pipeline)]
             for inst in pipeline.instruments.values():
@@ -334,6 +406,10 @@ class MarketCollector(Collector):
                 valid.add_metric(lv, 1.0 if ok else 0.0)
                 last.add_metric(
                     lv, inst.sync.last_event_ns / 1e9 if inst.sync.last_event_ns else nan
+                )
+                recv_ns = inst.last_depth_recv_ns
+                age.add_metric(
+                    lv, max(0.0, (now_ns - recv_ns) / 1e9) if recv_ns and now_ns else nan
                 )
                 levels.add_metric([*lv, "bid"], float(book.levels(Side.BID)))
                 levels.add_metric([*lv, "ask"], float(book.levels(Side.ASK)))
@@ -370,7 +446,8 @@ class MarketCollector(Collector):
                     )
         for view in self._views:
             sig.add_cross_venue(view)
-        yield from (valid, last, levels, complete, bid, ask, mid, micro, spread, depth, imbalance)
+        yield from (valid, last, age, levels, complete, bid, ask, mid, micro, spread, depth)
+        yield imbalance
         yield from (taker, proxy, vol)
         yield from sig.families()
         if self._views:
@@ -465,6 +542,18 @@ class _SignalFamilies:
             "Estimated price tick (smallest touch price step or spread seen).",
             labels=es,
         )
+        self.removed = CounterMetricFamily(
+            "mmradar_depth_removed_notional",
+            "Quote notional of resting size removed from the side within the band: traded "
+            "(at prices that printed, up to the printed size) or cancelled (the rest).",
+            labels=[*es, "side", "band_bps", "cause"],
+        )
+        self.cancel_share = GaugeMetricFamily(
+            "mmradar_depth_removed_cancel_share",
+            "Of the side's resting size that went missing within the band over the removal "
+            "window, the share cancelled rather than traded (NaN if none went missing).",
+            labels=[*es, "side", "band_bps"],
+        )
 
     def add(self, inst: Instrument, lv: list[str]) -> None:
         eng = inst.signals
@@ -501,6 +590,14 @@ class _SignalFamilies:
         self.fill.add_metric([*lv, "bid"], s.fill_bid_bps if live else nan)
         self.fill.add_metric([*lv, "ask"], s.fill_ask_bps if live else nan)
         self.tick.add_metric(lv, eng.tick_size)
+        for bid, side in ((True, "bid"), (False, "ask")):
+            for i, band in enumerate(BAND_BPS):
+                traded, cancelled = eng.removed_notional(bid, i)
+                self.removed.add_metric([*lv, side, str(band), "trade"], traded)
+                self.removed.add_metric([*lv, side, str(band), "cancel"], cancelled)
+                self.cancel_share.add_metric(
+                    [*lv, side, str(band)], eng.removed_cancel_share(bid, i)
+                )
 
     def add_cross_venue(self, view: CrossVenueView) -> None:
         for m in view.members:
@@ -513,6 +610,7 @@ class _SignalFamilies:
         yield from (self.active, self.score, self.episodes, self.pressure, self.component)
         yield from (self.warm, self.ofi, self.ofi_z, self.tfi, self.decayed, self.baseline)
         yield from (self.spread_base, self.skew, self.di_fast, self.vr, self.fill, self.tick)
+        yield from (self.removed, self.cancel_share)
 
 
 def _cross_venue_families(views: Sequence[CrossVenueView]) -> Iterator[GaugeMetricFamily]:

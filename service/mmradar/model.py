@@ -52,6 +52,7 @@ RESYNC_REASONS: tuple[str, ...] = (
     "stale",
     "reconnect",
     "venue_reset",
+    "overflow",
 )
 
 #: A side of levels: ``[[price, qty, ...], ...]``, each number the venue's exact decimal text or

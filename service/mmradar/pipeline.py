@@ -15,15 +15,16 @@ ends are handed to ``on_episode`` synchronously (the shell must only enqueue the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from .book.l2book import L2Book
 from .book.sync import BookSync, FetchSnapshot, Resubscribe
+from .contracts import ContractSize
 from .errors import MalformedMessage, ParseError
 from .flows import LATENCY_BUCKETS, FastHistogram
-from .model import BookEvent, Notice, NoticeKind, Trade
+from .model import BookEvent, BookKind, Notice, NoticeKind, Trade
 from .signals.engine import SignalEngine
 from .signals.episodes import EpisodeEvent
 from .signals.market import MarketParams, MarketState
@@ -79,8 +80,29 @@ class NullObserver:
         pass
 
 
+class _Relay:
+    """Forwards to :attr:`FeedPipeline.observer` as it is *when called*, so that an observer
+    set after construction (the feed runner wraps it to log resyncs) sees every event."""
+
+    __slots__ = ("_pipeline",)
+
+    def __init__(self, pipeline: FeedPipeline) -> None:
+        self._pipeline = pipeline
+
+    def bad_message(self, reason: str) -> None:
+        self._pipeline.observer.bad_message(reason)
+
+    def resync(self, symbol: str, reason: str) -> None:
+        self._pipeline.observer.resync(symbol, reason)
+
+
 class Instrument:
-    """One (exchange, symbol): its book, synchroniser, market state and signal engine."""
+    """One (exchange, symbol): its book, synchroniser, market state and signal engine.
+
+    A resync and a stale episode alike end the signal engine's book life (episodes end, the
+    warm-up restarts when the book is valid again): nothing is computed from a book that is
+    not valid. Only the resync clears the book.
+    """
 
     __slots__ = ("book", "exchange", "last_depth_recv_ns", "market", "signals", "symbol", "sync")
 
@@ -116,6 +138,7 @@ class Instrument:
 
 
 _NO_COMMANDS: list[Command] = []
+_SNAPSHOT: Final = BookKind.SNAPSHOT
 
 
 class FeedPipeline:
@@ -147,14 +170,23 @@ class FeedPipeline:
         #: receive time − venue event time (``mmradar_feed_latency_seconds``)
         self.latency = FastHistogram(LATENCY_BUCKETS)
         params = params or MarketParams()
+        relay = _Relay(self)
         self.instruments: dict[str, Instrument] = {
-            s: Instrument(venue, s, self.observer, params, signal_params, on_episode)
-            for s in symbols
+            s: Instrument(venue, s, relay, params, signal_params, on_episode) for s in symbols
         }
+        # symbol → the parser (connection) its last stream snapshot came through
+        self._carriers: dict[str, FrameParser] = {}
 
     def new_parser(self) -> FrameParser:
         """A frame parser for a new connection."""
         return self.venue.new_parser()
+
+    def use_contracts(self, sizes: Mapping[str, ContractSize]) -> None:
+        """Start-up, before any frame: these symbols' venue quantities are contracts (the
+        books convert level quantities, the venue's parsers trade sizes; mmradar.contracts)."""
+        self.venue.use_contracts(sizes)
+        for symbol, size in sizes.items():
+            self.instruments[symbol].book.set_contract(size.multiplier, size.inverse)
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -166,10 +198,16 @@ class FeedPipeline:
             events = parser.parse(raw, ts_recv_ns)
         except ParseError as exc:
             observer.bad_message(exc.reason)
+            if exc.symbols:
+                # The frame carried depth updates: lost, their books are no longer right.
+                return self.invalidate([s for s in exc.symbols if s in self.instruments], "gap")
             return _NO_COMMANDS
         commands: list[Command] = _NO_COMMANDS
+        reconnecting = False  # a gap on a reconnect_on_gap venue: this connection is replaced
         for event in events:
             if type(event) is BookEvent:
+                if reconnecting:
+                    continue  # from the broken stream; the new connection brings snapshots
                 inst = self.instruments.get(event.symbol)
                 if inst is None:
                     observer.bad_message("unknown_symbol")
@@ -177,10 +215,15 @@ class FeedPipeline:
                 ts_event = event.ts_event_ns
                 self.latency.observe((ts_recv_ns - ts_event) * 1e-9)
                 inst.last_depth_recv_ns = ts_recv_ns
+                if event.kind is _SNAPSHOT:
+                    self._carriers[event.symbol] = parser  # the connection now carrying it
                 sync = inst.sync
                 engine = inst.signals
                 if ts_event >= engine.next_tick_ns:  # far future unless the book is valid
                     engine.advance(ts_event)
+                applied = sync.updates_applied
+                if sync.valid:
+                    engine.before_delta(event)  # pulled vs traded: reads the sizes it replaces
                 try:
                     action = sync.on_event(event)
                 except (ValueError, TypeError, IndexError):
@@ -189,7 +232,7 @@ class FeedPipeline:
                     observer.bad_message("malformed")
                     action = sync.invalidate("gap")
                 if sync.valid:
-                    engine.on_depth(ts_event)
+                    engine.on_depth(ts_event, sync.updates_applied != applied)
                 if action is not None:
                     if commands is _NO_COMMANDS:
                         commands = []
@@ -200,15 +243,25 @@ class FeedPipeline:
                     observer.bad_message("unknown_symbol")
                     continue
                 self.latency.observe((ts_recv_ns - event.ts_event_ns) * 1e-9)
-                inst.signals.on_trade(event.qty, event.taker, event.ts_event_ns)
+                inst.signals.on_trade(event.qty, event.taker, event.ts_event_ns, event.price)
             elif type(event) is Notice:
                 kind = event.kind
                 if kind is NoticeKind.SHUTDOWN:
                     commands = [*commands, Reconnect("venue_closing")]
                 elif kind is NoticeKind.CONNECTION_GAP:
-                    # A per-connection sequence (Coinbase) broke: every book of this feed may
-                    # have missed an update. Resync them all (resubscribe or fetch snapshots).
-                    commands = [*commands, *self.invalidate(list(self.instruments), "gap")]
+                    # A per-connection sequence (Coinbase) broke: every book whose snapshot
+                    # came on this connection may have missed an update (books on the feed's
+                    # other connections are not concerned).
+                    carried = [s for s, p in self._carriers.items() if p is parser]
+                    resyncs = self.invalidate(carried, "gap")
+                    if self.venue.reconnect_on_gap:
+                        # Healed by a new connection, whose subscriptions bring snapshots
+                        # (the resyncs' resubscribes are moot); trades still count.
+                        if not reconnecting:
+                            reconnecting = True
+                            commands = [*commands, Reconnect("gap", "gap")]
+                    else:
+                        commands = [*commands, *resyncs]
                 elif kind is NoticeKind.ERROR:
                     observer.bad_message("venue_error")
         return commands
@@ -235,7 +288,7 @@ class FeedPipeline:
         self.instruments[symbol].sync.snapshot_failed()
 
     def invalidate(self, symbols: Iterable[str], reason: str) -> list[Command]:
-        """Invalidate books from outside (``reconnect``, ``stale``, ``gap``)."""
+        """Invalidate books from outside (``reconnect``, ``gap``): cleared and resynced."""
         commands: list[Command] = []
         for symbol in symbols:
             action = self.instruments[symbol].sync.invalidate(reason)
@@ -243,11 +296,21 @@ class FeedPipeline:
                 commands.append(action)
         return commands
 
-    def check_stale(self, now_ns: int, stale_after_ns: int) -> list[Command]:
-        """Invalidate LIVE books with no depth message for ``stale_after_ns`` (wall clock)."""
+    def mark_stale(self, now_ns: int, stale_after_ns: int) -> list[str]:
+        """Mark LIVE books with no depth message for ``stale_after_ns`` (wall clock) STALE.
+
+        A stale book reads not valid and its signals stop, but it is not resynced: the next
+        depth message that continues the venue's sequence (or passes its checksum) makes it
+        valid again without a snapshot (:meth:`BookSync.mark_stale`).
+
+        Returns:
+            The symbols that became stale now.
+        """
         stale = [
             s
             for s, inst in self.instruments.items()
             if inst.valid and now_ns - inst.last_depth_recv_ns > stale_after_ns
         ]
-        return self.invalidate(stale, "stale") if stale else []
+        for symbol in stale:
+            self.instruments[symbol].sync.mark_stale()
+        return stale

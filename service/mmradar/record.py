@@ -5,7 +5,7 @@ local receive time, so that ``mmradar replay`` can later drive the very same pip
 (:class:`mmradar.pipeline.FeedPipeline`) from the file. Detectors run on venue event time, so a
 replay at any speed gives what live gave.
 
-Format (version 1)
+Format (version 2)
 ------------------
 gzip-compressed UTF-8 JSON lines, one record per line. Every record has ``"t"`` (local receive
 time, integer ns since the Unix epoch) and ``"k"`` (its kind)::
@@ -17,6 +17,7 @@ time, integer ns since the Unix epoch) and ``"k"`` (its kind)::
     {"k":"ws","t":..,"x":"binance","c":"binance/#0","d":"<frame text>"}    one received frame
     {"k":"close","t":..,"x":"binance","c":"binance/#0","r":"closed"}       the connection closed
     {"k":"rest","t":..,"x":"binance","s":"BTCUSDT","d":"<body text>"}      a REST snapshot body
+    {"k":"checkpoint","t":..,"x":"binance","d":"<base64>","b64":true}     the feed's state (v2)
 
 * ``x`` is the config ``exchange``, ``c`` the connection's :attr:`ConnectionPlan.name`, ``depth``
   / ``trades`` the symbols whose depth / trade streams the connection carries.
@@ -32,6 +33,11 @@ time, integer ns since the Unix epoch) and ``"k"`` (its kind)::
   e.g. in the next session's file, counts as one).
 * A file cut short by a crash is readable up to its last flush (readers count the truncation
   and stop there).
+* ``checkpoint`` (version 2; written by the flight recorder, :mod:`mmradar.flight`): the state
+  of the feed's pipeline (books, synchronisers, signal engines, frame parsers) at ``t``; the
+  records after it continue from that state. It comes right after the header, followed by an
+  ``open`` (``"cont":true``) for every connection open at that time. A flight recording's header
+  also has a ``"flight"`` object: what triggered it (reason, exchange, symbol, event time).
 
 :func:`open_recording` also reads hftbacktest collector captures (``<recv_ns> <json>`` lines,
 gzip or plain, e.g. ``service/mmradar/data/hftbacktest_*.gz``), presenting them as the same records.
@@ -75,10 +81,12 @@ __all__ = [
     "recording_name",
 ]
 
-#: Version written in (and the newest accepted from) a recording header.
-FORMAT_VERSION = 1
+#: Version written in (and the newest accepted from) a recording header. Version 2 added the
+#: ``checkpoint`` record (flight recordings, :mod:`mmradar.flight`); a version-1 file is a
+#: version-2 file without one.
+FORMAT_VERSION = 2
 #: The record kinds of the format, in the order they are documented.
-RECORD_KINDS: tuple[str, ...] = ("header", "open", "ws", "close", "rest")
+RECORD_KINDS: tuple[str, ...] = ("header", "open", "ws", "close", "rest", "checkpoint")
 #: Rotate to a new file after this many uncompressed bytes.
 DEFAULT_ROTATE_BYTES = 256 * 1024 * 1024
 #: Flush the compressed stream to the OS after this much receive time (no fsync).
@@ -111,14 +119,14 @@ class Record:
     """One record of a recording (see the module docstring for the fields of each kind).
 
     Attributes:
-        kind: ``header``, ``open``, ``ws``, ``close`` or ``rest``.
+        kind: ``header``, ``open``, ``ws``, ``close``, ``rest`` or ``checkpoint``.
         t: local receive time, ns since the Unix epoch.
         exchange: config ``exchange`` (``open``, ``ws``, ``close``, ``rest``).
         conn: connection name (``open``, ``ws``, ``close``).
         symbol: the snapshot's symbol (``rest``).
         data: the frame (``ws``: ``str`` for a text frame, ``bytes`` for a binary one), the
-            snapshot body (``rest``: always ``bytes``), or the writer's mmradar version
-            (``header``).
+            snapshot body (``rest``: always ``bytes``), the checkpoint payload (``checkpoint``:
+            ``bytes``), or the writer's mmradar version (``header``).
         depth: symbols whose depth stream the connection carries (``open``).
         trades: symbols whose trade stream the connection carries (``open``).
         reason: why the connection closed (``close``).
@@ -699,6 +707,11 @@ def _decode_close(obj: dict[str, Any]) -> Record:
     )
 
 
+def _decode_checkpoint(obj: dict[str, Any]) -> Record:
+    payload = base64.b64decode(_str(obj, "d"), validate=True)  # always base64
+    return Record("checkpoint", _t(obj), exchange=_str(obj, "x"), data=payload)
+
+
 def _decode_rest(obj: dict[str, Any]) -> Record:
     body = _payload(obj)
     return Record(
@@ -716,6 +729,7 @@ _DECODERS = {
     "ws": _decode_ws,
     "close": _decode_close,
     "rest": _decode_rest,
+    "checkpoint": _decode_checkpoint,
 }
 
 

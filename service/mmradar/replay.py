@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from . import __version__
 from .book.sync import FetchSnapshot
 from .errors import MalformedMessage
+from .flight import CheckpointError, restore_checkpoint
 from .metrics import RECONNECT_REASONS, Metrics, window_label
 from .model import RESYNC_REASONS
 from .pipeline import BAD_MESSAGE_REASONS, Command, FeedObserver, FeedPipeline, Instrument
@@ -167,6 +168,9 @@ class ReplayStats:
         foreign_streams: hftbacktest frames of streams the service does not use (filled by
             :func:`replay`).
         truncated_files: files whose compressed stream ended early (filled by :func:`replay`).
+        checkpoints: ``checkpoint`` records restored (flight recordings: the pipeline resumes
+            from the live service's state).
+        checkpoints_bad: ``checkpoint`` records that could not be restored (skipped).
     """
 
     records: dict[str, int] = field(default_factory=dict)
@@ -182,6 +186,8 @@ class ReplayStats:
     unknown_kinds: int = 0
     foreign_streams: int = 0
     truncated_files: int = 0
+    checkpoints: int = 0
+    checkpoints_bad: int = 0
 
 
 @dataclass(slots=True)
@@ -253,6 +259,8 @@ class Replayer:
             self._rest(record)
         elif kind == "open":
             self._open(record)
+        elif kind == "checkpoint":
+            self._checkpoint(record)
         elif kind == "close":
             key = (record.exchange, record.conn)
             conn = self._conns.get(key)
@@ -266,6 +274,31 @@ class Replayer:
         # "header": the pipelines were built from the headers upfront
 
     # -- internals -------------------------------------------------------------------------
+
+    def _checkpoint(self, record: Record) -> None:
+        """Resume from a flight recording's checkpoint: the feed's state, its connections (with
+        their frame parsers) and the books waiting for a REST snapshot, as live had them."""
+        exchange = record.exchange
+        pipeline = self.pipelines.get(exchange)
+        if pipeline is None:
+            self.stats.unknown_exchange += 1
+            return
+        payload = record.data if isinstance(record.data, bytes) else record.data.encode()
+        try:
+            restored = restore_checkpoint(pipeline, payload)
+        except CheckpointError:
+            self.stats.checkpoints_bad += 1
+            return
+        self.stats.checkpoints += 1
+        for key in [k for k in self._conns if k[0] == exchange]:
+            del self._conns[key]
+        for name, depth, trades, parser in restored.connections:
+            self._conns[(exchange, name)] = _Conn(
+                parser if parser is not None else pipeline.new_parser(), depth, trades
+            )
+        self.awaiting = {k for k in self.awaiting if k[0] != exchange}
+        self.awaiting.update((exchange, s) for s in restored.awaiting)
+        self._connection_gauges(exchange)
 
     def _open(self, record: Record) -> None:
         pipeline = self.pipelines.get(record.exchange)
@@ -566,6 +599,8 @@ def format_summary(result: ReplayResult) -> str:
     lines.append(
         f"snapshots: {stats.snapshots_used:,} used, {stats.snapshots_skipped:,} skipped"
         + (f", {stats.snapshots_bad:,} bad" if stats.snapshots_bad else "")
+        + (f"; checkpoints: {stats.checkpoints:,} restored" if stats.checkpoints else "")
+        + (f", {stats.checkpoints_bad:,} bad" if stats.checkpoints_bad else "")
         + f"; connections: {stats.connections_opened:,} opened, "
         f"{stats.connections_closed:,} closed; skipped: {_counts(skipped)}"
     )

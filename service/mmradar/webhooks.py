@@ -7,7 +7,7 @@ docs/webhooks.md. Two layers, in the house style of a pure core and a thin I/O s
   ``[[webhooks]]`` ``format``. The ``json`` body has exactly these keys (docs/webhooks.md)::
 
       {"symptom", "exchange", "symbol", "side", "state": "firing" | "resolved",
-       "started_at", "ended_at", "score", "context": {...}}
+       "started_at", "ended_at", "score", "context": {...}, "recording"}
 
   Times are ISO-8601 UTC with milliseconds (``2024-08-08T23:54:13.123Z``; ``ended_at`` is null
   while firing), ``score`` is rounded to 6 significant digits and NaN/±inf anywhere become
@@ -42,10 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email.utils
 import logging
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -58,7 +56,7 @@ from prometheus_client import Counter
 from .clock import Clock, SystemClock
 from .config import WebhookSettings
 from .errors import truncate
-from .feed import backoff
+from .feed import backoff, parse_retry_after
 from .signals.episodes import EpisodeEvent
 
 __all__ = [
@@ -166,7 +164,8 @@ def format_json(event: EpisodeEvent) -> dict[str, Any]:
 
     Returns:
         ``{"symptom", "exchange", "symbol", "side", "state", "started_at", "ended_at",
-        "score", "context"}`` with ISO-8601 UTC times (``ended_at`` None while firing), the
+        "score", "context", "recording"}`` (``recording``: the flight recording's file name
+        or None) with ISO-8601 UTC times (``ended_at`` None while firing), the
         score to 6 significant digits and every non-finite number (score or context) as None.
     """
     return {
@@ -179,6 +178,7 @@ def format_json(event: EpisodeEvent) -> dict[str, Any]:
         "ended_at": iso_utc(event.ended_at_ns),
         "score": _round_score(event.score),
         "context": _json_safe(event.context),
+        "recording": event.recording,
     }
 
 
@@ -398,7 +398,8 @@ def render(event: EpisodeEvent) -> Facts:
         started_at=iso_utc(event.started_at_ns),
         ended_at=iso_utc(event.ended_at_ns),
         duration=duration,
-        extra=tuple((k, _extra_text(v)) for k, v in context.items() if k not in used),
+        extra=tuple((k, _extra_text(v)) for k, v in context.items() if k not in used)
+        + ((("recording", event.recording),) if event.recording else ()),
     )
 
 
@@ -596,34 +597,6 @@ def encode(event: EpisodeEvent, fmt: str) -> bytes:
 # --------------------------------------------------------------------------------------------
 # Delivery (I/O)
 # --------------------------------------------------------------------------------------------
-
-
-def parse_retry_after(value: str | None, now_ns: int | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
-
-    Args:
-        value: the header value, or None.
-        now_ns: the wall time to measure an HTTP date against (default: now).
-
-    Returns:
-        Seconds ≥ 0, or None when the header is absent or unreadable.
-    """
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    now = time.time_ns() if now_ns is None else now_ns
-    return max(0.0, when.timestamp() - now / _NS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -429,3 +429,68 @@ def test_event_times_and_counters() -> None:
     h.sync.on_event(delta(100, 105))  # dropped: nothing changes
     assert h.sync.last_event_ns == 109_000
     assert h.sync.updates_applied == 2
+
+
+# -- stale: trust in time, not integrity ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("usdm", [False, True])
+def test_stale_book_is_kept_and_the_next_in_sequence_message_revalidates_it(usdm: bool) -> None:
+    h = live_usdm() if usdm else live_spot()  # last applied u = 102
+    before = [(99.0, 1.0), (98.0, 2.0), (97.0, 3.0)]
+    assert h.sync.mark_stale() is True
+    assert h.sync.state is SyncState.STALE and h.sync.stale and not h.sync.valid
+    assert h.resyncs == ["stale"]  # one stale episode, reported once
+    h.assert_book(before, BOOK_A)  # nothing cleared, no snapshot asked for
+    assert h.sync.mark_stale() is False  # already stale: not counted again
+    assert h.resyncs == ["stale"]
+
+
+def test_stale_spot_book_resumes_without_a_snapshot() -> None:
+    h = live_spot()  # last applied u = 102
+    h.sync.mark_stale()
+    # an older message proves nothing: still stale
+    assert h.sync.on_event(delta(100, 101, [("97.0", "9")])) is None
+    assert h.sync.stale
+    # the next message continues the chain: valid again, applied, no snapshot, no resync
+    assert h.sync.on_event(delta(103, 104, [("98.0", "5")])) is None
+    assert h.sync.valid and h.sync.state is SyncState.LIVE
+    h.assert_book([(99.0, 1.0), (98.0, 5.0), (97.0, 3.0)], BOOK_A)
+    assert h.resyncs == ["stale"]
+    assert h.sync.updates_applied == 2
+    # and it can go stale (and come back) again
+    assert h.sync.mark_stale() is True
+    assert h.sync.on_event(delta(105, 105, [], [("101.0", "2")])) is None and h.sync.valid
+    assert h.resyncs == ["stale", "stale"]
+
+
+@pytest.mark.parametrize("usdm", [False, True])
+def test_stale_book_whose_next_message_is_a_gap_resyncs(usdm: bool) -> None:
+    h = live_usdm() if usdm else live_spot()  # last applied u = 102
+    h.sync.mark_stale()
+    after_gap = delta(106, 107, [("99.5", "1")], pu=105 if usdm else None)
+    assert h.sync.on_event(after_gap) == FETCH
+    assert h.resyncs == ["stale", "gap"]
+    h.assert_empty_syncing()
+
+
+def test_stale_book_invalidated_by_a_reconnect_is_counted() -> None:
+    h = live_spot()
+    h.sync.mark_stale()
+    assert h.sync.invalidate("reconnect") is None
+    assert h.resyncs == ["stale", "reconnect"]
+    h.assert_empty_syncing()
+
+
+def test_only_a_live_book_goes_stale() -> None:
+    h = Harness(BinanceSpot())
+    assert h.sync.mark_stale() is False  # syncing: nothing to distrust
+    assert h.sync.state is SyncState.SYNCING and h.resyncs == []
+
+
+def test_stale_crossing_message_resyncs() -> None:
+    h = live_spot()
+    h.sync.mark_stale()
+    assert h.sync.on_event(delta(103, 103, [("101.0", "1")])) is None  # continues, but crosses
+    assert h.resyncs == ["stale", "crossed"]
+    h.assert_empty_syncing()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import pytest
 
@@ -23,9 +24,11 @@ async def running_factory() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
         speed: float = math.inf,
         loop: bool = False,
         setup: Callable[[EmbeddedBinance], None] | None = None,
+        service: Mapping[str, Any] | None = None,
+        venue_options: Mapping[str, Any] | None = None,
         **feed: object,
     ) -> Running:
-        venue = EmbeddedBinance(market, speed=speed, loop=loop)  # type: ignore[arg-type]
+        venue = EmbeddedBinance(market, speed=speed, loop=loop, **(venue_options or {}))  # type: ignore[arg-type]
         await venue.start()
         if setup is not None:
             setup(venue)  # before the service connects
@@ -38,6 +41,7 @@ async def running_factory() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
                 "rest_url": venue.rest_base,
                 **feed,
             },
+            **(service or {}),
         )
         return Running(venue, service, url, session)
 

@@ -141,9 +141,11 @@ class ServiceStack:
         self._started = []
 
     async def serve(
-        self, venue: Any, feed: Mapping[str, object]
+        self, venue: Any, feed: Mapping[str, object], **options: Any
     ) -> tuple[Service, str, aiohttp.ClientSession]:
         """Start the service with the one ``[[feeds]]`` table ``feed`` against ``venue`` (started).
+
+        ``options`` are passed to :class:`Service` (``resync_policy``, ``heartbeat_window_s``).
 
         Returns:
             The service, its ``/metrics`` base URL and an HTTP session for scraping it.
@@ -153,7 +155,7 @@ class ServiceStack:
             env={},
             supported=VENUE_NAMES,
         )
-        service = Service(settings, backoff_factory=fast_backoff)
+        service = Service(settings, backoff_factory=fast_backoff, **options)
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
         assert service.server is not None

@@ -42,18 +42,24 @@ async def test_server_shutdown_reconnects_promptly(running_factory) -> None:
     )  # fmt: skip
 
 
-async def test_silent_feed_goes_stale_and_reconnects(running_factory) -> None:
-    # The venue holds its replay (no frames; its pings are 20 s apart): after 1 s the book is
-    # stale (invalid, counted) and the silent connection is dropped and reopened.
-    running: Running = await running_factory("spot", EXCHANGE, speed=20.0, stale_after_seconds=1)
+async def test_silent_connection_is_reconnected_after_the_heartbeat_window(running_factory) -> None:
+    # The venue holds its replay (no frames; its pings are 20 s apart, so are ours): nothing at
+    # all arrives, so after the venue's heartbeat window (shortened to 1 s) the connection is
+    # dropped and reopened. The book went stale first (stale_after_seconds 0.5), and the
+    # reconnect then resyncs it.
+    running: Running = await running_factory(
+        "spot", EXCHANGE, speed=20.0, stale_after_seconds=0.5, service={"heartbeat_window_s": 1.0}
+    )
     await running.wait_for(valid, what="initial sync")
     running.venue.pause()
     samples = await running.wait_for(
         lambda s: sample(s, "mmradar_book_resyncs_total", exchange=EXCHANGE, symbol=SYMBOL,
-                         reason="stale") >= 1
+                         reason="reconnect") >= 1
         and counter(s, "mmradar_feed_reconnects_total", reason="stale") >= 1,
-        what="stale book and stale connection",
+        what="stale connection reconnected",
     )  # fmt: skip
     assert not valid(samples)
+    assert sample(samples, "mmradar_book_resyncs_total", exchange=EXCHANGE, symbol=SYMBOL,
+                  reason="stale") == 1  # fmt: skip
     running.venue.resume()
     await running.wait_for(valid, what="resync after the feed resumes")

@@ -179,16 +179,24 @@ async def test_connections_are_paced_frames_rate_limited_and_keepalives_sent() -
     (t0, p0), (t1, p1) = server.opened[:2]
     assert (p0, p1) == ("/AAA", "/BBB")
     assert t1 - t0 >= 0.3 - 0.02
-    # five subscribe frames at 4 per second: the fifth waits for the window to free up
+    # The venue's 4 frames/s are shared by the two connections: 2 per second each, so the
+    # rate holds per connection and for both together. AAA's five subscribe frames: a burst
+    # of two at once, the fifth in the third second.
     sent = [t for t, f in server.frames("/AAA") if f != "ping"]
     assert len(sent) == 5
-    assert sent[3] - sent[0] < 0.25  # a burst within the limit goes at once
-    assert sent[4] - sent[0] >= 1.0 - 0.05
-    # application keep-alives every 0.2 s, answered by the venue (a heartbeat notice)
+    assert sent[1] - sent[0] < 0.25
+    assert sent[4] - sent[0] >= 2.0 - 0.05
+    # application keep-alives every 0.2 s at most, answered by the venue (a heartbeat
+    # notice); they count against the connection's share like every other frame
     pings = server.frames("/BBB", "ping")
-    assert len(pings) >= 4
+    assert len(pings) >= 2
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(pings)]
     assert min(gaps) >= 0.2 - 0.06
+    for path in ("/AAA", "/BBB"):
+        times = [t for t, _ in server.frames(path)]
+        assert all(b - a >= 1.0 - 0.05 for a, b in zip(times, times[2:], strict=False)), path
+    both = sorted(t for t, _, _ in server.received)
+    assert all(b - a >= 1.0 - 0.05 for a, b in zip(both, both[4:], strict=False))
 
 
 async def test_a_resubscribe_that_gets_no_snapshot_is_sent_again() -> None:
@@ -222,3 +230,43 @@ def test_weight_budget_counts_over_the_venues_window() -> None:
     assert budget.delay(1, now=102.01) == 0.0
     minute = WeightBudget(6000)
     assert minute.window_s == 60.0 and minute.cap == 3000
+
+
+async def test_a_connection_that_drops_at_once_keeps_backing_off() -> None:
+    """A venue that accepts and closes at once (or gaps on every connect) is retried with a
+    growing delay: only a connection that held for ``stable_connection_s`` resets the back-off."""
+    opened: list[float] = []
+
+    async def slam(ws: ServerConnection) -> None:
+        opened.append(time.monotonic())
+        await ws.close(1011, "go away")
+
+    def doubling() -> Iterator[float]:
+        delay = 0.05
+        while True:
+            yield delay
+            delay *= 2
+
+    async with serve(slam, "127.0.0.1", 0) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        venue = ToyVenue(ws_base=f"ws://127.0.0.1:{port}")
+        feed = FeedSettings(exchange="toy", symbols=("AAA",), trades=False)
+        metrics = Metrics(CollectorRegistry(), [("toy", ("AAA",))])
+        pipeline = FeedPipeline(venue, ("AAA",), metrics.feed("toy", ("AAA",)))
+        async with aiohttp.ClientSession() as session:
+            runner = FeedRunner(
+                feed, pipeline, metrics, session, backoff_factory=doubling,
+                ping_interval_s=None, watchdog_interval_s=0.05,
+            )  # fmt: skip
+            task = asyncio.create_task(runner.run())
+            try:
+                await _until(lambda: len(opened) >= 5, timeout_s=10.0)
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+    gaps = [b - a for a, b in itertools.pairwise(opened[:5])]
+    # 0.05, 0.1, 0.2, 0.4 s (plus handshake time): every wait longer than the one before;
+    # a back-off reset after each established connection would give 0.05 s every time.
+    assert all(b > a for a, b in itertools.pairwise(gaps)), gaps
+    assert gaps[-1] >= 0.4 - 0.02, gaps

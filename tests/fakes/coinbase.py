@@ -27,23 +27,30 @@ Reproduced:
   channel — heartbeats and subscription answers included. Errors are ``{"type":"error",
   "message":…}`` without a sequence number.
 * ``l2_data`` updates carry absolute sizes (``"0"`` removes) with sides ``bid``/``offer``;
-  ``market_trades`` updates carry ``side`` = the taker's side: a taker ``BUY`` prints at the best
-  offer it lifts, a taker ``SELL`` at the best bid it hits (the trade is released before the
-  book update that removes the liquidity it took).
+  ``market_trades`` updates carry ``side`` = the **maker's** (resting order's) side, as the real
+  venue does (docs/venues/coinbase.md "Trade aggressor"): an aggressive buyer lifts the best
+  offer and the trade reads ``"side":"SELL"``, an aggressive seller hits the best bid and it
+  reads ``"BUY"`` (the trade is released before the book update that removes the liquidity it
+  took). The trades of one event are listed newest first (descending ``trade_id``), in updates
+  and in the snapshot alike.
 * ``heartbeats``: one message per second per subscribed connection, with an integer
   ``heartbeat_counter`` (per connection) and a Go-formatted ``current_time``.
 * Limits: a connection that has not subscribed within 5 s is closed (1008); more than 8
   client messages per second across all connections (one IP on loopback) are refused with an
-  error; more than 8 websocket handshakes per second are refused with HTTP 429.
+  error; more than 8 websocket handshakes per second are refused with HTTP 429; a ``level2``
+  subscribe that would take a connection over ``max_l2_products`` products at once is refused
+  whole with the venue's error text "too many L2 streams requested in a single session" (the
+  connection stays open and its other subscriptions keep flowing; unsubscribing frees room).
 
 Not reproduced: TLS; JWT verification; the 250 ms batching of trades (each generator step's
 trades go out in one message); closing idle channels after 60–90 s without heartbeats; the
 REST API.
 
 Fault injection (deterministic): :meth:`EmbeddedCoinbase.lose_next_update` (an update is lost
-in transit: the truth moves and the sequence number is consumed), :meth:`skip_sequence` (a
-sequence number is skipped, nothing lost), :meth:`drop_connections` (TCP abort),
-:meth:`close_connections`, :meth:`send_raw`, :meth:`pause` / :meth:`resume`.
+in transit: the truth moves and the sequence number is consumed; optionally the generator holds
+right after it), :meth:`skip_sequence` (a sequence number is skipped, nothing lost),
+:meth:`drop_connections` (TCP abort), :meth:`close_connections`, :meth:`send_raw`,
+:meth:`pause` / :meth:`resume`.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from websockets.http11 import Request, Response
 from mmradar.embedded.loopback import LoopbackVenue
 
 __all__ = [
+    "TOO_MANY_L2_STREAMS",
     "BookGenerator",
     "EmbeddedCoinbase",
     "Step",
@@ -86,6 +94,8 @@ _SERVED = ("level2", "market_trades", "heartbeats")
 _SILENT = ("ticker", "ticker_batch", "candles", "status")
 _AUTHENTICATED = ("user", "futures_balance_summary")
 _TRADE_HISTORY = 50
+#: The venue's answer to a level2 subscribe over its per-session product limit.
+TOO_MANY_L2_STREAMS = "too many L2 streams requested in a single session"
 
 
 def format_rfc3339_nano(ts_ns: int) -> str:
@@ -127,7 +137,8 @@ class TradePrint:
     Attributes:
         product: product id, e.g. ``"BTC-USD"``.
         trade_id: the venue's trade id (a counter, as text).
-        side: the taker's side, ``"BUY"`` or ``"SELL"``.
+        taker: the aggressor's side, ``"BUY"`` (lifted the best offer) or ``"SELL"`` (hit the
+            best bid).
         price: price text.
         size: size text (base currency).
         best_bid: best bid price text just before the trade.
@@ -136,11 +147,16 @@ class TradePrint:
 
     product: str
     trade_id: str
-    side: str
+    taker: str
     price: str
     size: str
     best_bid: str
     best_ask: str
+
+    @property
+    def side(self) -> str:
+        """The wire ``side``: the maker's (resting order's) side, opposite the taker."""
+        return "SELL" if self.taker == "BUY" else "BUY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +292,7 @@ class BookGenerator:
         return TradePrint(
             product=book.product,
             trade_id=str(self._trade_id),
-            side="BUY" if buy else "SELL",
+            taker="BUY" if buy else "SELL",
             price=_price_text(level),
             size=_qty_text(take),
             best_bid=_price_text(bb),
@@ -343,6 +359,7 @@ class VenueStats:
         connections_refused: handshakes refused with HTTP 429 (connection rate limit).
         client_messages: frames received from clients.
         client_messages_refused: client frames refused by the message rate limit.
+        l2_subscribes_refused: level2 subscribes refused by the per-connection product limit.
         frames_sent: frames written to clients.
         steps: generator steps released.
         updates_lost: per-connection l2 updates lost in transit (:meth:`lose_next_update`).
@@ -354,6 +371,7 @@ class VenueStats:
     connections_refused: int
     client_messages: int
     client_messages_refused: int
+    l2_subscribes_refused: int
     frames_sent: int
     steps: int
     updates_lost: int
@@ -388,8 +406,8 @@ class EmbeddedCoinbase(LoopbackVenue):
     ``market_trades`` message), then the book change (one ``l2_data`` update).
 
     Args:
-        products: product ids served (at most three: ``BTC-USD``, ``ETH-USD``, ``SOL-USD``,
-            or others started at a mid of 100.00).
+        products: product ids served (``BTC-USD``, ``ETH-USD`` and ``SOL-USD`` start at
+            realistic mids, any other at 100.00).
         seed: generator seed.
         rate_hz: generator steps per second; ``0`` or ``math.inf`` = as fast as possible.
         steps: stop generating after this many steps (``None``: never).
@@ -401,6 +419,11 @@ class EmbeddedCoinbase(LoopbackVenue):
         max_messages_per_s: client frames per second accepted across all connections.
         max_connections_per_s: websocket handshakes per second accepted.
         max_queue_frames: a connection with more frames queued is dropped as too slow.
+        max_l2_products: level2 products one connection may hold at once (the real venue's
+            undocumented per-session limit: 16 reported accepted and 32 refused,
+            JKorf/Coinbase.Net issue #19).
+        paused: start paused (:meth:`resume` starts the generator), e.g. until a client's
+            connections have all subscribed.
     """
 
     def __init__(
@@ -418,6 +441,8 @@ class EmbeddedCoinbase(LoopbackVenue):
         max_messages_per_s: int = 8,
         max_connections_per_s: int = 8,
         max_queue_frames: int = 100_000,
+        max_l2_products: int = 16,
+        paused: bool = False,
     ) -> None:
         mids = {"BTC-USD": 6_123_456, "ETH-USD": 264_321, "SOL-USD": 14_250}
         self._generator = BookGenerator([(p, mids.get(p, 10_000)) for p in products], seed)
@@ -432,9 +457,11 @@ class EmbeddedCoinbase(LoopbackVenue):
         self._max_messages_per_s = max_messages_per_s
         self._max_connections_per_s = max_connections_per_s
         self._max_queue_frames = max_queue_frames
+        self._max_l2_products = max_l2_products
+        self._pause_after_loss = False
 
         self._clients: set[_Client] = set()
-        self._paused = False
+        self._paused = paused
         self._may_run = asyncio.Event()
         self._done = asyncio.Event()
         self._lose: dict[str, int] = {}
@@ -451,6 +478,7 @@ class EmbeddedCoinbase(LoopbackVenue):
         self._n_refused = 0
         self._n_client = 0
         self._n_client_refused = 0
+        self._n_l2_refused = 0
         self._n_frames = 0
         self._n_steps = 0
         self._n_lost = 0
@@ -494,6 +522,7 @@ class EmbeddedCoinbase(LoopbackVenue):
             connections_refused=self._n_refused,
             client_messages=self._n_client,
             client_messages_refused=self._n_client_refused,
+            l2_subscribes_refused=self._n_l2_refused,
             frames_sent=self._n_frames,
             steps=self._n_steps,
             updates_lost=self._n_lost,
@@ -505,7 +534,7 @@ class EmbeddedCoinbase(LoopbackVenue):
         return self._generator.truth(self._known(product))
 
     def taker_volume(self, product: str) -> dict[str, Decimal]:
-        """Base volume of the trades released so far by taker side: ``{"buy", "sell"}``."""
+        """Base volume of the trades released so far by aggressor side: ``{"buy", "sell"}``."""
         return dict(self._taker[self._known(product)])
 
     def trades(self, product: str) -> tuple[TradePrint, ...]:
@@ -530,13 +559,16 @@ class EmbeddedCoinbase(LoopbackVenue):
 
     # -- fault injection -------------------------------------------------------------------
 
-    def lose_next_update(self, product: str) -> None:
+    def lose_next_update(self, product: str, *, pause: bool = False) -> None:
         """Lose the next ``l2_data`` update of ``product`` in transit on every connection.
 
         The truth moves and each subscribed connection's ``sequence_num`` skips the number the
-        lost message would have had. Calls accumulate.
+        lost message would have had. Calls accumulate. With ``pause``, the generator holds
+        right after the lost update (as :meth:`pause`): nothing more is released until
+        :meth:`resume`, so the next message (a heartbeat) is the one that shows the gap.
         """
         self._lose[self._known(product)] = self._lose.get(product, 0) + 1
+        self._pause_after_loss = self._pause_after_loss or pause
 
     def skip_sequence(self) -> None:
         """Skip one ``sequence_num`` on every open connection (nothing is lost)."""
@@ -622,12 +654,12 @@ class EmbeddedCoinbase(LoopbackVenue):
             for trade in step.trades:
                 self._prints[product].append(trade)
                 self._recent[product].appendleft(trade)
-                self._taker[product]["buy" if trade.side == "BUY" else "sell"] += Decimal(
+                self._taker[product]["buy" if trade.taker == "BUY" else "sell"] += Decimal(
                     trade.size
                 )
-            events = [
-                {"type": "update", "trades": [self._trade_json(t, stamp) for t in step.trades]}
-            ]
+            # Newest first, as the venue lists them.
+            trades = [self._trade_json(t, stamp) for t in reversed(step.trades)]
+            events = [{"type": "update", "trades": trades}]
             payload = orjson.dumps(events)
             for client in list(self._clients):
                 if client.wants("market_trades", product):
@@ -654,6 +686,9 @@ class EmbeddedCoinbase(LoopbackVenue):
                     self._send(client, "l2_data", stamp, payload)
         if lose:
             logger.info("embedded coinbase: lost an l2_data update of %s in transit", product)
+            if self._pause_after_loss:
+                self._pause_after_loss = False
+                self.pause()
 
     @staticmethod
     def _trade_json(trade: TradePrint, stamp: str) -> dict[str, str]:
@@ -842,6 +877,12 @@ class EmbeddedCoinbase(LoopbackVenue):
             if channel != "heartbeats" and not products:
                 self._error(client, f"failure to subscribe: product_ids required for {channel}")
                 return
+            if channel == "level2":
+                held = client.subs.get("level2", {})
+                if len(held.keys() | set(products)) > self._max_l2_products:
+                    self._n_l2_refused += 1
+                    self._error(client, TOO_MANY_L2_STREAMS)
+                    return
             self._subscribe(client, channel, products)
         else:
             self._unsubscribe(client, channel, products)

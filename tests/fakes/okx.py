@@ -25,10 +25,23 @@ Reproduced (docs/venues/okx.md, OKX v5 docs as of 2026):
   same generator step's book update reflects it.
 * Text ``ping`` answered with text ``pong``; a connection with nothing pushed to it for
   ``idle_timeout_s`` (30 s at OKX) is closed.
+* REST ``GET /api/v5/public/instruments?instType=SPOT|SWAP|FUTURES[&instId=][&instFamily=]``
+  (OKX docs "Get instruments", https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments)
+  → ``{"code": "0", "msg": "", "data": [{"instType", "instId", "ctVal", "ctMult", "ctValCcy",
+  "ctType", "settleCcy", "instFamily", "uly", "lotSz", "tickSz", "state", …}]}`` listing every
+  instrument of that type the venue serves (OKX's full field set; derivatives carry the contract
+  value of :data:`CONTRACTS`, spot has ``baseCcy``/``quoteCcy`` and empty ``ct*`` fields).
+  Errors: ``50014`` (missing ``instType``), ``51000`` (unknown ``instType``; ``OPTION`` without
+  ``instFamily``/``uly``), ``51001`` (``instId`` not listed) with HTTP 400; more than 20 requests
+  per 2 s → HTTP 429 ``50011``. ``instrument_overrides`` edits listed fields (an unusable
+  ``ctVal``, a wrong ``ctValCcy``) to test the service's refusals.
 * REST ``GET /api/v5/market/books?instId=&sz=`` (``sz`` default 1, at most 400) →
   ``{"code": "0", "msg": "", "data": [{"asks", "bids", "ts", "seqId"}]}`` cut from the truth;
   errors ``50014`` (missing ``instId``), ``51000`` (bad ``sz``), ``51001`` (unknown
   instrument) with HTTP 400; more than 40 requests per 2 s → HTTP 429 ``50011``.
+
+Sizes: on ``-SWAP`` and futures instruments ``sz`` counts contracts (lot ``10**-size
+decimals``), as at OKX; :meth:`trades` keeps every trade's text so tests can value it.
 
 Fault injection: :meth:`skip_next_update` (a sequence gap), :meth:`corrupt_next_checksum`,
 :meth:`reset_sequence` (a maintenance reset, ``seqId < prevSeqId``), :meth:`send_idle_update`
@@ -78,6 +91,9 @@ Clock = Callable[[], int]
 
 WS_PATH = "/ws/v5/public"
 BOOKS_PATH = "/api/v5/market/books"
+INSTRUMENTS_PATH = "/api/v5/public/instruments"
+_INSTRUMENTS_LIMIT = 20  # requests per window per IP and instrument type
+_INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION")
 _MAX_SZ = 400
 _CHECKSUM_DEPTH = 25
 _REST_LIMIT = 40  # requests per window per IP
@@ -89,6 +105,16 @@ _INSTRUMENTS: dict[str, tuple[int, int, int]] = {
     "ETH-USDT": (300_000, 2, 6),  # 3000.00, tick 0.01
     "SOL-USDT": (15_000, 2, 4),  # 150.00, tick 0.01
     "BTC-USDT-SWAP": (600_000, 1, 2),  # contracts, lot 0.01
+    "ETH-USDT-SWAP": (300_000, 2, 2),  # contracts, lot 0.01
+    "BTC-USD-SWAP": (600_000, 1, 0),  # contracts of 100 USD, lot 1
+    "BTC-USD-260626": (600_500, 1, 0),  # contracts of 100 USD, lot 1
+}
+#: Contract value of the derivatives served: instId -> (ctType, ctVal, ctValCcy, settleCcy).
+CONTRACTS: dict[str, tuple[str, str, str, str]] = {
+    "BTC-USDT-SWAP": ("linear", "0.01", "BTC", "USDT"),
+    "ETH-USDT-SWAP": ("linear", "0.1", "ETH", "USDT"),
+    "BTC-USD-SWAP": ("inverse", "100", "USD", "BTC"),
+    "BTC-USD-260626": ("inverse", "100", "USD", "BTC"),
 }
 _DEFAULT_INSTRUMENT = (100_000, 3, 4)
 _BAND_TICKS = 80  # levels further than this from the touch are removed
@@ -122,6 +148,7 @@ class OkxVenueStats:
         trades: trades generated.
         pongs: ``pong`` replies sent.
         rest_requests: HTTP requests answered, errors included.
+        instrument_requests: of which ``/api/v5/public/instruments`` requests.
         rest_rejected: REST answers with status 429 (rate limit or forced).
     """
 
@@ -135,6 +162,7 @@ class OkxVenueStats:
     pongs: int
     rest_requests: int
     rest_rejected: int
+    instrument_requests: int
 
 
 class _Instrument:
@@ -156,6 +184,7 @@ class _Instrument:
         self.trade_id = rng.randrange(10**8, 10**9)
         self.resets = 0
         self.taker = {"buy": Decimal(0), "sell": Decimal(0)}
+        self.trades: list[tuple[str, str, str]] = []  # (side, px, sz) as published
         self.initial = (self.seq, dict(self.bids), dict(self.asks))
         self.initial_ts_ms = 0
         self.stale_answers = 0
@@ -234,6 +263,7 @@ class _Instrument:
                 self.trade_id += rng.randint(1, 3)
                 side = "buy" if buy else "sell"
                 self.taker[side] += Decimal(self.sz(take))
+                self.trades.append((side, self.px(price), self.sz(take)))
                 trades.append(
                     {
                         "instId": self.inst_id,
@@ -323,6 +353,7 @@ class EmbeddedOkx(LoopbackVenue):
         port: listen port; 0 picks a free one.
         clock: wall clock in ns (``ts`` fields).
         max_queue_frames: per-connection send-queue bound; overflowing clients are dropped.
+        instrument_overrides: ``{instId: {field: value}}`` applied to the instruments listing.
     """
 
     def __init__(
@@ -340,6 +371,7 @@ class EmbeddedOkx(LoopbackVenue):
         port: int = 0,
         clock: Clock = time.time_ns,
         max_queue_frames: int = 10_000,
+        instrument_overrides: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback or ":" in host:
             raise ValueError(f"host must be an IPv4 loopback address, not {host!r}")
@@ -363,6 +395,8 @@ class EmbeddedOkx(LoopbackVenue):
         self._wake = asyncio.Event()
         self._conn_seq = 0
         self._rest_times: deque[float] = deque()
+        self._instrument_times: dict[str, deque[float]] = {}
+        self._instrument_overrides = instrument_overrides or {}
         self._forced: deque[int] = deque()
         # counters
         self._n_accepted = 0
@@ -373,6 +407,7 @@ class EmbeddedOkx(LoopbackVenue):
         self._n_pongs = 0
         self._n_rest = 0
         self._n_rest_rejected = 0
+        self._n_instrument_requests = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -396,6 +431,7 @@ class EmbeddedOkx(LoopbackVenue):
             for _ in range(self._warmup_updates):
                 self._advance(inst)  # nobody can have subscribed yet: truth only
             inst.taker = {"buy": Decimal(0), "sell": Decimal(0)}  # warm-up trades: unseen
+            inst.trades.clear()
         self._tasks = [
             asyncio.create_task(self._generate(), name="embedded-okx-generator"),
             asyncio.create_task(self._idle_watch(), name="embedded-okx-idle"),
@@ -423,6 +459,7 @@ class EmbeddedOkx(LoopbackVenue):
             pongs=self._n_pongs,
             rest_requests=self._n_rest,
             rest_rejected=self._n_rest_rejected,
+            instrument_requests=self._n_instrument_requests,
         )
 
     def truth_book(self, symbol: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -434,8 +471,21 @@ class EmbeddedOkx(LoopbackVenue):
         )
 
     def taker_volume(self, symbol: str) -> dict[str, Decimal]:
-        """Total traded size by taker side (``"buy"``, ``"sell"``) of ``symbol``."""
+        """Total traded size by taker side (``"buy"``, ``"sell"``) of ``symbol``, as published
+        (contracts on derivatives)."""
         return dict(self._instruments[symbol].taker)
+
+    def trades(self, symbol: str) -> list[tuple[str, str, str]]:
+        """Every trade of ``symbol`` sent since :meth:`start`: ``(side, px, sz)`` text."""
+        return list(self._instruments[symbol].trades)
+
+    def instrument_records(self, inst_type: str) -> list[dict[str, str]]:
+        """What ``GET /api/v5/public/instruments?instType=`` lists (overrides applied)."""
+        return [
+            {**_instrument_record(inst_id), **self._instrument_overrides.get(inst_id, {})}
+            for inst_id in self._instruments
+            if _inst_type(inst_id) == inst_type
+        ]
 
     def seq_id(self, symbol: str) -> int:
         """``seqId`` of the last update of ``symbol``."""
@@ -498,7 +548,7 @@ class EmbeddedOkx(LoopbackVenue):
             self._push_bytes(client, text.encode())
 
     def fail_next_rest(self, count: int = 1) -> None:
-        """Answer the next ``count`` book requests with HTTP 429 (``50011``)."""
+        """Answer the next ``count`` book or instruments requests with HTTP 429 (``50011``)."""
         self._forced.extend([429] * count)
 
     def pause(self) -> None:
@@ -726,6 +776,8 @@ class EmbeddedOkx(LoopbackVenue):
 
     def _rest(self, path: str, query: str) -> Response:
         self._n_rest += 1
+        if path == INSTRUMENTS_PATH:
+            return self._instruments_answer(query)
         if path != BOOKS_PATH:
             return self._json(404, {"code": "404", "msg": f"Not found: {path}"})
         now = time.monotonic()
@@ -761,6 +813,82 @@ class EmbeddedOkx(LoopbackVenue):
         bids, asks = inst.top_of(bids_state, asks_state, int(raw_sz))
         item = {"asks": asks, "bids": bids, "ts": str(ts_ms), "seqId": seq}
         return self._json(200, {"code": "0", "msg": "", "data": [item]})
+
+    def _instruments_answer(self, query: str) -> Response:
+        self._n_instrument_requests += 1
+        params = {k: v[-1] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
+        inst_type = params.get("instType", "")
+        if not inst_type:
+            return self._json(
+                400, {"code": "50014", "msg": "Parameter instType can not be empty.", "data": []}
+            )
+        if inst_type not in _INST_TYPES:
+            return self._json(400, {"code": "51000", "msg": "Parameter instType error", "data": []})
+        family = params.get("instFamily") or params.get("uly") or ""
+        if inst_type == "OPTION" and not family:
+            return self._json(
+                400, {"code": "51000", "msg": "Parameter instFamily error", "data": []}
+            )
+        now = time.monotonic()
+        times = self._instrument_times.setdefault(inst_type, deque())
+        times.append(now)
+        while times and times[0] <= now - _REST_WINDOW_S:
+            times.popleft()
+        if self._forced or len(times) > _INSTRUMENTS_LIMIT:
+            if self._forced:
+                self._forced.popleft()
+            self._n_rest_rejected += 1
+            return self._json(429, {"msg": "Too Many Requests", "code": "50011"})
+        records = self.instrument_records("SPOT" if inst_type == "MARGIN" else inst_type)
+        if family:
+            records = [r for r in records if family in (r["instFamily"], r["uly"])]
+        inst_id = params.get("instId")
+        if inst_id:
+            records = [r for r in records if r["instId"] == inst_id]
+            if not records:
+                return self._json(
+                    400, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+                )
+        for record in records:
+            record["instType"] = inst_type
+        return self._json(200, {"code": "0", "msg": "", "data": records})
+
+
+def _inst_type(inst_id: str) -> str:
+    parts = inst_id.split("-")
+    if len(parts) == 2:
+        return "SPOT"
+    return "SWAP" if parts[-1] == "SWAP" else "FUTURES"
+
+
+def _instrument_record(inst_id: str) -> dict[str, str]:
+    """One instrument as OKX's "Get instruments" lists it (every field, OKX's spelling)."""
+    _, px_dec, sz_dec = _INSTRUMENTS.get(inst_id, _DEFAULT_INSTRUMENT)
+    base, quote = inst_id.split("-")[:2]
+    kind = _inst_type(inst_id)
+    lot, tick = _fmt(1, sz_dec), _fmt(1, px_dec)
+    record = {
+        "alias": "", "auctionEndTime": "", "baseCcy": "", "category": "1", "ctMult": "",
+        "ctType": "", "ctVal": "", "ctValCcy": "", "expTime": "", "instFamily": "",
+        "instId": inst_id, "instType": kind, "lever": "10", "listTime": "1606468572000",
+        "lotSz": lot, "maxIcebergSz": "9999999999.0000000000000000", "maxLmtAmt": "20000000",
+        "maxLmtSz": "9999999999", "maxMktAmt": "1000000", "maxMktSz": "1000000",
+        "maxStopSz": "1000000", "maxTriggerSz": "9999999999.0000000000000000",
+        "maxTwapSz": "9999999999.0000000000000000", "minSz": lot, "optType": "", "quoteCcy": "",
+        "ruleType": "normal", "settleCcy": "", "state": "live", "stk": "", "tickSz": tick,
+        "uly": "",
+    }  # fmt: skip
+    if kind == "SPOT":
+        record.update(baseCcy=base, quoteCcy=quote)
+        return record
+    ct_type, ct_val, ct_ccy, settle = CONTRACTS[inst_id]
+    record.update(
+        ctMult="1", ctType=ct_type, ctVal=ct_val, ctValCcy=ct_ccy, settleCcy=settle,
+        instFamily=f"{base}-{quote}", uly=f"{base}-{quote}", lever="100", maxMktAmt="",
+    )  # fmt: skip
+    if kind == "FUTURES":
+        record.update(alias="quarter", expTime="1782460800000")
+    return record
 
 
 def _arg(channel: str, inst_id: str) -> dict[str, str]:

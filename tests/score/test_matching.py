@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mmradar.score.matching import Episode, Tolerance, match_episodes, merge_close
+from mmradar.score.matching import Episode, Tolerance, match_episodes, merge_close, time_outside
 from mmradar.score.runner import RunResult, Series, TruthEpisode
 from mmradar.score.scorecard import build_scorecard, format_markdown, scorecard_json
 
@@ -30,6 +30,7 @@ def test_match_first_alert_redundant_false_and_missed() -> None:
     m = match_episodes(truth, detected, Tolerance(pre_s=5, post_s=10))
     assert m.pairs == ((0, 0), (1, 3))
     assert m.latencies_s == (-4.0, 5.0)
+    assert m.end_latencies_s == (10.0, -5.0)  # detected end − truth end, per pair
     assert m.redundant == (1,)
     assert m.false == (2, 4)
     assert m.missed == (2,)
@@ -55,6 +56,17 @@ def test_one_detection_matches_one_truth_and_overlapping_windows_are_shared_opti
     m = match_episodes(truth, [ep(112, 170)])
     assert len(m.pairs) == 1
     assert m.missed == (1,)
+
+
+def test_time_outside_counts_firing_not_covered_by_truth() -> None:
+    truth = [ep(100, 130), ep(200, 220)]
+    # 4 s before the first episode, 10 s after it; one detection entirely outside
+    total, outside = time_outside([ep(96, 140), ep(300, 310)], truth)
+    assert total == 54 * S
+    assert outside == (4 + 10 + 10) * S
+    # a detection spanning both episodes and the gap between them
+    assert time_outside([ep(100, 220)], truth) == (120 * S, 70 * S)
+    assert time_outside([], truth) == (0, 0)
 
 
 def test_merge_close_joins_gaps_shorter_than_merge() -> None:
@@ -128,6 +140,12 @@ def test_scorecard_pools_runs_with_exact_figures() -> None:
     assert card.false_per_calm_hour(ks) == pytest.approx(3600 / 390)
     assert card.total.tp == 3
     assert card.scenarios["s"].unscored_truth == 1
+    # end latencies of the scored pairs: 340−330, 530−520, 340−330
+    assert sorted(ks.end_latencies_s) == [10.0, 10.0, 10.0]
+    assert ks.end_latency_median_s == pytest.approx(10.0)
+    # firing time outside the (merged) truth, over every detection of both runs
+    assert ks.firing_ns == (39 + 5 + 28 + 20 + 10 + 30 + 10) * S
+    assert ks.outside_ns == (10 + 0 + 10 + 20 + 5 + 10 + 10) * S
     # the proxy lags the truth by 3 s and is perfectly monotone in it at that lag
     for _, _, q in card.proxy:
         assert q.peak_lag_s == 3
@@ -135,6 +153,7 @@ def test_scorecard_pools_runs_with_exact_figures() -> None:
         assert 0.9 < q.spearman < 1.0
     text = format_markdown(card)
     assert "| `quote_skew` | bid | 3 | 7 | 3 | 2 | 1 | 0.60 | 1.00 | 0.75 |" in text
+    assert "| 2.0 | 8.4 | 10.0 | 46% |" in text  # latency median, p90, end latency, outside
     data = scorecard_json(card)
     assert data["all"]["tp"] == 3  # type: ignore[index]
 
@@ -151,6 +170,20 @@ def test_controls_count_inventory_symptoms() -> None:
     assert (cs.runs, cs.inventory_firings, cs.all_firings) == (1, 2, 3)
     assert card.control_inventory_firings == 2
     assert any("negative controls" in m for m in scorecard_json(card)["targets_missed"])  # type: ignore[attr-defined]
+
+
+def test_evaporation_marked_cause_trade_does_not_break_a_control() -> None:
+    """Liquidity traded through while makers keep quoting: evaporation may be reported if it
+    says the takers took it (cause: trade); as a pulled side it breaks the control."""
+    traded = Episode("liquidity_evaporation", "ask", T0 + 400 * S, T0 + 420 * S, "trade")
+    pulled = Episode("liquidity_evaporation", "ask", T0 + 500 * S, T0 + 520 * S, "cancel")
+    card = build_scorecard([_run([], [traded], kind="control", scenario="sweep")])
+    cs = card.controls["sweep"]
+    assert (cs.inventory_firings, cs.traded_evaporations, cs.all_firings) == (0, 1, 1)
+    assert not any("negative controls" in m for m in scorecard_json(card)["targets_missed"])  # type: ignore[attr-defined]
+    card = build_scorecard([_run([], [traded, pulled], kind="control", scenario="sweep")])
+    assert card.controls["sweep"].inventory_firings == 1
+    assert "| sweep | 1 | 0.28 | 1 | 1 | 2 |" in format_markdown(card)
 
 
 def test_truth_labels_no_detector_reports_are_listed_not_scored() -> None:

@@ -13,12 +13,16 @@ from mmradar.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Floors a little below what the quick run measures (seed 1, seven scenarios: precision 1.00,
-# recall 1.00 over 18 truth episodes, proxy ρ 0.91), so that a detector regression fails here;
-# the published figures are in docs/scorecard.md.
+# Floors a little below what the quick run measures (seed 1, eight scenarios: precision 1.00,
+# recall 0.94 over 18 truth episodes, median latency 3.1 s, median end latency 7.0 s, proxy
+# ρ 0.87 — the sweep control's hedged dealers stay flat under one-sided flow, which no
+# flow-based proxy can see), so that a detector regression fails here; the published figures
+# are in docs/scorecard.md.
 MIN_PRECISION = 0.9
 MIN_RECALL = 0.9
-MIN_PROXY_SPEARMAN = 0.85
+MAX_MEDIAN_LATENCY_S = 5.0
+MAX_MEDIAN_END_LATENCY_S = 10.0
+MIN_PROXY_SPEARMAN = 0.8
 
 
 @pytest.mark.slow
@@ -45,6 +49,9 @@ def test_score_quick_writes_a_scorecard_meeting_the_floors(tmp_path: Path) -> No
     assert total["truth"] > 10
     assert total["precision"] >= MIN_PRECISION
     assert total["recall"] >= MIN_RECALL
+    assert total["latency_median_s"] <= MAX_MEDIAN_LATENCY_S
+    assert total["end_latency_median_s"] <= MAX_MEDIAN_END_LATENCY_S
+    assert set(card["controls"]) == {"spoof", "refresh", "sweep", "feed-gap"}
     for control in card["controls"].values():
         assert control["inventory_firings"] == 0
     assert card["proxy_spearman_mean"] >= MIN_PROXY_SPEARMAN

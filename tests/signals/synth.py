@@ -21,7 +21,7 @@ The calm regime is noisy on purpose:
 
 Symptoms are injected over event-time intervals (:class:`Injection`): ``spread`` (the maker
 quotes ``spread_ticks`` wide), ``evaporation`` (one side's sizes within 50 ticks × 0.1),
-``asymmetry`` (one side's sizes 1–10 ticks from the touch × 6), ``pull`` (both sides within
+``asymmetry`` (one side's sizes 1–10 ticks from the touch × 6 by default), ``pull`` (both sides within
 12 ticks × 0.05 and the spread 5 ticks wider), ``skew`` (touch size × 10 on one side, × 0.1 on
 the other), ``volatility`` (price volatility × 5), ``buying`` / ``selling`` (aggressive taker
 flow × 8 on one side).
@@ -68,6 +68,7 @@ class Injection:
         end_s: end (exclusive).
         side: ``bid`` or ``ask`` for one-sided kinds (the evaporated / heavy side).
         spread_ticks: the quoted spread during a ``spread`` injection.
+        depth_factor: the heavy side's size multiplier during an ``asymmetry`` injection.
     """
 
     kind: str
@@ -75,6 +76,7 @@ class Injection:
     end_s: float
     side: str = "bid"
     spread_ticks: int = 10
+    depth_factor: float = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,7 @@ class SyntheticMarket:
             if inj.kind == "evaporation" and s == side and d < 50:
                 m *= 0.1
             elif inj.kind == "asymmetry" and s == side and 1 <= d <= 10:
-                m *= 6.0
+                m *= inj.depth_factor
             elif inj.kind == "pull" and d < 12:
                 m *= 0.05
         return m

@@ -177,7 +177,12 @@ def test_episode_context_carries_the_book_and_baselines() -> None:
     now, base = ctx["depth"]["10"], ctx["depth_baseline"]["10"]
     assert now["ask"] < 0.5 * base["ask"]  # the evaporated side
     assert now["bid"] > 0.8 * base["bid"]  # the side that held
-    assert ctx["detector"]["depth_ratio_ask"] <= 0.5
+    assert ctx["detector"]["near_depth_ratio_ask"] <= 0.5
+    # the sequential decision: the onset statistic reached its threshold
+    assert ctx["detector"]["ask_cusum"] >= ctx["detector"]["ask_threshold"] > 0
+    # pulled versus traded: the injection takes the size away without trades
+    assert ctx["cause"] == "cancel"
+    assert ctx["detector"]["cancel_share_ask"] >= 2 / 3
     assert -1 <= ctx["dealer_pressure"] <= 1
     orjson.dumps(ctx, option=orjson.OPT_SERIALIZE_NUMPY)  # JSON-serialisable
     assert all(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -70,11 +71,20 @@ def test_json_firing_exact() -> None:
         "ended_at": None,
         "score": 5.23719,
         "context": CONTEXT,
+        "recording": None,
     }
     assert list(body) == [
         "symptom", "exchange", "symbol", "side", "state",
-        "started_at", "ended_at", "score", "context",
+        "started_at", "ended_at", "score", "context", "recording",
     ]  # fmt: skip
+
+
+def test_json_names_the_flight_recording() -> None:
+    name = "flight-20240808T235413.130Z-binance-episode.jsonl.gz"
+    event = dataclasses.replace(make_event("firing"), recording=name)
+    assert strict_loads(encode(event, "json"))["recording"] == name
+    for fmt in ("slack", "discord"):
+        assert name in encode(event, fmt).decode()
 
 
 def test_json_resolved_exact() -> None:
@@ -89,6 +99,7 @@ def test_json_resolved_exact() -> None:
         "ended_at": "2024-08-08T23:56:26.500Z",
         "score": 1.13,
         "context": {**CONTEXT, "peak_score": 6.0213},
+        "recording": None,
     }
 
 
@@ -285,6 +296,9 @@ def test_docs_examples_are_real_output() -> None:
     blocks = [
         json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", doc, re.S) if "..." not in b
     ]
-    assert format_json(make_event("firing")) in blocks
+    recorded = dataclasses.replace(
+        make_event("firing"), recording="flight-20240808T235413.130Z-binance-episode.jsonl.gz"
+    )
+    assert format_json(recorded) in blocks
     assert format_slack(make_event("firing")) in blocks
     assert format_discord(make_event("resolved", score=1.13)) in blocks

@@ -30,6 +30,16 @@ The sums are maintained incrementally, never by rescanning the book per message:
 Running float sums drift by a few ulps per update; to keep them exact for days, a read
 recomputes the band sums from scratch every ``rebase_every`` reads (O(levels within the widest
 band)).
+
+Units
+-----
+Quantities are **base-currency units**. A venue that publishes contracts (OKX derivatives) has
+its book told the contract size once, before the first message (:meth:`L2Book.set_contract`):
+each level's quantity is then converted on apply, ``qty × multiplier`` (linear contracts) or
+``qty × multiplier / price`` (inverse contracts, whose notional ``price·qty`` is then exactly
+the contracts' quote value). The conversion is one float multiply per level (multiplying by
+1.0, the default, is exact, so base-unit venues are unchanged), and the level's **text** —
+what checksums are defined over — is kept exactly as the venue sent it (``keep_text``).
 """
 
 from __future__ import annotations
@@ -77,6 +87,9 @@ class L2Book:
         keep_text: also keep each level's price and quantity text exactly as the venue sent
             it, for venues whose checksum is defined over the text (OKX); read it back with
             :meth:`text_top`. Off by default: it costs a second dict update per level.
+
+    The venue's level quantities are read as base units unless :meth:`set_contract` says
+    otherwise (see "Units" in the module docstring).
     """
 
     __slots__ = (
@@ -91,8 +104,11 @@ class L2Book:
         "_bid_text",
         "_bids",
         "_edges_mid",
+        "_inverse",
+        "_qty_mult",
         "_reads",
         "bands_bps",
+        "flows",
         "rebase_every",
         "snapshot_ask_cap",
         "snapshot_bid_floor",
@@ -117,12 +133,44 @@ class L2Book:
         self._ask_rings: list[float] = [0.0] * n
         self._edges_mid = math.nan
         self._reads = 0
+        # Gross changes of resting notional inside each ring (as the edges were last placed)
+        # since the book was created, for the pulled-versus-traded attribution
+        # (mmradar.signals.removal): bid decreases, bid increases, ask decreases, ask
+        # increases, n rings each. Never reset (snapshots and edge moves are not changes):
+        # readers take differences.
+        self.flows: list[float] = [0.0] * (4 * n)
         # Deepest prices of the last snapshot: beyond them the book knows only levels that
         # changed since (the venue's snapshot is depth-limited).
         self.snapshot_bid_floor = math.nan
         self.snapshot_ask_cap = math.nan
         self._bid_text: dict[float, tuple[str, str]] | None = {} if keep_text else None
         self._ask_text: dict[float, tuple[str, str]] | None = {} if keep_text else None
+        self._qty_mult = 1.0
+        self._inverse = False
+
+    def set_contract(self, multiplier: float, inverse: bool = False) -> None:
+        """Read the venue's level quantities as contracts from now on (start-up only).
+
+        Args:
+            multiplier: linear: base units per contract; inverse: quote units per contract.
+            inverse: the contract is worth ``multiplier`` of the quote currency, so a level's
+                base quantity is ``qty × multiplier / price``.
+
+        Raises:
+            ValueError: the multiplier is not finite and > 0, or the book already has levels
+                (they would be in the old units).
+        """
+        if not (multiplier > 0.0 and multiplier < _INF):
+            raise ValueError(f"a contract multiplier must be finite and > 0, not {multiplier}")
+        if self._bids or self._asks:
+            raise ValueError("set_contract() on a book that already has levels")
+        self._qty_mult = multiplier
+        self._inverse = inverse
+
+    @property
+    def contract(self) -> tuple[float, bool]:
+        """``(multiplier, inverse)`` of :meth:`set_contract`; ``(1.0, False)``: base units."""
+        return self._qty_mult, self._inverse
 
     @property
     def keeps_text(self) -> bool:
@@ -150,10 +198,15 @@ class L2Book:
             ask_text.clear()
 
     def load(self, bids: Levels, asks: Levels) -> None:
-        """Replace the whole book with a snapshot (zero-quantity levels are skipped)."""
+        """Replace the whole book with a snapshot (zero-quantity levels are skipped).
+
+        Raises:
+            ValueError, TypeError, IndexError: a level is not a valid ``[price, quantity]``
+                (see :meth:`apply`); the book is left cleared.
+        """
         self.clear()
-        bid_qty = {float(p): float(q) for p, q, *_ in bids}
-        ask_qty = {float(p): float(q) for p, q, *_ in asks}
+        bid_qty = _read_side(bids, self._qty_mult, self._inverse)
+        ask_qty = _read_side(asks, self._qty_mult, self._inverse)
         self._bid_qty = {p: q for p, q in bid_qty.items() if q != 0.0}
         self._ask_qty = {p: q for p, q in ask_qty.items() if q != 0.0}
         self._bids = sorted(self._bid_qty)
@@ -172,9 +225,11 @@ class L2Book:
         Band sums are adjusted against the edges as last placed; see the module docstring.
 
         Raises:
-            ValueError, TypeError, IndexError: a level is not ``[price_text, qty_text]``. The
-                levels before it have been applied: the caller must treat the book as invalid
-                (the synchroniser clears it and resyncs).
+            ValueError, TypeError, IndexError: a level is not ``[price, quantity]`` with a
+                finite price > 0 and a finite quantity >= 0 (negative, NaN, infinite, not a
+                number, or too long to be finite: never applied). The levels before it have
+                been applied: the caller must treat the book as invalid (the synchroniser
+                clears it and resyncs; the pipeline counts a malformed message).
         """
         if bids:
             self._apply_bids(bids)
@@ -193,11 +248,19 @@ class L2Book:
         edges = self._bid_edges
         rings = self._bid_rings
         outer = edges[-1]
+        mult = self._qty_mult
+        inverse = self._inverse
+        flows = self.flows
+        n = len(rings)
         for level in levels:
             if type(level) is str:  # a flat ["price", "qty"] side would index characters
                 raise TypeError(f"a level must be [price, quantity], got {level!r}")
             p = float(level[0])
-            q = float(level[1])
+            q = float(level[1]) * mult  # base units (x 1.0 is exact)
+            if not (p > 0.0 and q >= 0.0) or (p + q) * 0.0 != 0.0:  # NaN, inf: x*0 is NaN
+                raise ValueError(f"a level needs a price > 0 and a quantity >= 0: {level!r}")
+            if inverse:
+                q = _per_price(q, p)
             if q == 0.0:
                 old = qty.pop(p, None)
                 if old is None:
@@ -217,6 +280,10 @@ class L2Book:
                 while p < edges[i]:
                     i += 1
                 rings[i] += dn
+                if dn < 0.0:
+                    flows[i] -= dn
+                else:
+                    flows[n + i] += dn
 
     def _apply_asks(self, levels: Levels) -> None:
         qty = self._ask_qty
@@ -224,11 +291,19 @@ class L2Book:
         edges = self._ask_edges
         rings = self._ask_rings
         outer = edges[-1]
+        mult = self._qty_mult
+        inverse = self._inverse
+        flows = self.flows
+        n = len(rings)
         for level in levels:
             if type(level) is str:  # a flat ["price", "qty"] side would index characters
                 raise TypeError(f"a level must be [price, quantity], got {level!r}")
             p = float(level[0])
-            q = float(level[1])
+            q = float(level[1]) * mult
+            if not (p > 0.0 and q >= 0.0) or (p + q) * 0.0 != 0.0:
+                raise ValueError(f"a level needs a price > 0 and a quantity >= 0: {level!r}")
+            if inverse:
+                q = _per_price(q, p)
             if q == 0.0:
                 old = qty.pop(p, None)
                 if old is None:
@@ -248,6 +323,10 @@ class L2Book:
                 while p > edges[i]:
                     i += 1
                 rings[i] += dn
+                if dn < 0.0:
+                    flows[2 * n + i] -= dn
+                else:
+                    flows[3 * n + i] += dn
 
     def truncate(self, depth: int) -> None:
         """Keep only the best ``depth`` levels per side (venues whose protocol defines it)."""
@@ -319,6 +398,10 @@ class L2Book:
             1e4 * (mid - self.snapshot_bid_floor) / mid,
             1e4 * (self.snapshot_ask_cap - mid) / mid,
         )
+
+    def max_side_levels(self) -> int:
+        """Levels on the deeper side (the synchroniser's bound, ``max_levels_per_side``)."""
+        return max(len(self._bids), len(self._asks))
 
     def levels(self, side: Side) -> int:
         """Number of price levels on ``side``."""
@@ -442,6 +525,27 @@ class L2Book:
                 for e in self._ask_edges
             ]
         )
+
+
+def _per_price(quote: float, price: float) -> float:
+    """Base units of an inverse contract's quote value ``quote`` at ``price``."""
+    if not price > 0.0:
+        raise ValueError(f"an inverse contract level needs a price > 0, got {price!r}")
+    return quote / price
+
+
+def _read_side(levels: Levels, mult: float, inverse: bool) -> dict[float, float]:
+    """A snapshot side as ``{price: base quantity}`` (later duplicates win, zeros kept)."""
+    out: dict[float, float] = {}
+    for level in levels:
+        if type(level) is str:
+            raise TypeError(f"a level must be [price, quantity], got {level!r}")
+        p = float(level[0])
+        q = float(level[1]) * mult
+        if not (p > 0.0 and q >= 0.0) or (p + q) * 0.0 != 0.0:
+            raise ValueError(f"a level needs a price > 0 and a quantity >= 0: {level!r}")
+        out[p] = _per_price(q, p) if inverse else q
+    return out
 
 
 def _record_text(texts: dict[float, tuple[str, str]], levels: Levels) -> None:

@@ -2,9 +2,11 @@
 
 ::
 
-    SYNCING ──snapshot + buffered deltas chain──► LIVE ──gap / checksum / crossed / stale /
-       ▲                                            │     reconnect / venue reset
-       └──────────── book cleared, counted ◄────────┘
+    SYNCING ──snapshot + buffered deltas chain──► LIVE ──gap / checksum / crossed /
+       ▲                                           │ ▲    reconnect / venue reset
+       │                                mark_stale │ │ next depth message continues the
+       │                                           ▼ │ sequence (or passes the checksum)
+       └──── book cleared, counted ◄──── gap ──── STALE
 
 While ``SYNCING`` a REST-snapshot venue's deltas are buffered and the shell is asked (once) to
 fetch a snapshot; when it arrives the buffer is replayed through the venue's
@@ -14,6 +16,14 @@ resubscribe and deltas are ignored until its snapshot arrives on the socket.
 A book that might be wrong is never repaired: it is cleared, counted through ``on_resync`` and
 rebuilt from a fresh snapshot. The synchroniser never reads a clock and never does I/O; it
 returns :class:`FetchSnapshot` / :class:`Resubscribe` actions for the shell to carry out.
+
+``STALE`` is about trust in time, not integrity (docs/metrics.md, ``reason="stale"``): the
+shell marks a LIVE book stale when no depth message arrived for ``stale_after_seconds``. It is
+not valid (``mmradar_book_valid`` 0, signals suppressed), but its levels and its position in the
+venue's sequence are kept, and no snapshot is asked for. The next depth message is judged by
+the same rules as on a LIVE book: one that continues the sequence (and passes the checksum,
+where the venue sends one) makes the book LIVE again without a snapshot; a gap resyncs it.
+Entering ``STALE`` is reported through ``on_resync("stale")`` (counted as a stale episode).
 """
 
 from __future__ import annotations
@@ -36,12 +46,14 @@ class SyncState(enum.Enum):
 
     SYNCING = "syncing"
     LIVE = "live"
+    STALE = "stale"
 
 
 # Enum members as native constants: an enum attribute lookup is a slow generic getattr
 # in compiled code, and these are read for every message.
 _LIVE: Final = SyncState.LIVE
 _SYNCING: Final = SyncState.SYNCING
+_STALE: Final = SyncState.STALE
 _SNAPSHOT: Final = BookKind.SNAPSHOT
 _APPLY: Final = Verdict.APPLY
 _DROP: Final = Verdict.DROP
@@ -72,17 +84,27 @@ class BookSync:
         venue: supplies the bootstrap kind, the sequence rules and the checksum.
         symbol: the venue's spelling of the instrument.
         book: the book this synchroniser owns.
-        on_resync: called with the reason every time a LIVE book is invalidated.
+        on_resync: called with the reason every time a LIVE (or STALE) book is invalidated,
+            and with ``"stale"`` when a LIVE book is marked stale.
         on_applied: called after every delta applied to a book that stays valid (tracing,
             tests); the book reflects that delta when it is called.
         max_buffer: deltas kept while waiting for a snapshot (oldest dropped first).
+        max_buffered_levels: levels (all buffered deltas' together) kept while waiting for a
+            snapshot, oldest deltas dropped first: the buffer's memory bound (a delta of a
+            busy book at a fast pace holds tens of levels; 100,000 levels are ~12 MiB).
+        max_levels_per_side: a book with more levels on one side is invalidated
+            (``overflow``): never truncated, which would change its measures silently.
     """
 
     __slots__ = (
         "_awaiting_snapshot",
         "_buffer",
+        "_buffered_levels",
         "_depth",
         "_last",
+        "_max_buffer",
+        "_max_buffered_levels",
+        "_max_levels",
         "_on_applied",
         "_on_resync",
         "_rest",
@@ -103,6 +125,8 @@ class BookSync:
         on_resync: Callable[[str], None] = lambda reason: None,
         max_buffer: int = 10_000,
         on_applied: Callable[[BookEvent], None] | None = None,
+        max_buffered_levels: int = 100_000,
+        max_levels_per_side: int = 100_000,
     ) -> None:
         self._venue = venue
         self._rest = venue.snapshot_source is SnapshotSource.REST
@@ -111,7 +135,11 @@ class BookSync:
         self.book = book
         self._on_resync = on_resync
         self._on_applied = on_applied
-        self._buffer: deque[BookEvent] = deque(maxlen=max_buffer)
+        self._buffer: deque[BookEvent] = deque()
+        self._buffered_levels = 0
+        self._max_buffer = max_buffer
+        self._max_buffered_levels = max_buffered_levels
+        self._max_levels = max_levels_per_side
         self._snapshot: BookEvent | None = None
         self._last: BookEvent | None = None
         self._awaiting_snapshot = False
@@ -126,13 +154,19 @@ class BookSync:
 
     # -- inputs ----------------------------------------------------------------------------
 
+    @property
+    def stale(self) -> bool:
+        """True while the book is STALE (kept, not valid, revalidated by the next message)."""
+        return self.state is _STALE
+
     def on_event(self, event: BookEvent) -> Action | None:
         """Feed one depth event from the stream (delta, or a pushed snapshot)."""
+        state = self.state
         if event.kind is _SNAPSHOT:
-            if self.state is _LIVE and self._venue.is_reset(self._last or self._snapshot, event):
+            if state is not _SYNCING and self._venue.is_reset(self._last or self._snapshot, event):
                 self._on_resync("venue_reset")
             return self._load(event)
-        if self.state is _LIVE:
+        if state is not _SYNCING:  # LIVE, or STALE (the same rules decide)
             last = self._last
             if last is None:
                 snapshot = self._snapshot
@@ -141,6 +175,8 @@ class BookSync:
             else:
                 verdict = self._venue.next_in_sequence(last, event)
             if verdict is _APPLY:
+                # A STALE book continues: the sequence (or the checksum in _apply) proves it.
+                self.state = _LIVE
                 return self._apply(event)
             if verdict is _DROP:
                 return None
@@ -148,7 +184,7 @@ class BookSync:
         # SYNCING
         if not self._rest:
             return None  # waiting for the venue's snapshot on the socket
-        self._buffer.append(event)
+        self._buffer_delta(event)
         if not self._awaiting_snapshot:
             self._awaiting_snapshot = True
             return FetchSnapshot(self.symbol)
@@ -168,9 +204,13 @@ class BookSync:
         self._awaiting_snapshot = False
         buffered = list(self._buffer)
         self._buffer.clear()
+        self._buffered_levels = 0
         self.book.load(snapshot.bids, snapshot.asks)
         if self._depth is not None:
             self.book.truncate(self._depth)
+        if self.book.max_side_levels() > self._max_levels:
+            self.state = _LIVE  # counted like any overflow of a live book
+            return self._invalidate("overflow", None)
         if (
             snapshot.checksum is not None
             and self._venue.verify_checksum(self.book, snapshot) is False
@@ -200,6 +240,7 @@ class BookSync:
                     self.state = _SYNCING
                     self.book.clear()
                     self._buffer.extend(buffered[i:])
+                    self._recount()
                     self._awaiting_snapshot = True
                     return FetchSnapshot(self.symbol)
                 return self._invalidate("gap", event, buffered[i + 1 :])
@@ -216,8 +257,20 @@ class BookSync:
         return None
 
     def invalidate(self, reason: str) -> Action | None:
-        """Invalidate the book from outside (``stale``, ``reconnect``); counted if it was LIVE."""
+        """Invalidate the book from outside (``reconnect``); counted if it was LIVE or STALE."""
         return self._invalidate(reason, None)
+
+    def mark_stale(self) -> bool:
+        """Mark a LIVE book STALE (no depth message for a while): not valid, nothing cleared.
+
+        Returns:
+            True if the book was LIVE (the stale episode is reported through ``on_resync``).
+        """
+        if self.state is not _LIVE:
+            return False
+        self.state = _STALE
+        self._on_resync("stale")
+        return True
 
     # -- internals -------------------------------------------------------------------------
 
@@ -231,6 +284,8 @@ class BookSync:
         self.updates_applied += 1
         if self.book.is_crossed():
             return self._invalidate("crossed", None, later)
+        if self.book.max_side_levels() > self._max_levels:
+            return self._invalidate("overflow", None, later)
         if event.checksum is not None:
             ok = self._venue.verify_checksum(self.book, event)
             if ok is False:
@@ -238,6 +293,26 @@ class BookSync:
         if self._on_applied is not None:
             self._on_applied(event)
         return None
+
+    def _buffer_delta(self, event: BookEvent) -> None:
+        """Buffer a delta while waiting for a snapshot, within both bounds (oldest out)."""
+        buffer = self._buffer
+        buffer.append(event)
+        self._buffered_levels += len(event.bids) + len(event.asks)
+        while len(buffer) > 1 and (
+            len(buffer) > self._max_buffer or self._buffered_levels > self._max_buffered_levels
+        ):
+            old = buffer.popleft()
+            self._buffered_levels -= len(old.bids) + len(old.asks)
+
+    def _recount(self) -> None:
+        self._buffered_levels = sum(len(e.bids) + len(e.asks) for e in self._buffer)
+        while len(self._buffer) > 1 and (
+            len(self._buffer) > self._max_buffer
+            or self._buffered_levels > self._max_buffered_levels
+        ):
+            old = self._buffer.popleft()
+            self._buffered_levels -= len(old.bids) + len(old.asks)
 
     def _check_book(self) -> Action | None:
         if self.book.is_crossed():
@@ -247,12 +322,13 @@ class BookSync:
     def _invalidate(
         self, reason: str, pending: BookEvent | None, more: list[BookEvent] | None = None
     ) -> Action | None:
-        was_live = self.state is _LIVE
+        was_live = self.state is not _SYNCING
         self.state = _SYNCING
         self.book.clear()
         self._snapshot = None
         self._last = None
         self._buffer.clear()
+        self._buffered_levels = 0
         if was_live:
             self._on_resync(reason)
         if not self._rest:
@@ -262,6 +338,7 @@ class BookSync:
             self._buffer.append(pending)
         if more:
             self._buffer.extend(more)
+        self._recount()
         if self._buffer:
             self._awaiting_snapshot = True
             return FetchSnapshot(self.symbol)

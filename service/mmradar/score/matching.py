@@ -15,7 +15,9 @@ The rule of docs/scorecard.md ("Event-level matching"), one-to-one:
   positive. A detected episode with no eligible truth episode is a **false** alert.
 * Truth episodes never matched are **missed**.
 
-Latency of a matched pair: ``a − s`` in seconds of event time (negative = anticipatory).
+Latency of a matched pair: ``a − s`` in seconds of event time (negative = anticipatory); its
+end latency: ``b − e`` (the detection's end minus the truth episode's end; negative = it ended
+early).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "group_by_key",
     "match_episodes",
     "merge_close",
+    "time_outside",
 ]
 
 _NS = 1_000_000_000
@@ -45,12 +48,15 @@ class Episode:
         side: ``both``, ``bid`` or ``ask``.
         start_ns: event time it started.
         end_ns: event time it ended (the end of the run for one still firing).
+        cause: what the detector said removed the liquidity (``liquidity_evaporation``:
+            ``cancel``, ``trade`` or ``mixed``; empty otherwise). Not used for matching.
     """
 
     symptom: str
     side: str
     start_ns: int
     end_ns: int
+    cause: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -90,6 +96,7 @@ class MatchResult:
         false: detected episodes eligible for no truth episode.
         missed: truth episodes never matched, in index order.
         latencies_s: ``detected start − truth start`` of each pair, in seconds.
+        end_latencies_s: ``detected end − truth end`` of each pair, in seconds.
     """
 
     pairs: tuple[tuple[int, int], ...]
@@ -97,6 +104,7 @@ class MatchResult:
     false: tuple[int, ...]
     missed: tuple[int, ...]
     latencies_s: tuple[float, ...]
+    end_latencies_s: tuple[float, ...] = ()
 
 
 def match_episodes(
@@ -124,6 +132,7 @@ def match_episodes(
     redundant: list[int] = []
     false: list[int] = []
     latencies: list[float] = []
+    end_latencies: list[float] = []
     order = sorted(range(len(detected)), key=lambda j: (detected[j].start_ns, j))
     for j in order:
         a = detected[j].start_ns
@@ -141,12 +150,20 @@ def match_episodes(
             matched[best] = True
             pairs.append((best, j))
             latencies.append((a - truth[best].start_ns) / _NS)
+            end_latencies.append((detected[j].end_ns - truth[best].end_ns) / _NS)
         elif eligible:
             redundant.append(j)
         else:
             false.append(j)
     missed = tuple(i for i, m in enumerate(matched) if not m)
-    return MatchResult(tuple(pairs), tuple(redundant), tuple(false), missed, tuple(latencies))
+    return MatchResult(
+        tuple(pairs),
+        tuple(redundant),
+        tuple(false),
+        missed,
+        tuple(latencies),
+        tuple(end_latencies),
+    )
 
 
 def group_by_key(episodes: Iterable[Episode]) -> dict[tuple[str, str], list[Episode]]:
@@ -157,6 +174,28 @@ def group_by_key(episodes: Iterable[Episode]) -> dict[tuple[str, str], list[Epis
     for lst in out.values():
         lst.sort(key=lambda e: (e.start_ns, e.end_ns))
     return out
+
+
+def time_outside(detected: Sequence[Episode], truth: Sequence[Episode]) -> tuple[int, int]:
+    """``(firing ns, firing ns outside every truth episode)`` of the detections (one key).
+
+    Truth episodes are taken as they are (no matching tolerance): a detection that starts
+    early or ends late accrues the difference.
+    """
+    spans = sorted((t.start_ns, t.end_ns) for t in truth)
+    total = outside = 0
+    for d in detected:
+        a, b = d.start_ns, d.end_ns
+        if b <= a:
+            continue
+        total += b - a
+        covered = 0
+        for s, e in spans:
+            lo, hi = max(a, s), min(b, e)
+            if hi > lo:
+                covered += hi - lo
+        outside += (b - a) - covered
+    return total, outside
 
 
 def merge_close(episodes: Sequence[Episode], gap_s: float) -> list[Episode]:
@@ -170,7 +209,9 @@ def merge_close(episodes: Sequence[Episode], gap_s: float) -> list[Episode]:
     for e in sorted(episodes, key=lambda e: (e.start_ns, e.end_ns)):
         if out and e.start_ns - out[-1].end_ns < gap:
             last = out[-1]
-            out[-1] = Episode(last.symptom, last.side, last.start_ns, max(last.end_ns, e.end_ns))
+            out[-1] = Episode(
+                last.symptom, last.side, last.start_ns, max(last.end_ns, e.end_ns), last.cause
+            )
         else:
             out.append(e)
     return out

@@ -291,17 +291,18 @@ def drive(
     """
     symbol = run.symbol
     observer = _Observer()
-    opened: dict[tuple[str, str], int] = {}
+    opened: dict[tuple[str, str], tuple[int, str]] = {}
     detected: list[Episode] = []
 
     def on_episode(event: EpisodeEvent) -> None:
         key = (event.symptom, event.side)
         if event.state == "firing":
-            opened[key] = event.started_at_ns
+            # the cause as the episode starts (liquidity_evaporation: pulled versus traded)
+            opened[key] = (event.started_at_ns, str(event.context.get("cause") or ""))
         else:
-            start = opened.pop(key, event.started_at_ns)
+            start, cause = opened.pop(key, (event.started_at_ns, ""))
             end = event.ended_at_ns if event.ended_at_ns is not None else start
-            detected.append(Episode(event.symptom, event.side, start, end))
+            detected.append(Episode(event.symptom, event.side, start, end, cause))
 
     pipeline = FeedPipeline(
         make_venue(SIM_EXCHANGE),
@@ -392,8 +393,8 @@ def drive(
         last = pressure_at.get(g, last)
         series.pressure.append(last)
     # episodes still firing at the end end there
-    for (symptom, side), started in opened.items():
-        detected.append(Episode(symptom, side, started, max(started, end_ns)))
+    for (symptom, side), (started, cause) in opened.items():
+        detected.append(Episode(symptom, side, started, max(started, end_ns), cause))
     detected.sort(key=lambda e: (e.start_ns, e.symptom, e.side))
 
     truths = [

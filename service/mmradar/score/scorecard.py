@@ -14,7 +14,10 @@ Scored period
 Per ``(symptom, side)``, pooled over every run
     ``precision = TP/(TP + FP)`` (redundant re-fires excluded), ``recall = TP/scored truth``,
     ``F1`` their harmonic mean; detection latency = detected start − truth start, median and
-    p90 over the matched pairs (linear interpolation between order statistics).
+    p90 over the matched pairs (linear interpolation between order statistics); end latency =
+    detected end − truth end, median over the matched pairs; firing outside truth = the share
+    of the detections' firing time not covered by any truth episode of the same key (truth as
+    labelled, no tolerance).
 
 False alerts per calm hour
     False detections (matched to no truth episode) that start in the ``calm`` regime, divided
@@ -22,7 +25,9 @@ False alerts per calm hour
 
 Negative controls
     In every run of a ``control`` scenario, the count of inventory-symptom episodes
-    (:data:`INVENTORY_SYMPTOMS`) and of all episodes. A silent control has zero of both.
+    (:data:`INVENTORY_SYMPTOMS`) and of all episodes. A silent control has zero of both; a
+    ``liquidity_evaporation`` episode marked ``cause: trade`` (liquidity consumed by takers,
+    not pulled by makers) is reported on its own and does not break the silence.
 
 Dealer-inventory proxy and pressure (docs/scorecard.md)
     Per run, over its armed seconds on the 1-s grid, Spearman's ρ between the signal and
@@ -47,6 +52,7 @@ from .matching import (
     group_by_key,
     match_episodes,
     merge_close,
+    time_outside,
 )
 from .runner import RunResult
 from .stats import lagged_correlations, mean, peak_lag, quantile, spearman, stdev
@@ -82,7 +88,9 @@ class Targets:
 
     recall: float = 0.9
     precision: float = 0.9
-    median_latency_s: float = 3.0
+    median_latency_s: float = 5.0
+    stretch_latency_s: float = 3.0
+    median_end_latency_s: float = 10.0
     false_per_calm_hour: float = 0.5
     proxy_spearman: float = 0.6
 
@@ -105,6 +113,9 @@ class KeyScore:
         ignored: detections matched to unscored truth episodes.
         calm_false: false detections starting in the calm regime.
         latencies_s: latency of every matched pair.
+        end_latencies_s: end latency (detected end − truth end) of every matched pair.
+        firing_ns: total firing time of the detections.
+        outside_ns: the part of it outside every truth episode of the key.
     """
 
     symptom: str
@@ -117,6 +128,9 @@ class KeyScore:
     ignored: int = 0
     calm_false: int = 0
     latencies_s: list[float] = field(default_factory=list)
+    end_latencies_s: list[float] = field(default_factory=list)
+    firing_ns: int = 0
+    outside_ns: int = 0
 
     @property
     def fn(self) -> int:
@@ -152,6 +166,16 @@ class KeyScore:
         """90th-percentile latency (NaN without matches)."""
         return quantile(self.latencies_s, 0.9)
 
+    @property
+    def end_latency_median_s(self) -> float:
+        """Median end latency (NaN without matches)."""
+        return quantile(self.end_latencies_s, 0.5)
+
+    @property
+    def outside_share(self) -> float:
+        """Share of the firing time outside every truth episode (NaN without firing time)."""
+        return self.outside_ns / self.firing_ns if self.firing_ns else math.nan
+
     def add(self, other: KeyScore) -> None:
         """Pool ``other``'s counts into this one."""
         self.truth += other.truth
@@ -162,6 +186,9 @@ class KeyScore:
         self.ignored += other.ignored
         self.calm_false += other.calm_false
         self.latencies_s.extend(other.latencies_s)
+        self.end_latencies_s.extend(other.end_latencies_s)
+        self.firing_ns += other.firing_ns
+        self.outside_ns += other.outside_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +248,9 @@ class ControlScore:
         scenario: the scenario.
         runs: runs of it.
         armed_hours: hours the detectors were armed.
-        inventory_firings: episodes of :data:`INVENTORY_SYMPTOMS`.
+        inventory_firings: episodes of :data:`INVENTORY_SYMPTOMS` (evaporation marked
+            ``cause: trade`` excluded).
+        traded_evaporations: ``liquidity_evaporation`` episodes marked ``cause: trade``.
         all_firings: every episode.
         by_key: episodes per ``symptom/side``.
     """
@@ -230,6 +259,7 @@ class ControlScore:
     runs: int = 0
     armed_hours: float = 0.0
     inventory_firings: int = 0
+    traded_evaporations: int = 0
     all_firings: int = 0
     by_key: dict[str, int] = field(default_factory=dict)
 
@@ -342,12 +372,14 @@ def _score_run(
         ks.detected = len(dets)
         # a redundant detection is attributed to the truth episodes it was eligible for; it
         # is ignored when all of those are unscored, like a match to an unscored episode
-        for (i, _), lat in zip(m.pairs, m.latencies_s, strict=True):
+        for (i, _), lat, end in zip(m.pairs, m.latencies_s, m.end_latencies_s, strict=True):
             if scored[i]:
                 ks.tp += 1
                 ks.latencies_s.append(lat)
+                ks.end_latencies_s.append(end)
             else:
                 ks.ignored += 1
+        ks.firing_ns, ks.outside_ns = time_outside(dets, truths)
         for j in m.redundant:
             if _eligible_scored(dets[j], truths, scored, tolerance):
                 ks.redundant += 1
@@ -429,7 +461,9 @@ def build_scorecard(
             cs.armed_hours += run_armed / 3600
             for e in r.detected:
                 cs.all_firings += 1
-                if e.symptom in INVENTORY_SYMPTOMS:
+                if e.symptom == "liquidity_evaporation" and e.cause == "trade":
+                    cs.traded_evaporations += 1
+                elif e.symptom in INVENTORY_SYMPTOMS:
                     cs.inventory_firings += 1
                 label = f"{e.symptom}/{e.side}"
                 cs.by_key[label] = cs.by_key.get(label, 0) + 1
@@ -470,6 +504,10 @@ def build_scorecard(
 
 def _f(x: float, digits: int = 2) -> str:
     return "–" if x != x else f"{x:.{digits}f}"
+
+
+def _pct(x: float) -> str:
+    return "–" if x != x else f"{100 * x:.0f}%"
 
 
 def _seeds(seeds: Iterable[int]) -> str:
@@ -520,6 +558,11 @@ def target_misses(card: Scorecard) -> list[str]:
             misses.append(
                 f"{name}: median latency {_f(ks.latency_median_s, 1)} s > {t.median_latency_s} s"
             )
+        if ks.end_latencies_s and not ks.end_latency_median_s <= t.median_end_latency_s:
+            misses.append(
+                f"{name}: median end latency {_f(ks.end_latency_median_s, 1)} s > "
+                f"{t.median_end_latency_s} s"
+            )
         fpch = card.false_per_calm_hour(ks)
         if fpch == fpch and not fpch <= t.false_per_calm_hour:
             misses.append(
@@ -562,17 +605,20 @@ def format_markdown(card: Scorecard, *, title: str = "mmradar detector scorecard
         f"Matching: a detection matches a truth episode of the same symptom and side when it "
         f"starts within [start − {tol.pre_s:g} s, end + {tol.post_s:g} s], one-to-one; re-fires "
         f"inside a matched episode are *redundant* (neither TP nor FP). Latency = detection "
-        f"start − truth start (event time). False alerts per calm hour = unmatched detections "
-        f"starting in the calm regime / armed calm hours."
+        f"start − truth start (event time); end latency = detection end − truth end (matched "
+        f"pairs); outside = share of the firing time not covered by a truth episode of the same "
+        f"symptom and side. False alerts per calm hour = unmatched detections starting in the "
+        f"calm regime / armed calm hours."
     )
     lines.append("")
     lines.append("## Symptoms")
     lines.append("")
     lines.append(
         "| symptom | side | truth | detected | TP | FP | redundant | precision | recall | F1 "
-        "| median latency s | p90 latency s | false / calm h | targets |"
+        "| median latency s | p90 latency s | median end latency s | outside | false / calm h "
+        "| targets |"
     )
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for ks in [*card.keys.values(), card.total]:
         fpch = card.false_per_calm_hour(ks)
         if ks is card.total:
@@ -584,6 +630,7 @@ def format_markdown(card: Scorecard, *, title: str = "mmradar detector scorecard
                 ks.recall >= t.recall if ks.truth else None,
                 ks.precision >= t.precision if ks.tp + ks.fp else None,
                 ks.latency_median_s <= t.median_latency_s if ks.latencies_s else None,
+                ks.end_latency_median_s <= t.median_end_latency_s if ks.end_latencies_s else None,
                 fpch <= t.false_per_calm_hour if fpch == fpch else None,
             ]
             known = [c for c in checks if c is not None]
@@ -592,14 +639,16 @@ def format_markdown(card: Scorecard, *, title: str = "mmradar detector scorecard
         lines.append(
             f"| {name} | {ks.side} | {ks.truth} | {ks.detected} | {ks.tp} | {ks.fp} "
             f"| {ks.redundant} | {_f(ks.precision)} | {_f(ks.recall)} | {_f(ks.f1)} "
-            f"| {_f(ks.latency_median_s, 1)} | {_f(ks.latency_p90_s, 1)} | {_f(fpch)} "
+            f"| {_f(ks.latency_median_s, 1)} | {_f(ks.latency_p90_s, 1)} "
+            f"| {_f(ks.end_latency_median_s, 1)} | {_pct(ks.outside_share)} | {_f(fpch)} "
             f"| {verdict} |"
         )
     lines.append("")
     lines.append(
         f"Targets: recall ≥ {t.recall}, precision ≥ {t.precision}, median latency ≤ "
-        f"{t.median_latency_s:g} s, ≤ {t.false_per_calm_hour} false alerts per calm hour per "
-        f"symptom, negative controls silent, proxy Spearman ≥ {t.proxy_spearman}."
+        f"{t.median_latency_s:g} s (stretch {t.stretch_latency_s:g} s), median end latency ≤ "
+        f"{t.median_end_latency_s:g} s, ≤ {t.false_per_calm_hour} false alerts per calm hour "
+        f"per symptom, negative controls silent, proxy Spearman ≥ {t.proxy_spearman}."
     )
     if card.unknown_truth:
         lines.append("")
@@ -612,17 +661,22 @@ def format_markdown(card: Scorecard, *, title: str = "mmradar detector scorecard
     lines.append("")
     if card.controls:
         lines.append(
-            "| scenario | runs | armed h | inventory-symptom episodes | all episodes | which |"
+            "| scenario | runs | armed h | inventory-symptom episodes | evaporation marked "
+            "cause: trade | all episodes | which |"
         )
-        lines.append("|---|---:|---:|---:|---:|---|")
+        lines.append("|---|---:|---:|---:|---:|---:|---|")
         for cs in card.controls.values():
             which = ", ".join(f"{k} ×{n}" for k, n in sorted(cs.by_key.items())) or "none"
             lines.append(
                 f"| {cs.scenario} | {cs.runs} | {cs.armed_hours:.2f} | {cs.inventory_firings} "
-                f"| {cs.all_firings} | {which} |"
+                f"| {cs.traded_evaporations} | {cs.all_firings} | {which} |"
             )
         lines.append("")
-        lines.append(f"Inventory symptoms: {', '.join(INVENTORY_SYMPTOMS)}.")
+        lines.append(
+            f"Inventory symptoms: {', '.join(INVENTORY_SYMPTOMS)}; a liquidity_evaporation "
+            "episode marked cause: trade (takers consumed the liquidity, makers kept quoting) "
+            "is counted on its own, not as an inventory symptom."
+        )
     else:
         lines.append("No control scenario was run.")
     lines.append("")
@@ -708,6 +762,8 @@ def scorecard_json(card: Scorecard) -> dict[str, object]:
             "f1": _num(ks.f1),
             "latency_median_s": _num(ks.latency_median_s),
             "latency_p90_s": _num(ks.latency_p90_s),
+            "end_latency_median_s": _num(ks.end_latency_median_s),
+            "firing_outside_truth_share": _num(ks.outside_share),
             "false_per_calm_hour": _num(card.false_per_calm_hour(ks)),
         }
 
@@ -730,6 +786,7 @@ def scorecard_json(card: Scorecard) -> dict[str, object]:
             c.scenario: {
                 "runs": c.runs,
                 "inventory_firings": c.inventory_firings,
+                "traded_evaporations": c.traded_evaporations,
                 "all_firings": c.all_firings,
             }
             for c in card.controls.values()

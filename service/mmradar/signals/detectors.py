@@ -1,90 +1,68 @@
 """One small class per symptom (docs/signals.md), evaluated on the 1-s event-time stat clock.
 
 Each detector reads one :class:`Sample` per second, updates its own robust baselines (frozen
-while it — or a symptom reading the same baseline — fires), and sets, per side label of
-:data:`~mmradar.signals.episodes.SYMPTOM_SIDES`, a ``score`` (higher = more anomalous), an ``on``
-condition (the symptom is present) and an ``off`` condition (it is clearly gone). The
-:class:`~mmradar.signals.alerts.AlertMachine` of each side turns those into episodes with
-persistence, hysteresis, a minimum duration and a cooldown (:mod:`mmradar.signals.alerts`).
+while it — or a symptom reading the same baseline — fires), reduces the sample to a
+standardized feature ``z`` (pre-change model: the baseline's median and robust scale) and
+decides with a sequential test (:mod:`mmradar.signals.sequential`): a CUSUM per
+``(symptom, side)`` whose threshold ``h`` gives the stated average run length to a false alarm
+(``arl0_hours``), and, while the episode fires, the mirror CUSUM that detects the return to the
+pre-change model (the end). The :class:`~mmradar.signals.alerts.AlertMachine` of each side keeps
+what the sequential statistic does not make redundant: the minimum duration and the cooldown
+(persistence and release timers are the CUSUMs themselves now).
 
-Definitions (defaults of ``[signals]`` in brackets; docs/signals.md, "Detectors"):
+Features and gates (defaults of ``[signals]`` in brackets; docs/signals.md, "Detectors"):
 
-``spread_widening`` (side ``both``) — the quoted spread, time-averaged over each second
-    ``S`` (bps of mid). ``z_S = robust_z(log S)`` against the 30-min bucketed median/MAD of
-    ``log S``, scale floored at ``max(log(1 + tick/median S), spread_z_floor [0.1])``.
-    **One-tick regime** (baseline median spread ≤ 1.5 ticks, e.g. BTCUSDT where the spread is
-    one tick almost always and ``z_S`` is degenerate): also ``z_W`` = robust z of the share of
-    the last ``spread_wide_window_seconds`` [10] with the spread wider than one tick, scale
-    floored at ``spread_wide_floor`` [0.1]; score = ``max(z_S, z_W)``, else ``z_S``. On at
-    score ≥ ``spread_z_on`` [4] for ``spread_on_seconds`` [2]; off at ≤ ``spread_z_off`` [2]
-    for ``spread_off_seconds`` [4] (design: 10 s; calibrated shorter so that blow-outs
-    10–30 s apart, e.g. successive sweeps of a one-sided book, are separate episodes).
-    Cost-to-trade is deliberately not used: size-aware cost belongs to the depth symptoms.
+``spread_widening`` (side ``both``) — ``z_S = robust_z(log S)`` of the spread ``S`` (bps,
+    time-averaged over each second), scale floored at ``max(log(1 + tick/median S),
+    spread_z_floor [0.1])``; in the **one-tick regime** (baseline median ≤ 1.5 ticks) also
+    ``z_W``, the robust z of the share of the last ``spread_wide_window_seconds`` [10] with the
+    spread wider than one tick (floor ``spread_wide_floor`` [0.1]); ``z = max(z_S, z_W)``
+    there. CUSUM tuned to ``spread_shift`` [4].
 
-``liquidity_evaporation`` (side = the evaporated side) — for each band ``x`` of
-    ``evaporation_bands_bps`` [10, 50]: ``ρ_s = D_s(x)/B_s(x)`` (depth over its 30-min
-    baseline median), ``drop_s = 1 − D_s/max_{10 s} D̃_s`` with ``D̃`` the persistent depth
-    ``min(D_k, D_{k−1})`` (liquidity that rested through two ticks, so sub-second flicker does
-    not set the reference). On (at any band) when ``(ρ_s ≤ evaporation_ratio_on [0.5] or
-    (drop_s ≥ evaporation_drop_on [0.5] and ρ_s < evaporation_ratio_off))`` **and** the other
-    side holds, ``ρ_o ≥ evaporation_other_ratio [0.8]``, for ``evaporation_on_seconds`` [3];
-    off when ``ρ_s ≥ evaporation_ratio_off [0.7]`` at every band for
-    ``evaporation_off_seconds`` [10]. Score: the collapsed fraction ``max(1 − ρ_s, drop_s)``
-    ∈ [0, 1] over the bands (``drop_s`` counted only while ``ρ_s < evaporation_ratio_off``:
-    depth falling back to normal after a surge is not evaporation). Bands whose baseline (both
-    sides) is under ``thin_book_notional`` are ignored.
+``liquidity_evaporation`` (side = the side that emptied) — the side's **near-touch depth**
+    ``N_s`` (notional of its best ``near_touch_levels`` [10] price levels: where makers quote,
+    whatever the mid does) against its baseline: ``z_s = robust_z(log N_s)``, scale floored at
+    ``depth_log_floor`` [0.1]; a drop is ``−z_s``, CUSUM tuned to ``evaporation_shift`` [4].
+    Gate: the other side holds (``N_o ≥ evaporation_other_ratio [0.8]`` × its baseline median)
+    and the book is not thin. Score: the collapsed fraction ``1 − N_s/B_s`` ∈ [0, 1]. Each
+    episode carries its **cause** from the pulled-versus-traded attribution
+    (:mod:`mmradar.signals.removal`): removals at the side's 10-bps band over the last
+    ``removal_window_seconds`` that were ≥ ⅔ cancelled (``cancel``), ≤ ⅓ (``trade``) or in
+    between (``mixed``); a drop that is trade-led — takers consuming liquidity the makers keep
+    quoting — does not start an episode.
 
-``depth_asymmetry`` (side = the heavy side) — ``DI = (D_b − D_a)/(D_b + D_a)`` at
-    ``asymmetry_band_bps`` [10] (0 on a thin book, ``D_b + D_a < thin_book_notional``);
-    ``DI_fast`` = EWMA with ``asymmetry_fast_half_life_seconds`` [1], ``DI_slow`` with
-    ``asymmetry_slow_half_life_seconds`` [900]; ``z_DI = robust_z(DI_fast − DI_slow)``
-    (floor ``asymmetry_z_floor`` [0.05]). Side ``bid`` on when ``DI_fast ≥ asymmetry_on [0.5]``
-    and ``z_DI ≥ asymmetry_z_on [3]`` for ``asymmetry_on_seconds`` [2]; off at
-    ``DI_fast ≤ asymmetry_off [0.3]`` for ``asymmetry_off_seconds`` [15]; ``ask`` mirrored.
-    Score: ``z_DI`` toward the side (``max(±z_DI, 0)``). Bid-heavy = dealers short = upward.
+``depth_asymmetry`` (side = the heavy side) — the near-touch depth imbalance
+    ``DI = (N_b − N_a)/(N_b + N_a)`` (0 on a thin book), ``z = robust_z(DI)`` (floor
+    ``asymmetry_z_floor`` [0.05]); side ``bid`` tests ``+z``, ``ask`` tests ``−z``, tuned to
+    ``asymmetry_shift`` [3]. Score: ``max(±z, 0)``. Bid-heavy = dealers short = upward.
 
-``liquidity_pull`` (side ``both``) — at ``pull_band_bps`` [10]: ``R = (D_b + D_a)/(B_b + B_a)``
-    and each side's ``ρ``. On when ``R ≤ pull_total_ratio_on [0.3]``, both ``ρ ≤
-    pull_side_ratio_on [0.5]`` and (spread score ≥ ``pull_spread_z_on`` [3] or the
-    depth-to-fill ratio ``(G_b + G_a)/(baseline G_b + G_a) ≥ pull_fill_ratio_on [3]``, where
-    ``G_side`` is the bps distance from mid to the level at which cumulative notional reaches
-    ``fill_notional`` [50 000]), for ``pull_on_seconds`` [2]; off at ``R ≥ pull_total_ratio_off
-    [0.6]`` for ``pull_off_seconds`` [15]. Score: ``1 − R``. ``G`` walks book levels, so it is
-    sampled for its baseline every :data:`FILL_SAMPLE_EVERY_S` seconds and computed every
-    second only while the depth conditions hold.
+``liquidity_pull`` (side ``both``) — at ``pull_band_bps`` [10]: ``R = (D_b + D_a)/(B_b +
+    B_a)``; ``z = log R`` over its robust scale (floored at ``depth_log_floor``), a drop tested
+    with ``pull_shift`` [4]. Gate (the two-sided collapse of the design): ``R ≤
+    pull_total_ratio_on [0.3]``, both ``ρ ≤ pull_side_ratio_on [0.5]``, and (spread score ≥
+    ``pull_spread_z_on`` [3] or depth-to-fill ``(G_b + G_a)/(baseline) ≥ pull_fill_ratio_on``
+    [3], ``G`` the bps distance from mid to ``fill_notional`` [50 000]). Score: ``1 − R``.
+    ``G`` walks book levels, so it is sampled for its baseline every
+    :data:`FILL_SAMPLE_EVERY_S` seconds and every second only while the depth conditions hold.
 
 ``quote_skew`` (side = the heavy side at the touch) — ``skew = (microprice − mid)/spread =
-    QI/2 ∈ [−½, ½]`` with ``QI = (q_b − q_a)/(q_b + q_a)`` at the touch, time-weighted exactly
-    over every L1 state and averaged over the last ``skew_window_seconds`` [3]. Side ``bid``
-    (bids strong, asks thin, microprice above mid) on when ``skew ≥ skew_on [0.25]`` **and**
-    ``robust_z(skew) ≥ skew_z_on`` [2] against its 30-min baseline (floor ``skew_z_floor``
-    [0.05]) for ``skew_on_seconds`` [2], not on a thin book and not while the spread score is
-    ≥ ``spread_z_on`` (a blown-out spread means the touch is not the makers' quotes, so its
-    queue imbalance says nothing about their reservation price; the design likewise
-    requires a normal touch); off at ``skew ≤ skew_off [0.15]`` for ``skew_off_seconds`` [10];
-    ``ask`` mirrored. Score: the skew toward the side. The z condition is an addition to
-    the design (docs/signals.md): on real BTCUSDT spot the touch queues are so lopsided that
-    ``|skew| ≥ 0.3`` holds ~18 % of the time (its robust scale is ≈ 0.22), so only an unusual
-    skew is a symptom; at z ≥ 2 that needs ``|skew| ≳ 0.41`` there, while a book with steadier
-    touch queues keeps the 0.25 threshold.
+    QI/2`` time-weighted over every L1 state and averaged over ``skew_window_seconds`` [1];
+    ``z = robust_z(skew)`` (floor ``skew_z_floor`` [0.05]), side ``bid`` tests ``+z``, ``ask``
+    ``−z``, tuned to ``skew_shift`` [3]. Gate: the book is not thin and the spread score is
+    below ``spread_shift`` (a blown-out spread means the touch is not the makers' quotes, so
+    its queue imbalance says nothing about their reservation price). Score: the skew toward
+    the side.
 
-``volatility_spike`` (side ``both``) — 1-s mid log-returns ``r_k``; ``σ²_fast`` = EWMA of
-    ``r²`` with ``volatility_fast_half_life_seconds`` [15]; ``σ²_slow`` = median over the
-    baseline window of the per-minute mean of ``r²``, floored at
-    ``(volatility_floor_bps [0.1]·10⁻⁴)²``; score ``VR = σ_fast/σ_slow``. On at
-    ``VR ≥ volatility_ratio_on [3]`` for ``volatility_on_seconds`` [2]; off at
-    ``VR ≤ volatility_ratio_off [1.5]`` for ``volatility_off_seconds`` [30].
+``volatility_spike`` (side ``both``) — 1-s mid log-returns ``r``; the pre-change variance
+    ``σ0²`` = median over the baseline window of the per-minute mean of ``r²`` (floored at
+    ``(volatility_floor_bps [0.1]·10⁻⁴)²``); increments are the Gaussian log-likelihood ratio
+    of the variance having jumped to ``c²σ0²``, ``c = volatility_ratio`` [3] (the release: of
+    it being back at ``σ0²``); ``h = ln ARL0``. Score: ``VR = σ_fast/σ0`` with ``σ_fast²`` the
+    EWMA of ``r²`` (``volatility_fast_half_life_seconds`` [15]; display only).
 
-Every alert shares ``min_firing_seconds`` [10] and ``cooldown_seconds`` [10].
-
-Calibration (``mmradar score --calibration``, simulator seeds 101–105; docs/scorecard.md): the
-defaults above that differ from the design values (docs/signals.md) — shorter persistence (skew,
-asymmetry, volatility ``T_on`` 2 s instead of 5 s), faster smoothers (skew 3-s average, ``DI_fast``
-half-life 1 s, ``σ_fast`` half-life 15 s instead of 30 s), ``skew_on`` 0.25, ``T_off`` 4 s for the
-spread and a 10-s cooldown — were set there, each checked against the calm false-alert budget on
-the noisy synthetic books of ``tests/signals/test_calm.py`` and on the real Binance captures
-(``tests/signals/test_replay_episodes.py``). Evaporation keeps ``T_on`` 3 s: at 1–2 s the flicker
-of a noisy one-tick book breaks that budget.
+Every alert shares ``min_firing_seconds`` [10] and ``cooldown_seconds`` [10]. Calibration
+(``mmradar score --calibration``, simulator seeds 101–105) and the ARL0/delay of each detector:
+docs/signals.md and docs/scorecard.md.
 """
 
 from __future__ import annotations
@@ -95,8 +73,10 @@ from typing import ClassVar
 
 from ..model import BAND_BPS
 from .alerts import AlertMachine, AlertTiming
-from .baselines import BucketedMedian, BucketedMedians, Ewma, RollingMax
+from .baselines import MAD_TO_SIGMA, BucketedMedian, BucketedMedians, Ewma
 from .params import SignalSettings
+from .removal import RemovalAttribution, cause_of
+from .sequential import VARIANCE_FACTOR, CusumPair, arl0_threshold
 
 __all__ = [
     "DepthAsymmetry",
@@ -118,6 +98,9 @@ ONE_TICK_MAX_TICKS = 1.5
 #: Depth-to-fill is sampled for its baseline every this many seconds (and every second while
 #: the pull's depth conditions hold): it walks book levels, the rest of a tick does not.
 FILL_SAMPLE_EVERY_S = 10
+#: A second whose bounce-corrected realized variance is ≤ this share of its raw realized
+#: variance counts as this share (pure bid-ask bounce, little price discovery).
+RVAC_FLOOR_SHARE = 0.1
 
 
 class Sample:
@@ -141,12 +124,16 @@ class Sample:
         asks: ask depth notional per band.
         base_bids: baseline median bid depth per band.
         base_asks: baseline median ask depth per band.
+        near_bid: notional of the best ``near_touch_levels`` bid levels.
+        near_ask: the same on the ask side.
         fill_bid_bps: depth-to-fill on the bid side (bps from mid to fill ``fill_notional``),
             as last computed (every ``FILL_SAMPLE_EVERY_S`` seconds, every second while the
             pull's depth conditions hold).
         fill_ask_bps: the same on the ask side.
         ret: 1-s mid log-return ending at the tick (NaN at the first tick of a book life).
-        spread_score: the spread detector's score (set by it for the pull detector).
+        rv: realized variance of the last second: Σ of the squared log-changes of the mid over
+            every L1 change (0 when the mid did not move).
+        spread_score: the spread detector's score (set by it for the pull and skew detectors).
     """
 
     __slots__ = (
@@ -159,7 +146,11 @@ class Sample:
         "fill_ask_bps",
         "fill_bid_bps",
         "mid",
+        "near_ask",
+        "near_bid",
         "ret",
+        "rv",
+        "rvac",
         "skew",
         "spread_bps",
         "spread_score",
@@ -184,23 +175,27 @@ class Sample:
         self.asks: tuple[float, ...] = (_NAN,) * n
         self.base_bids: tuple[float, ...] = (_NAN,) * n
         self.base_asks: tuple[float, ...] = (_NAN,) * n
+        self.near_bid = _NAN
+        self.near_ask = _NAN
         self.fill_bid_bps = _NAN
         self.fill_ask_bps = _NAN
         self.ret = _NAN
+        self.rv = _NAN
+        self.rvac = _NAN
         self.spread_score = _NAN
 
 
 class DepthBaselines:
     """Baseline median depth notional per (side, band): the reference ``B_side(x)``.
 
-    Shared by the evaporation and pull detectors and reported in episode context and
+    Shared by the pull detector and reported in episode context and
     ``mmradar_depth_baseline_notional``.
 
     Args:
         minutes: baseline window (``baseline_minutes``).
     """
 
-    __slots__ = ("_medians", "_n", "_series", "asks", "bids")
+    __slots__ = ("_medians", "_n", "_series", "asks", "bids", "mad_asks", "mad_bids")
 
     def __init__(self, minutes: int) -> None:
         n = self._n = len(BAND_BPS)
@@ -210,6 +205,10 @@ class DepthBaselines:
         self.bids: tuple[float, ...] = (_NAN,) * n
         #: Baseline median ask depth per band.
         self.asks: tuple[float, ...] = (_NAN,) * n
+        #: Baseline MAD of the bid depth per band.
+        self.mad_bids: tuple[float, ...] = (_NAN,) * n
+        #: Baseline MAD of the ask depth per band.
+        self.mad_asks: tuple[float, ...] = (_NAN,) * n
 
     def add(self, s: Sample, frozen: bool) -> None:
         """Add the sample's band depths (skipped while frozen) and set its baselines."""
@@ -221,6 +220,9 @@ class DepthBaselines:
             self._medians = medians
             self.bids = medians[:n]
             self.asks = medians[n:]
+            mads = series.mads
+            self.mad_bids = mads[:n]
+            self.mad_asks = mads[n:]
         s.base_bids = self.bids
         s.base_asks = self.asks
 
@@ -229,27 +231,49 @@ class DepthBaselines:
         self._series.drop_current()
 
 
-def _timing(p: SignalSettings, on_s: float, off_s: float) -> AlertTiming:
-    return AlertTiming(on_s, off_s, p.min_firing_seconds, p.cooldown_seconds)
+def _cancel_share(traded: float, cancelled: float, added: float) -> float:
+    """:meth:`RemovalAttribution.cancel_share` from the window's flows."""
+    pulled = cancelled - added if cancelled > added else 0.0
+    total = traded + pulled
+    return pulled / total if total > 0.0 else _NAN
+
+
+def _pulled(s: Sample, p: SignalSettings) -> bool:
+    """Both sides' 10-bps depth collapsed (``liquidity_pull``'s depth condition): near-touch
+    features then describe whatever rests further out, not the makers' quotes."""
+    bb, ba = s.base_bids[0], s.base_asks[0]
+    if not bb + ba > 0.0:
+        return False
+    return (s.bids[0] + s.asks[0]) / (bb + ba) <= p.pull_total_ratio_on
 
 
 class Detector:
-    """Base of the symptom detectors: per-side machines, scores and conditions.
+    """Base of the symptom detectors: per-side machines, sequential tests, scores.
 
     Attributes:
         symptom: the ``symptom`` label.
         sides: its ``side`` labels.
-        machines: side → alert machine.
+        machines: side → alert machine (minimum duration and cooldown; no persistence timers).
+        tests: side → the CUSUM pair deciding onset and release.
         scores: side → current score (higher = more anomalous; NaN when undefined).
-        on: side → start condition at the last sample.
-        off: side → end condition at the last sample.
+        on: side → the onset test has alarmed (and its gate holds) at the last sample.
+        off: side → the release test has alarmed at the last sample.
     """
 
     symptom: ClassVar[str]
     sides: ClassVar[tuple[str, ...]]
+    #: Long-run variance factor of the feature in calm (``sequential.VARIANCE_FACTOR`` unless a
+    #: detector's feature is known to be more persistent; docs/signals.md).
+    variance_factor: ClassVar[float] = VARIANCE_FACTOR
 
-    def __init__(self, timing: AlertTiming) -> None:
+    def __init__(self, p: SignalSettings, shift: float) -> None:
+        timing = AlertTiming(0.0, 0.0, p.min_firing_seconds, p.cooldown_seconds)
         self.machines = {side: AlertMachine(timing) for side in self.sides}
+        #: The stated average run length to a false alarm, in 1-s samples.
+        self.arl0_samples = max(2.0, p.arl0_hours * 3600.0)
+        self.shift = shift
+        h = arl0_threshold(self.arl0_samples, 0.5 * shift, self.variance_factor)
+        self.tests = {side: CusumPair(shift, h, p.release_seconds) for side in self.sides}
         self.scores: dict[str, float] = dict.fromkeys(self.sides, _NAN)
         self.on: dict[str, bool] = dict.fromkeys(self.sides, False)
         self.off: dict[str, bool] = dict.fromkeys(self.sides, False)
@@ -266,9 +290,34 @@ class Detector:
             self.on[side] = False
             self.off[side] = False
 
+    def _decide(self, side: str, x: float, gate: bool, informative: bool) -> None:
+        """One sample of the side's oriented standardized feature ``x`` (symptom positive).
+
+        ``gate``: the symptom's context holds (else the onset statistic empties);
+        ``informative``: the sample says anything about the symptom (else both statistics
+        hold it over).
+        """
+        test = self.tests[side]
+        test.update(x, gate, self.machines[side].firing, informative)
+        self.on[side] = gate and test.onset_stat >= test.h
+        self.off[side] = test.release_stat >= test.h_release
+
     def reset_short(self) -> None:
-        """Forget short windows and smoothers (resync); baselines are kept, except the minute
-        being filled (no bucket spans an invalid period)."""
+        """Forget short windows and the sequential statistics (resync); baselines are kept,
+        except the minute being filled (no bucket spans an invalid period)."""
+        for test in self.tests.values():
+            test.reset()
+
+    def sequential(self) -> dict[str, float]:
+        """The sequential statistics of every side (episode context, debugging)."""
+        out: dict[str, float] = {}
+        for side, test in self.tests.items():
+            prefix = "" if len(self.sides) == 1 else f"{side}_"
+            out[f"{prefix}cusum"] = test.onset_stat
+            out[f"{prefix}release"] = test.release_stat
+            out[f"{prefix}threshold"] = test.h
+            out[f"{prefix}release_threshold"] = test.h_release
+        return out
 
     def details(self) -> dict[str, float]:
         """Detector-specific statistics of the last sample (episode context, debugging)."""
@@ -282,7 +331,7 @@ class SpreadWidening(Detector):
     sides = ("both",)
 
     def __init__(self, p: SignalSettings) -> None:
-        super().__init__(_timing(p, p.spread_on_seconds, p.spread_off_seconds))
+        super().__init__(p, p.spread_shift)
         self.p = p
         self.log_spread = BucketedMedian(p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES)
         self.wide = BucketedMedian(p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES)
@@ -293,7 +342,7 @@ class SpreadWidening(Detector):
         self._wide_fraction = _NAN
 
     def observe(self, s: Sample, frozen: bool) -> None:
-        """Update baselines (unless ``frozen``) and the score from one sample."""
+        """Update baselines (unless ``frozen``) and the decision from one sample."""
         p = self.p
         sp = s.spread_bps
         self._spread_bps = sp
@@ -327,10 +376,10 @@ class SpreadWidening(Detector):
             self.z_wide = _NAN
         s.spread_score = score
         self.scores["both"] = score
-        self.on["both"] = score >= p.spread_z_on
-        self.off["both"] = score <= p.spread_z_off
+        self._decide("both", score, True, True)
 
     def reset_short(self) -> None:
+        super().reset_short()
         self.log_spread.drop_current()
         self.wide.drop_current()
 
@@ -352,134 +401,130 @@ class LiquidityEvaporation(Detector):
     sides = ("bid", "ask")
 
     def __init__(self, p: SignalSettings) -> None:
-        super().__init__(_timing(p, p.evaporation_on_seconds, p.evaporation_off_seconds))
+        super().__init__(p, p.evaporation_shift)
         self.p = p
-        self.bands = tuple(BAND_BPS.index(b) for b in p.evaporation_bands_bps)
-        w = p.evaporation_drop_window_seconds
-        self._max_bid = [RollingMax(w) for _ in self.bands]
-        self._max_ask = [RollingMax(w) for _ in self.bands]
-        self._prev_bid: list[float] = [_NAN] * len(self.bands)
-        self._prev_ask: list[float] = [_NAN] * len(self.bands)
+        self.base_bid = BucketedMedian(p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES)
+        self.base_ask = BucketedMedian(p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES)
         self.ratios: dict[str, float] = {"bid": _NAN, "ask": _NAN}
-        self.drops: dict[str, float] = {"bid": _NAN, "ask": _NAN}
+        self.z: dict[str, float] = {"bid": _NAN, "ask": _NAN}
+        #: cancelled share of the side's recent 10-bps removals (NaN without removals).
+        self.cancel_share: dict[str, float] = {"bid": _NAN, "ask": _NAN}
 
-    def observe(self, s: Sample) -> None:
-        """Compute ratios, drops and conditions from one sample (depth baselines are shared)."""
+    def cause(self, side: str) -> str:
+        """``cancel``, ``trade`` or ``mixed``: what removed the side's missing depth lately."""
+        return cause_of(self.cancel_share[side])
+
+    def observe(self, s: Sample, frozen: bool, removal: RemovalAttribution) -> None:
+        """Update the near-touch baselines (unless ``frozen``) and decide."""
         p = self.p
-        on_b = on_a = False
-        off_b = off_a = True
-        score_b = score_a = _NAN
-        min_rho_b = min_rho_a = _NAN
-        max_drop_b = max_drop_a = _NAN
-        seen = False
-        for j, i in enumerate(self.bands):
-            db, da = s.bids[i], s.asks[i]
-            bb, ba = s.base_bids[i], s.base_asks[i]
-            # persistent depth: what rested through this tick and the previous one
-            pb = min(db, self._prev_bid[j]) if self._prev_bid[j] == self._prev_bid[j] else db
-            pa = min(da, self._prev_ask[j]) if self._prev_ask[j] == self._prev_ask[j] else da
-            self._prev_bid[j], self._prev_ask[j] = db, da
-            mb = self._max_bid[j].push(pb)
-            ma = self._max_ask[j].push(pa)
-            if not (bb + ba >= p.thin_book_notional) or not (bb > 0.0 and ba > 0.0):
-                continue
-            seen = True
-            rb, ra = db / bb, da / ba
-            drop_b = 1.0 - db / mb if mb > 0.0 else 0.0
-            drop_a = 1.0 - da / ma if ma > 0.0 else 0.0
-            if rb <= p.evaporation_ratio_on or (
-                drop_b >= p.evaporation_drop_on and rb < p.evaporation_ratio_off
-            ):
-                on_b = on_b or ra >= p.evaporation_other_ratio
-            if ra <= p.evaporation_ratio_on or (
-                drop_a >= p.evaporation_drop_on and ra < p.evaporation_ratio_off
-            ):
-                on_a = on_a or rb >= p.evaporation_other_ratio
-            off_b = off_b and rb >= p.evaporation_ratio_off
-            off_a = off_a and ra >= p.evaporation_ratio_off
-            cb = max(0.0, 1.0 - rb, drop_b if rb < p.evaporation_ratio_off else 0.0)
-            ca = max(0.0, 1.0 - ra, drop_a if ra < p.evaporation_ratio_off else 0.0)
-            score_b = cb if not score_b >= cb else score_b
-            score_a = ca if not score_a >= ca else score_a
-            min_rho_b = rb if not min_rho_b <= rb else min_rho_b
-            min_rho_a = ra if not min_rho_a <= ra else min_rho_a
-            max_drop_b = drop_b if not max_drop_b >= drop_b else max_drop_b
-            max_drop_a = drop_a if not max_drop_a >= drop_a else max_drop_a
-        if not seen:
-            self._undefined()
+        nb, na = s.near_bid, s.near_ask
+        lb = math.log(nb) if nb > 0.0 else (-50.0 if nb == 0.0 else _NAN)
+        la = math.log(na) if na > 0.0 else (-50.0 if na == 0.0 else _NAN)
+        ts = s.ts_ns
+        bb, ba = self.base_bid, self.base_ask
+        bb.add(lb, ts, frozen=frozen)
+        ba.add(la, ts, frozen=frozen)
+        floor = p.depth_log_floor
+        zb = bb.z(lb, floor)
+        za = ba.z(la, floor)
+        thin = not (s.base_bids[0] + s.base_asks[0] >= p.thin_book_notional)
+        if zb != zb or za != za or thin:
             self.ratios["bid"] = self.ratios["ask"] = _NAN
+            self.z["bid"] = self.z["ask"] = _NAN
+            self._undefined()
             return
-        self.scores["bid"], self.scores["ask"] = min(score_b, 1.0), min(score_a, 1.0)
-        self.on["bid"], self.on["ask"] = on_b, on_a
-        self.off["bid"], self.off["ask"] = off_b, off_a
-        self.ratios["bid"], self.ratios["ask"] = min_rho_b, min_rho_a
-        self.drops["bid"], self.drops["ask"] = max_drop_b, max_drop_a
+        rb = math.exp(lb - bb.median)
+        ra = math.exp(la - ba.median)
+        self.ratios["bid"], self.ratios["ask"] = rb, ra
+        self.z["bid"], self.z["ask"] = zb, za
+        tb, cb, ab = removal.window_flows(True, 0)
+        ta, ca, aa = removal.window_flows(False, 0)
+        self.cancel_share["bid"] = _cancel_share(tb, cb, ab)
+        self.cancel_share["ask"] = _cancel_share(ta, ca, aa)
+        self.scores["bid"] = min(1.0, max(0.0, 1.0 - rb))
+        self.scores["ask"] = min(1.0, max(0.0, 1.0 - ra))
+        other = p.evaporation_other_ratio
+        # liquidity went missing: what was traded or cancelled near the touch lately was not
+        # replaced by new resting size (takers sweeping a side the makers keep quoting, or a
+        # band sliding with the mid, is not evaporation)
+        lost_b = tb + cb > ab
+        lost_a = ta + ca > aa
+        # both sides gone is a pull, not this symptom: the test holds meanwhile
+        held = not _pulled(s, p)
+        self._decide("bid", -zb, held and ra >= other and lost_b, held and ra >= other)
+        self._decide("ask", -za, held and rb >= other and lost_a, held and rb >= other)
 
     def reset_short(self) -> None:
-        for m in (*self._max_bid, *self._max_ask):
-            m.clear()
-        self._prev_bid = [_NAN] * len(self.bands)
-        self._prev_ask = [_NAN] * len(self.bands)
+        super().reset_short()
+        self.base_bid.drop_current()
+        self.base_ask.drop_current()
 
     def details(self) -> dict[str, float]:
         return {
-            "depth_ratio_bid": self.ratios["bid"],
-            "depth_ratio_ask": self.ratios["ask"],
-            "drop_bid": self.drops["bid"],
-            "drop_ask": self.drops["ask"],
+            "near_depth_ratio_bid": self.ratios["bid"],
+            "near_depth_ratio_ask": self.ratios["ask"],
+            "z_bid": self.z["bid"],
+            "z_ask": self.z["ask"],
+            "cancel_share_bid": self.cancel_share["bid"],
+            "cancel_share_ask": self.cancel_share["ask"],
         }
 
 
 class DepthAsymmetry(Detector):
-    """``depth_asymmetry``: depth shifts toward one side (module docstring)."""
+    """``depth_asymmetry``: near-touch depth shifts toward one side (module docstring)."""
 
     symptom = "depth_asymmetry"
     sides = ("bid", "ask")
+    #: The near-touch imbalance wanders for tens of seconds in calm (lag-1 autocorrelation
+    #: ≈ 0.93 on the simulator's calm book): with the default factor its calm false-alarm rate
+    #: on the calibration seeds' calm hours was 0.5–0.85 per hour, with 12 it is 0.07, the
+    #: stated ARL0 (docs/signals.md).
+    variance_factor = 12.0
 
     def __init__(self, p: SignalSettings) -> None:
-        super().__init__(_timing(p, p.asymmetry_on_seconds, p.asymmetry_off_seconds))
+        super().__init__(p, p.asymmetry_shift)
         self.p = p
-        self.band = BAND_BPS.index(p.asymmetry_band_bps)
-        self.fast = Ewma(p.asymmetry_fast_half_life_seconds)
-        self.slow = Ewma(p.asymmetry_slow_half_life_seconds)
-        self.shift = BucketedMedian(p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES)
+        #: ``mmradar_depth_imbalance_smoothed``: the near-touch imbalance, 1-s half-life EWMA.
+        self.fast = Ewma(1.0)
+        self.base = BucketedMedian(p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES)
         self.di = _NAN
         self.z = _NAN
         self.thin = False
 
     def observe(self, s: Sample, frozen: bool) -> None:
-        """Smooth the imbalance, update its shift baseline (unless frozen), set conditions."""
+        """Update the imbalance baseline (unless frozen) and decide."""
         p = self.p
-        db, da = s.bids[self.band], s.asks[self.band]
-        total = db + da
+        nb, na = s.near_bid, s.near_ask
+        total = nb + na
         if total != total:
+            self.z = _NAN
             self._undefined()
             return
-        self.thin = total < p.thin_book_notional
-        di = self.di = 0.0 if self.thin else (db - da) / total
+        self.thin = not (s.bids[0] + s.asks[0] >= p.thin_book_notional) or not total > 0.0
+        di = self.di = 0.0 if self.thin else (nb - na) / total
         ts = s.ts_ns
-        fast = self.fast.update(di, ts)
-        slow = self.slow.update(di, ts, frozen=frozen)
-        shift = fast - slow
-        self.shift.add(shift, ts, frozen=frozen)
-        z = self.z = self.shift.z(shift, p.asymmetry_z_floor)
-        self.scores["bid"] = max(z, 0.0) if z == z else _NAN
-        self.scores["ask"] = max(-z, 0.0) if z == z else _NAN
-        self.on["bid"] = fast >= p.asymmetry_on and z >= p.asymmetry_z_on
-        self.on["ask"] = fast <= -p.asymmetry_on and z <= -p.asymmetry_z_on
-        self.off["bid"] = fast <= p.asymmetry_off
-        self.off["ask"] = fast >= -p.asymmetry_off
+        self.fast.update(di, ts)
+        self.base.add(di, ts, frozen=frozen)
+        z = self.z = self.base.z(di, p.asymmetry_z_floor)
+        if z != z:
+            self._undefined()
+            return
+        self.scores["bid"] = max(z, 0.0)
+        self.scores["ask"] = max(-z, 0.0)
+        gate = not self.thin and not _pulled(s, p)
+        self._decide("bid", z, gate, gate)
+        self._decide("ask", -z, gate, gate)
 
     def reset_short(self) -> None:
+        super().reset_short()
         self.fast.reset()
-        self.shift.drop_current()
+        self.base.drop_current()
 
     def details(self) -> dict[str, float]:
         return {
-            "depth_imbalance": self.di,
-            "depth_imbalance_fast": self.fast.value,
-            "depth_imbalance_slow": self.slow.value,
-            "z_shift": self.z,
+            "near_depth_imbalance": self.di,
+            "baseline_imbalance": self.base.median,
+            "z_imbalance": self.z,
             "thin_book": 1.0 if self.thin else 0.0,
         }
 
@@ -491,7 +536,7 @@ class LiquidityPull(Detector):
     sides = ("both",)
 
     def __init__(self, p: SignalSettings) -> None:
-        super().__init__(_timing(p, p.pull_on_seconds, p.pull_off_seconds))
+        super().__init__(p, p.pull_shift)
         self.p = p
         self.band = BAND_BPS.index(p.pull_band_bps)
         per_bucket = max(1, MIN_BUCKET_SAMPLES // FILL_SAMPLE_EVERY_S)
@@ -500,13 +545,20 @@ class LiquidityPull(Detector):
         self.total_ratio = _NAN
         self.fill_ratio = _NAN
 
-    def observe(self, s: Sample, frozen: bool, fills: Callable[[], tuple[float, float]]) -> None:
-        """Update the conditions (and the depth-to-fill baselines, unless frozen).
+    def observe(
+        self,
+        s: Sample,
+        frozen: bool,
+        fills: Callable[[], tuple[float, float]],
+        base: DepthBaselines,
+    ) -> None:
+        """Update the depth-to-fill baselines (unless frozen) and decide.
 
         Args:
             s: the sample.
             frozen: the baselines must not learn from this sample.
             fills: computes ``(G_bid, G_ask)`` in bps; called only when needed.
+            base: the band-depth baselines (their MAD gives the scale of ``log R``).
         """
         p = self.p
         ts = s.ts_ns
@@ -534,12 +586,17 @@ class LiquidityPull(Detector):
             return
         self.total_ratio = r
         self.scores["both"] = max(0.0, 1.0 - r)
-        self.on["both"] = collapsed and (
+        mad = base.mad_bids[i] + base.mad_asks[i]
+        scale = MAD_TO_SIGMA * mad / (bb + ba) if mad == mad else 0.0
+        scale = max(scale, p.depth_log_floor)
+        x = -math.log(r) / scale if r > 0.0 else 50.0
+        gate = collapsed and (
             s.spread_score >= p.pull_spread_z_on or self.fill_ratio >= p.pull_fill_ratio_on
         )
-        self.off["both"] = r >= p.pull_total_ratio_off
+        self._decide("both", x, gate, True)
 
     def reset_short(self) -> None:
+        super().reset_short()
         self.fill_bid.drop_current()
         self.fill_ask.drop_current()
 
@@ -554,33 +611,31 @@ class QuoteSkew(Detector):
     sides = ("bid", "ask")
 
     def __init__(self, p: SignalSettings) -> None:
-        super().__init__(_timing(p, p.skew_on_seconds, p.skew_off_seconds))
+        super().__init__(p, p.skew_shift)
         self.p = p
         self.base = BucketedMedian(p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES)
         self.skew = _NAN
         self.z = _NAN
 
     def observe(self, s: Sample, frozen: bool) -> None:
-        """Update the skew baseline (unless frozen) and the conditions."""
+        """Update the skew baseline (unless frozen) and decide."""
         p = self.p
         sk = self.skew = s.skew
         self.base.add(sk, s.ts_ns, frozen=frozen)
         z = self.z = self.base.z(sk, p.skew_z_floor)
-        if sk != sk:
+        if sk != sk or z != z:
             self._undefined()
             return
-        i = 0  # the narrowest band guards against thin books
-        thin = not (s.bids[i] + s.asks[i] >= p.thin_book_notional)
+        thin = not (s.bids[0] + s.asks[0] >= p.thin_book_notional)
         # a blown-out spread: the touch is not the makers' quotes, its imbalance no skew
-        thin = thin or s.spread_score >= p.spread_z_on
+        gate = not thin and not s.spread_score >= p.spread_shift
         self.scores["bid"] = max(sk, 0.0)
         self.scores["ask"] = max(-sk, 0.0)
-        self.on["bid"] = not thin and sk >= p.skew_on and z >= p.skew_z_on
-        self.on["ask"] = not thin and sk <= -p.skew_on and z <= -p.skew_z_on
-        self.off["bid"] = sk <= p.skew_off
-        self.off["ask"] = sk >= -p.skew_off
+        self._decide("bid", z, gate, gate)
+        self._decide("ask", -z, gate, gate)
 
     def reset_short(self) -> None:
+        super().reset_short()
         self.base.drop_current()
 
     def details(self) -> dict[str, float]:
@@ -588,47 +643,76 @@ class QuoteSkew(Detector):
 
 
 class VolatilitySpike(Detector):
-    """``volatility_spike``: short-horizon realized volatility against its baseline."""
+    """``volatility_spike``: the mid's realized variance against its baseline (module doc)."""
 
     symptom = "volatility_spike"
     sides = ("both",)
 
     def __init__(self, p: SignalSettings) -> None:
-        super().__init__(_timing(p, p.volatility_on_seconds, p.volatility_off_seconds))
+        self._log_c2 = 2.0 * math.log(p.volatility_ratio)
+        super().__init__(p, self._log_c2 / p.volatility_z_floor)
         self.p = p
         self.fast = Ewma(p.volatility_fast_half_life_seconds)
-        self.slow = BucketedMedian(
-            p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES, reducer="mean"
-        )
+        self.base = BucketedMedian(p.baseline_minutes, min_samples=MIN_BUCKET_SAMPLES)
         self._floor_var = (p.volatility_floor_bps * 1e-4) ** 2
+        self._scale = _NAN
         self.ratio = _NAN
+        self.z = _NAN
 
     def observe(self, s: Sample, frozen: bool) -> None:
-        """Fold the 1-s return into σ_fast and (unless frozen) the σ_slow baseline."""
-        r = s.ret
+        """Fold the second's realized variance into the baseline (unless frozen) and decide."""
+        p = self.p
+        rv = s.rvac
+        if rv != rv:
+            self.ratio = self.z = _NAN
+            self._undefined()
+            return
         ts = s.ts_ns
-        r2 = r * r
-        self.fast.update(r2, ts)
-        self.slow.add(r2, ts, frozen=frozen)
-        slow = self.slow.median
-        fast = self.fast.value
-        if slow != slow or fast != fast:
+        if not s.rv > 0.0:
+            # the mid did not move at all this second: no evidence either way (a one-tick
+            # book can sit still for seconds; a pulled one is frozen on what rests further out)
+            self.fast.update(0.0, ts)
+            self.base.add(_NAN, ts, frozen=frozen)
+            self.z = _NAN
+            self.on["both"] = False
+            self.off["both"] = False
+            return
+        # bounce-corrected; a second of pure bounce (≤ 0) counts as a tenth of its raw variance
+        rv = max(rv, RVAC_FLOOR_SHARE * s.rv, self._floor_var)
+        x = math.log(rv)
+        self.fast.update(rv, ts)
+        base = self.base
+        base.add(x, ts, frozen=frozen)
+        scale = max(MAD_TO_SIGMA * base.mad, p.volatility_z_floor)
+        if scale != self._scale and scale == scale:
+            # the test is tuned to a variance ratio (volatility_ratio²), so its shift in z units
+            # follows the baseline's scale of log variance
+            self._scale = scale
+            shift = self._log_c2 / scale
+            h = arl0_threshold(self.arl0_samples, 0.5 * shift, self.variance_factor)
+            self.tests["both"].set_shift(shift, h)
+        z = self.z = base.z(x, p.volatility_z_floor)
+        if z != z:
             self.ratio = _NAN
             self._undefined()
             return
-        vr = self.ratio = math.sqrt(fast / max(slow, self._floor_var))
-        self.scores["both"] = vr
-        self.on["both"] = vr >= self.p.volatility_ratio_on
-        self.off["both"] = vr <= self.p.volatility_ratio_off
+        self.ratio = math.sqrt(self.fast.value / math.exp(base.median))
+        self.scores["both"] = self.ratio
+        # with the spread blown out the mid is not the makers' (frozen on whatever rests
+        # further out): it says nothing about volatility either way, the test holds
+        normal_touch = not s.spread_score >= p.spread_shift
+        self._decide("both", z, True, normal_touch)
 
     def reset_short(self) -> None:
+        super().reset_short()
         self.fast.reset()
-        self.slow.drop_current()
+        self.base.drop_current()
 
     def details(self) -> dict[str, float]:
-        slow = self.slow.median
+        med = self.base.median
         return {
             "volatility_ratio": self.ratio,
+            "z_log_realized_variance": self.z,
             "sigma_fast_bps": 1e4 * math.sqrt(self.fast.value) if self.fast.value >= 0 else _NAN,
-            "sigma_slow_bps": 1e4 * math.sqrt(slow) if slow >= 0 else _NAN,
+            "sigma_base_bps": 1e4 * math.sqrt(math.exp(med)) if med == med else _NAN,
         }

@@ -44,9 +44,10 @@ Composite ``mmradar_dealer_pressure`` ∈ [−1, 1] (docs/signals.md)
     positive = dealers short = upward pressure:
 
     * ``inventory`` — the dealer-inventory proxy z (decayed net taker buying);
-    * ``depth_imbalance`` — ``z_DI``, the robust z of the 10-bps depth-imbalance shift;
-    * ``skew`` — the robust z of the touch skew averaged over ``skew_window_seconds``
-      (microprice above mid = positive);
+    * ``depth_imbalance`` — the robust z of the near-touch depth imbalance
+      (``depth_asymmetry``'s feature), EWMA-smoothed with a 5-s half-life;
+    * ``skew`` — the robust z of the touch skew (``quote_skew``'s feature), EWMA-smoothed with
+      a 5-s half-life (microprice above mid = positive);
     * ``ofi`` — ``OFI_z`` over the longest OFI window (60 s).
 
     With the defaults, IPI at the design's alert level 2.5 reads 0.76; ±1 is never reached.
@@ -70,9 +71,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..book.l2book import L2Book
-from ..model import BAND_BPS, Side, TakerSide
+from ..model import BAND_BPS, BookEvent, BookKind, Side, TakerSide
 from .alerts import AlertMachine, AlertState, Transition
-from .baselines import RollingSum
+from .baselines import Ewma, RollingSum
 from .detectors import (
     DepthAsymmetry,
     DepthBaselines,
@@ -88,6 +89,7 @@ from .episodes import SYMPTOM_SIDES, EpisodeEvent
 from .flow import FlowState, ofi_event
 from .market import MarketState
 from .params import SignalSettings
+from .removal import RemovalAttribution
 
 __all__ = ["PRESSURE_COMPONENTS", "EpisodeRecord", "SignalEngine"]
 
@@ -96,11 +98,16 @@ _NS = 1_000_000_000
 # Enum members as native constants: an enum attribute lookup is a slow generic getattr
 # in compiled code, and these are read for every message.
 _BUY: Final = TakerSide.BUY
+_DELTA: Final = BookKind.DELTA
+_BID: Final = Side.BID
+_ASK: Final = Side.ASK
 _NAN = math.nan
 _NEVER = 1 << 62
 _IDLE = AlertState.IDLE
 #: ``mmradar_dealer_pressure_component{component}`` label values.
 PRESSURE_COMPONENTS: tuple[str, ...] = ("inventory", "depth_imbalance", "skew", "ofi")
+#: Half-life of the EWMA smoothing the composite's depth-imbalance and skew components.
+COMPONENT_HALF_LIFE_S = 5.0
 #: Finished episodes kept per instrument (for summaries).
 MAX_EPISODES_KEPT = 1000
 #: At most this many stat ticks are caught up after a gap in the depth stream (the book did not
@@ -155,18 +162,23 @@ class SignalEngine:
         "_bid",
         "_bid_qty",
         "_book",
+        "_di_smooth",
         "_dur_ring",
         "_i_dur",
+        "_i_rv",
+        "_i_rvac",
         "_i_skew",
         "_i_spread",
         "_i_wide",
         "_l1_ok",
         "_l1_ts",
+        "_last_dmid",
         "_last_ns",
         "_market",
         "_prev_mid",
         "_skew_now",
         "_skew_ring",
+        "_skew_smooth",
         "_spread_now",
         "_tick",
         "_wide_now",
@@ -188,6 +200,7 @@ class SignalEngine:
         "params",
         "pressure",
         "pull",
+        "removal",
         "sample",
         "skew",
         "spread",
@@ -215,6 +228,8 @@ class SignalEngine:
         #: view (:mod:`.crossvenue`) samples each venue's engine on its own event-time clock.
         self.on_tick: Callable[[SignalEngine], None] | None = None
         self.flow = FlowState(p)
+        #: Pulled versus traded: why near-touch resting size disappeared.
+        self.removal = RemovalAttribution(p.removal_window_seconds, p.removal_match_seconds)
         self.depth_baselines = DepthBaselines(p.baseline_minutes)
         self.sample = Sample()
         self.spread = SpreadWidening(p)
@@ -249,11 +264,16 @@ class SignalEngine:
         self._spread_now = self._wide_now = self._skew_now = _NAN
         self._i_dur = 0
         self._i_spread = self._i_wide = self._i_skew = 0.0
+        self._i_rv = 0.0  # Σ squared mid log-changes since the last tick
+        self._i_rvac = 0.0  # ... plus twice the products of consecutive changes
+        self._last_dmid = 0.0
         self._tick = math.inf
         self._prev_mid = _NAN
         self._wide_ring = RollingSum((p.spread_wide_window_seconds,))
         self._skew_ring = RollingSum((p.skew_window_seconds,))
         self._dur_ring = RollingSum((p.spread_wide_window_seconds, p.skew_window_seconds))
+        self._di_smooth = Ewma(COMPONENT_HALF_LIFE_S)
+        self._skew_smooth = Ewma(COMPONENT_HALF_LIFE_S)
         #: The composite in [−1, 1] (NaN while the book is not valid or nothing is known).
         self.pressure = _NAN
         #: The composite's components (unclipped), by :data:`PRESSURE_COMPONENTS` name.
@@ -292,6 +312,15 @@ class SignalEngine:
             return _NAN
         return self.detectors[symptom].scores[side]
 
+    def removed_notional(self, bid: bool, band: int) -> tuple[float, float]:
+        """``mmradar_depth_removed_notional_total``: ``(traded, cancelled)`` quote notional
+        removed from one side within band index ``band`` of ``BAND_BPS`` since start."""
+        return self.removal.removed_total(self._book, bid, band)
+
+    def removed_cancel_share(self, bid: bool, band: int) -> float:
+        """``mmradar_depth_removed_cancel_share`` (NaN while not live or nothing went missing)."""
+        return self.removal.cancel_share(bid, band) if self.live else _NAN
+
     def inventory_proxy(self) -> float:
         """``mmradar_dealer_inventory_proxy`` decayed to the latest event time seen."""
         return self.flow.proxy_z(self._last_ns)
@@ -307,8 +336,28 @@ class SignalEngine:
 
     # -- inputs --------------------------------------------------------------------------------
 
-    def on_depth(self, ts_ns: int) -> None:
-        """The book applied a depth message (or loaded a snapshot) at ``ts_ns`` and is valid."""
+    def before_delta(self, event: BookEvent) -> None:
+        """A depth message is about to be applied to the valid book.
+
+        When prints wait for the depth update that shows them, note the sizes resting at their
+        prices (:mod:`.removal`); :meth:`on_depth` then matches them against what the message
+        removed (if the synchroniser applied it).
+        """
+        removal = self.removal
+        if removal.waiting and event.kind is _DELTA:
+            removal.before(self._book, event.ts_event_ns)
+
+    def on_depth(self, ts_ns: int, applied: bool = True) -> None:
+        """The book applied a depth message (or loaded a snapshot) at ``ts_ns`` and is valid.
+
+        Args:
+            ts_ns: the message's event time.
+            applied: False when the synchroniser dropped the message (a duplicate): the removal
+                attribution made by :meth:`before_delta` is undone.
+        """
+        removal = self.removal
+        if removal.matching:
+            removal.after(self._book, applied, self.sample.mid)
         book = self._book
         bb = book.best_bid()
         ba = book.best_ask()
@@ -337,6 +386,11 @@ class SignalEngine:
             if bp == pbp and bq == pbq and ap == pap and aq == paq:
                 return
             self.flow.ofi_acc += ofi_event(pbp, pbq, pap, paq, bp, bq, ap, aq)
+            if bp != pbp or ap != pap:  # the mid moved: its squared log-change
+                d = math.log(mid / (0.5 * (pbp + pap)))
+                self._i_rv += d * d
+                self._i_rvac += d * (d + 2.0 * self._last_dmid)
+                self._last_dmid = d
             if bp != pbp:
                 d = abs(bp - pbp)
                 if d < self._tick:
@@ -369,10 +423,20 @@ class SignalEngine:
             self._i_skew += self._skew_now * dt
         self._l1_ts = ts_ns
 
-    def on_trade(self, qty: float, taker: TakerSide, ts_ns: int) -> None:
-        """A trade at ``ts_ns`` (counted whether or not the book is valid)."""
+    def on_trade(self, qty: float, taker: TakerSide, ts_ns: int, price: float = _NAN) -> None:
+        """A trade at ``ts_ns`` (counted whether or not the book is valid).
+
+        Args:
+            qty: base quantity.
+            taker: the aggressor side.
+            ts_ns: the trade's event time.
+            price: its price (for the removal attribution; NaN if unknown).
+        """
         self._market.on_trade(qty, taker, ts_ns)  # taker volume by side
-        self.flow.on_trade(qty, taker is _BUY, ts_ns, self.live)
+        buy = taker is _BUY
+        self.flow.on_trade(qty, buy, ts_ns, self.live)
+        if self.live:
+            self.removal.on_print(price, qty, buy, ts_ns)
         if ts_ns > self._last_ns:
             self._last_ns = ts_ns
 
@@ -413,16 +477,20 @@ class SignalEngine:
         self._l1_ok = False
         self._i_dur = 0
         self._i_spread = self._i_wide = self._i_skew = 0.0
+        self._i_rv = 0.0
         self._prev_mid = _NAN
         self._wide_ring.clear()
         self._skew_ring.clear()
         self._dur_ring.clear()
         self.flow.reset_windows()
+        self.removal.reset_window(self._book)
         self.depth_baselines.drop_current()
         for det in self.detectors.values():
             det.reset_short()
         self.pressure = _NAN
         self.components = dict.fromkeys(PRESSURE_COMPONENTS, _NAN)
+        self._di_smooth.reset()
+        self._skew_smooth.reset()
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -435,6 +503,7 @@ class SignalEngine:
         self._l1_ts = ts_ns
         self._l1_ok = False
         self.flow.ofi_acc = 0.0
+        self.removal.start(self._book)
 
     def _stat_tick(self, t: int, reread: bool) -> None:
         p = self.params
@@ -452,6 +521,10 @@ class SignalEngine:
         self._dur_ring.push(float(dur))
         self._i_dur = 0
         self._i_spread = self._i_wide = self._i_skew = 0.0
+        s.rv = self._i_rv
+        s.rvac = self._i_rvac
+        self._i_rv = 0.0
+        self._i_rvac = 0.0
         durs = self._dur_ring.sums
         wide_full = self._wide_ring.filled >= p.spread_wide_window_seconds
         s.wide_fraction = self._wide_ring.sums[0] / durs[0] if wide_full and durs[0] > 0 else _NAN
@@ -465,13 +538,14 @@ class SignalEngine:
         s.ret = math.log(mid / prev) if prev > 0.0 and mid > 0.0 else _NAN
         self._prev_mid = mid
         self.flow.tick(t // _NS, t)
+        self.removal.tick(self._book)
         # -- baselines (frozen while a symptom that reads them fires) and detectors
         spread, evap, pull = self.spread, self.evaporation, self.pull
         depth_frozen = evap.firing or pull.firing
         self.depth_baselines.add(s, frozen=depth_frozen)
         spread.observe(s, frozen=spread.firing or pull.firing)
-        evap.observe(s)
-        pull.observe(s, depth_frozen, self._fills)
+        evap.observe(s, depth_frozen, self.removal)
+        pull.observe(s, depth_frozen, self._fills, self.depth_baselines)
         self.asymmetry.observe(s, frozen=self.asymmetry.firing)
         self.skew.observe(s, frozen=self.skew.firing)
         self.volatility.observe(s, frozen=self.volatility.firing)
@@ -502,9 +576,30 @@ class SignalEngine:
             s.tick = tick if tick < math.inf else _NAN
             s.tick_bps = 1e4 * s.tick / mid
             s.bids, s.asks = book.depth_notional()
+            # near-touch depth: the best levels within the near-touch window of the mid
+            p = self.params
+            n = p.near_touch_levels
+            half = mid * p.near_touch_bps * 1e-4
+            if tick < math.inf and half < 2.0 * tick:
+                half = 2.0 * tick  # a large-tick book: at least two ticks
+            lo = mid - half
+            acc = 0.0
+            for price, qty in book.top(_BID, n):
+                if price < lo:
+                    break
+                acc += price * qty
+            s.near_bid = acc
+            hi = mid + half
+            acc = 0.0
+            for price, qty in book.top(_ASK, n):
+                if price > hi:
+                    break
+                acc += price * qty
+            s.near_ask = acc
         else:
             n = len(BAND_BPS)
             s.best_bid = s.best_ask = s.mid = s.tick = s.tick_bps = _NAN
+            s.near_bid = s.near_ask = _NAN
             s.bids = s.asks = (_NAN,) * n
             s.fill_bid_bps = s.fill_ask_bps = _NAN
 
@@ -539,8 +634,9 @@ class SignalEngine:
         p = self.params
         c = self.components
         c["inventory"] = self.flow.proxy_z_at_tick
-        c["depth_imbalance"] = self.asymmetry.z
-        c["skew"] = self.skew.z
+        # the book-shape components are smoothed (their detectors read 1-s values)
+        c["depth_imbalance"] = self._di_smooth.update(self.asymmetry.z, t)
+        c["skew"] = self._skew_smooth.update(self.skew.z, t)
         c["ofi"] = self.flow.ofi_z(len(self.flow.ofi_windows_s) - 1)
         clip = p.pressure_clip
         values = [max(-clip, min(clip, v)) for v in c.values() if v == v]
@@ -553,7 +649,7 @@ class SignalEngine:
     def _emit(self, det: Detector, side: str, transition: Transition, *, valid: bool) -> None:
         machine = det.machines[side]
         key = (det.symptom, side)
-        context = self._context(det, valid)
+        context = self._context(det, side, valid)
         if transition == "firing":
             self.active[key] = EpisodeRecord(det.symptom, side, machine.started_ns, None, _NAN)
             ended: int | None = None
@@ -581,7 +677,7 @@ class SignalEngine:
                 )
             )
 
-    def _context(self, det: Detector, valid: bool) -> dict[str, Any]:
+    def _context(self, det: Detector, side: str, valid: bool) -> dict[str, Any]:
         s = self.sample
         base_b = self.depth_baselines.bids
         base_a = self.depth_baselines.asks
@@ -605,5 +701,10 @@ class SignalEngine:
             for band, b, a in zip(BAND_BPS, base_b, base_a, strict=True)
         }
         ctx["dealer_pressure"] = _json_num(self.pressure)
-        ctx["detector"] = {k: _json_num(v) for k, v in det.details().items()}
+        if det is self.evaporation:
+            # pulled versus traded: what removed the side's near-touch depth
+            ctx["cause"] = self.evaporation.cause(side) or None
+        details = det.details()
+        details.update(det.sequential())
+        ctx["detector"] = {k: _json_num(v) for k, v in details.items()}
         return ctx

@@ -45,6 +45,8 @@ class EpisodeEvent:
         score: the detector's score at the transition (z or ratio, per symptom).
         context: what a trader needs to act: top of book, spread, per-band depth now and at
             baseline, book validity (JSON-serialisable values only).
+        recording: the flight recording holding the raw frames around the episode start
+            (:mod:`mmradar.flight`; set by the shell, None when none was written).
     """
 
     symptom: str
@@ -56,3 +58,4 @@ class EpisodeEvent:
     ended_at_ns: int | None
     score: float
     context: Mapping[str, Any] = field(default_factory=dict)
+    recording: str | None = None

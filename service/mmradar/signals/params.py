@@ -32,69 +32,63 @@ class SignalSettings:
     # -- shared by every detector ------------------------------------------------------------
     warmup_seconds: float = 600.0
     baseline_minutes: int = 30
-    min_firing_seconds: float = 10.0
-    # 10 (design: 30): a 30-s quiet time hid the next spread blow-out of a stressed book;
-    # calibrated with the changes below on the simulator's calibration seeds (docs/scorecard.md)
-    cooldown_seconds: float = 10.0
+    # 5 (design: 10): the release CUSUM already needs seconds of evidence to end an episode
+    min_firing_seconds: float = 5.0
+    # 0 (design: 30): after an episode the onset CUSUM starts from zero and needs seconds of
+    # evidence again, which is what the quiet time was for; a quiet time only hid the next
+    # spread blow-out of a stressed book (calibration seeds, docs/scorecard.md)
+    cooldown_seconds: float = 0.0
     thin_book_notional: float = 5000.0
+    # the sequential decision (signals/sequential.py): every (symptom, side)'s CUSUM threshold
+    # gives this average run length to a false alarm, in hours of calm
+    arl0_hours: float = 8.0
+    # an episode ends after this many seconds' worth of evidence that its feature is back at
+    # the baseline (the release CUSUM)
+    release_seconds: float = 3.0
+    # near-touch depth (evaporation, asymmetry): the best this many price levels of each side
+    # that lie within near_touch_bps of the mid (at least two ticks)
+    near_touch_levels: int = 10
+    near_touch_bps: float = 5.0
+    # floor of the robust scale of log depth (evaporation, pull)
+    depth_log_floor: float = 0.1
 
     # -- spread_widening ----------------------------------------------------------------------
-    spread_z_on: float = 4.0
-    spread_z_off: float = 2.0
-    spread_on_seconds: float = 2.0
-    spread_off_seconds: float = 4.0  # design: 10; separates blow-outs 10–30 s apart
+    spread_shift: float = 8.0  # z of the spread the CUSUM is tuned to
     spread_z_floor: float = 0.1
     spread_wide_window_seconds: int = 10
     spread_wide_floor: float = 0.1
 
     # -- liquidity_evaporation ----------------------------------------------------------------
-    evaporation_bands_bps: tuple[int, ...] = (10, 50)
-    evaporation_ratio_on: float = 0.5
-    evaporation_drop_on: float = 0.5
-    evaporation_other_ratio: float = 0.8
-    evaporation_ratio_off: float = 0.7
-    evaporation_drop_window_seconds: int = 10
-    evaporation_on_seconds: float = 3.0
-    evaporation_off_seconds: float = 10.0
+    evaporation_shift: float = 9.0  # z of the side's log near-touch depth (a drop)
+    evaporation_other_ratio: float = 0.8  # the other side keeps this share of its baseline
 
     # -- depth_asymmetry ----------------------------------------------------------------------
-    asymmetry_band_bps: int = 10
-    asymmetry_on: float = 0.5
-    asymmetry_off: float = 0.3
-    asymmetry_z_on: float = 3.0
+    asymmetry_shift: float = 6.0  # z of the near-touch depth imbalance
     asymmetry_z_floor: float = 0.05
-    asymmetry_fast_half_life_seconds: float = 1.0  # design: 2 (latency)
-    asymmetry_slow_half_life_seconds: float = 900.0
-    asymmetry_on_seconds: float = 2.0  # design: 5 (latency)
-    asymmetry_off_seconds: float = 15.0
 
     # -- liquidity_pull -----------------------------------------------------------------------
     pull_band_bps: int = 10
+    pull_shift: float = 4.0  # z of the log total depth (a drop)
     pull_total_ratio_on: float = 0.3
     pull_side_ratio_on: float = 0.5
-    pull_total_ratio_off: float = 0.6
     pull_spread_z_on: float = 3.0
     pull_fill_ratio_on: float = 3.0
     fill_notional: float = 50000.0
-    pull_on_seconds: float = 2.0
-    pull_off_seconds: float = 15.0
 
     # -- quote_skew ---------------------------------------------------------------------------
-    skew_on: float = 0.25  # design: 0.3; the z gate keeps real books quiet
-    skew_off: float = 0.15
-    skew_z_on: float = 2.0
+    skew_shift: float = 3.0  # z of the touch skew
     skew_z_floor: float = 0.05
-    skew_window_seconds: int = 3  # design: 5 (latency)
-    skew_on_seconds: float = 2.0  # design: 5 (latency)
-    skew_off_seconds: float = 10.0
+    skew_window_seconds: int = 1
 
     # -- volatility_spike ---------------------------------------------------------------------
-    volatility_ratio_on: float = 3.0
-    volatility_ratio_off: float = 1.5
-    volatility_fast_half_life_seconds: float = 15.0  # design: 30 (latency)
+    volatility_ratio: float = 5.0  # the volatility jump (σ ratio) the CUSUM is tuned to
+    volatility_z_floor: float = 0.1
+    volatility_fast_half_life_seconds: float = 15.0  # the score's fast EWMA (display only)
     volatility_floor_bps: float = 0.1
-    volatility_on_seconds: float = 2.0  # design: 5 (latency)
-    volatility_off_seconds: float = 30.0
+
+    # -- pulled versus traded (signals/removal.py) -----------------------------------------------
+    removal_window_seconds: int = 10
+    removal_match_seconds: float = 1.0
 
     # -- flow measures and the composite -------------------------------------------------------
     ofi_windows_seconds: tuple[int, ...] = (1, 10, 60)

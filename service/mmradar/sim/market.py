@@ -16,6 +16,9 @@ Takers (docs/simulator.md, "Model"):
   intensity ``A·e^(−kδ)`` emerges from the arrival rate and the patience distribution;
 * bursts add impatient orders on one side that sweep up to ``burst_limit_bps`` beyond S
   whatever the quotes (uninformed flow: S does not move);
+* the ``sweep`` control adds large buy orders that walk the asks up to ``sweep_limit_bps``
+  beyond S, against dealers who hedge every fill at once and re-quote the side that was hit
+  (they keep quoting): the asks are traded through, not pulled;
 * sizes are lognormal, capped.
 
 Background liquidity is zero-intelligence: limit orders at a uniform distance from S in
@@ -48,7 +51,7 @@ _FIRST_UPDATE_ID = 10_000_000_001
 _FIRST_TRADE_ID = 3_000_000_001
 
 # event kinds, in tie-break order within one instant
-_EXPIRE, _REQUOTE, _BG_ADD, _SPOOF_ADD, _TAKE, _BURST = range(6)
+_EXPIRE, _REQUOTE, _BG_ADD, _SPOOF_ADD, _TAKE, _BURST, _SWEEP = range(7)
 
 
 class _Market:
@@ -142,6 +145,7 @@ class _Market:
     def take(self, side: int, limit: int | None, lots: int) -> None:
         fills = self.book.take(side, limit, lots)
         ms = self.t // 1_000_000
+        hit: list[Dealer] = []
         for f in fills:
             if f.maker_owner >= 0:
                 dealer = self.dealers[f.maker_owner]
@@ -150,6 +154,10 @@ class _Market:
                     dealer.orders.pop(f.maker_oid, None)
                 signed = f.qty if f.maker_side == BID else -f.qty
                 self.fills.append(DealerFill(f.maker_owner, self.t, signed, f.price))
+                if self.regime.hedge:
+                    dealer.inventory -= signed  # hedged elsewhere at once
+                    if dealer not in hit:
+                        hit.append(dealer)
             stream, payload = trade_frame(
                 self.p.symbol,
                 ms,
@@ -162,6 +170,8 @@ class _Market:
             )
             self.trade_id += 1
             self.frames.append(SimFrame(self.t, stream, payload))
+        for dealer in hit:  # hedged dealers keep quoting: the side that was hit comes back
+            self.requote(dealer)
 
     def cancel_stale(self) -> None:
         """Background owners re-peg what the efficient price has reached or passed.
@@ -198,6 +208,13 @@ class _Market:
         else:
             limit = math.ceil(self.s * (1.0 - band))
         self.take(side, limit, lots)
+
+    def sweep(self) -> None:
+        p = self.p
+        cap = 10 * p.sweep_size_median
+        lots = self.lognormal_lots(p.sweep_size_median, p.taker_size_sigma, cap)
+        limit = math.floor(self.s * (1.0 + p.sweep_limit_bps * 1e-4))
+        self.take(BID, limit, lots)
 
     def requote(self, dealer: Dealer) -> None:
         dealer.observe(self.s, self.t)
@@ -240,6 +257,8 @@ class _Market:
         events.extend((t, k, ASK) for t, k, _ in bursts)
         if reg.spoof:
             self.poisson_times(p.spoof_rate, t0, events, _SPOOF_ADD)
+        if reg.sweep_rate > 0.0:
+            self.poisson_times(reg.sweep_rate, t0, events, _SWEEP)
         end = t0 + WINDOW_NS
         while self.expiries and self.expiries[0][0] <= end:
             t, oid = heapq.heappop(self.expiries)
@@ -262,6 +281,8 @@ class _Market:
                 self.place_spoof()
             elif kind == _TAKE:
                 self.price_sensitive(arg)
+            elif kind == _SWEEP:
+                self.sweep()
             else:
                 self.burst(arg)
         self.advance_s(end)

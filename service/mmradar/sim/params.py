@@ -93,6 +93,10 @@ class Regime:
         burst_sell_rate: extra price-insensitive sell market orders per second.
         spoof: the spoofer is active (large orders far from the touch, cancelled quickly).
         refresh: dealers and near-touch background refresh both sides in lockstep.
+        sweep_rate: buy orders per second that sweep the ask side up to
+            ``SimParams.sweep_limit_bps`` beyond S (sizes ``sweep_size_median``).
+        hedge: dealers hedge every fill at once elsewhere (their inventory does not move) and
+            re-quote the side that was hit right away: they keep quoting whatever trades.
     """
 
     sigma_mult: float = 1.0
@@ -102,6 +106,8 @@ class Regime:
     burst_sell_rate: float = 0.0
     spoof: bool = False
     refresh: bool = False
+    sweep_rate: float = 0.0
+    hedge: bool = False
 
 
 REGIMES: dict[str, Regime] = {
@@ -116,6 +122,9 @@ REGIMES: dict[str, Regime] = {
     # negative controls
     "spoof": Regime(spoof=True),
     "refresh": Regime(refresh=True),
+    # takers sweep the asks (dealers and background) while the dealers, hedged, keep quoting:
+    # liquidity traded through, not pulled
+    "sweep": Regime(sweep_rate=1.0, hedge=True),
 }
 """Regime name -> modifiers. ``calm`` is the baseline."""
 
@@ -155,6 +164,10 @@ class SimParams:
         spoof_rate: spoofing orders per second while the regime is active.
         refresh_every_s: period of the symmetric refresh.
         refresh_off_s: how long both sides stay away during a refresh.
+        sweep_limit_bps: sweeping orders (``sweep`` regime) walk the asks up to this far
+            beyond S.
+        sweep_size_median: median size of a sweeping order, base units (lognormal, capped at
+            10× the median).
         labels: labelling thresholds (see :mod:`mmradar.sim.labels`).
     """
 
@@ -191,4 +204,6 @@ class SimParams:
     spoof_rate: float = 4.0
     refresh_every_s: float = 15.0
     refresh_off_s: float = 0.3
+    sweep_limit_bps: float = 25.0
+    sweep_size_median: float = 0.4
     labels: LabelParams = LabelParams()

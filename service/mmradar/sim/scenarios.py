@@ -72,6 +72,10 @@ _ALL = [
     _spec("refresh", "control",
           "negative control: dealers refresh both sides in lockstep every 15 s (0.3 s away)",
           [("calm", _LEAD_S), ("refresh", 120.0), ("calm", 120.0)]),
+    _spec("sweep", "control",
+          "negative control: takers sweep the asks while hedged dealers keep quoting (traded "
+          "through, not pulled)",
+          [("calm", _LEAD_S), ("sweep", 120.0), ("calm", 120.0)]),
     _spec("feed-gap", "control",
           "negative control: the venue drops a diff (gap) and later the connection; resyncs",
           [("calm", 600.0)],

@@ -19,6 +19,12 @@ contiguous ids (Binance spot ``U == prev_u + 1``, Bybit ``u``), per-symbol ident
 (Binance USD-M ``pu == prev_u``, OKX ``prevSeqId == seqId``), and per-connection counters
 (Coinbase ``sequence_num``), which the venue's stateful frame parser checks itself and reports
 as a ``Notice(CONNECTION_GAP)``. Checksum venues (Kraken CRC32) implement ``verify_checksum``.
+
+Units: a venue whose quantities are not in the base currency (OKX derivatives publish contracts)
+names the REST requests for its instrument metadata (``contract_requests``) and reads the answers
+(``parse_contracts``); the shell makes them once at start-up, before any connection, and hands
+the sizes to the pipeline, which tells the books and the venue (``use_contracts``; the venue's
+parsers convert trade sizes). :mod:`mmradar.contracts` has the rule.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import orjson
 
+from ..contracts import ContractSize
 from ..errors import MalformedMessage
 from ..instruments import parse_instrument
 from ..model import BookEvent, Event
@@ -118,7 +125,8 @@ class FrameParser(Protocol):
 
 
 class Venue(abc.ABC):
-    """A venue's wire knowledge. Instances are immutable after construction.
+    """A venue's wire knowledge. Immutable after construction, but for :attr:`contract_sizes`
+    (set once at start-up, before any parser exists).
 
     Args:
         ws_base: ``scheme://host:port`` replacing the venue's websocket host (config
@@ -137,7 +145,10 @@ class Venue(abc.ABC):
     #: is cached can answer with one older than the buffered stream; asking again at once
     #: would burn the budget).
     snapshot_refetch_delay_s: ClassVar[float] = 0.0
-    #: client frames per second the venue accepts on a connection; ``None`` = unpaced.
+    #: client frames per second the venue accepts (per connection, or per IP where the venue
+    #: counts so); ``None`` = unpaced. The feed paces every frame it sends (subscribes,
+    #: resubscribes, keep-alives) per connection, each connection at an equal share of this
+    #: rate, so it holds on every connection and for all of them together.
     max_messages_per_s: ClassVar[float | None] = None
     #: the feed opens its connections at least this far apart (venue connection-rate limits).
     connect_interval_s: ClassVar[float] = 0.0
@@ -147,6 +158,17 @@ class Venue(abc.ABC):
     #: application-level keep-alive text frame and its period, for venues that need one.
     keepalive_text: ClassVar[str | None] = None
     keepalive_interval_s: ClassVar[float] = 20.0
+    #: connection liveness: a connection from which nothing at all (frames, pings, pongs)
+    #: arrived for this long is dropped and reopened. It must exceed the longest interval at
+    #: which something is guaranteed to arrive: the venue's heartbeat or ping frames, or the
+    #: answer to the feed's own keep-alive (``keepalive_interval_s``) and websocket pings
+    #: (every 20 s). Book staleness (``stale_after_seconds``) is separate: a quiet book on a
+    #: live connection is not a dead connection.
+    heartbeat_window_s: ClassVar[float] = 60.0
+    #: Largest websocket frame accepted; a bigger one closes the connection (1009) and is
+    #: counted as a reconnect. 16 MiB is far above any venue's real frames (the largest are
+    #: full-book snapshots of a few MiB, Coinbase level2); docs/reliability.md.
+    max_frame_bytes: ClassVar[int] = 16 * 1024 * 1024
     #: levels per side the venue's protocol keeps (Kraken's subscribed depth): the book is
     #: truncated to it after every message, before the checksum. ``None`` = no truncation rule.
     max_depth: ClassVar[int | None] = None
@@ -154,10 +176,17 @@ class Venue(abc.ABC):
     book_keeps_text: ClassVar[bool] = False
     #: reconnect proactively before the venue's own connection age limit (seconds).
     max_connection_age_s: ClassVar[float | None] = None
+    #: how a broken per-connection sequence (``Notice(CONNECTION_GAP)``) is healed: ``True``
+    #: drops and reopens the connection (its subscribe messages bring fresh snapshots),
+    #: ``False`` resyncs each book of the connection on its own (resubscribe or snapshot).
+    reconnect_on_gap: ClassVar[bool] = False
 
     def __init__(self, ws_base: str | None = None, rest_base: str | None = None) -> None:
         self.ws_base = ws_base.rstrip("/") if ws_base else None
         self.rest_base = rest_base.rstrip("/") if rest_base else None
+        #: contract sizes of the symbols whose quantities are not base units, set once at
+        #: start-up (:meth:`use_contracts`) before any parser is made; read by the parsers.
+        self.contract_sizes: dict[str, ContractSize] = {}
 
     @abc.abstractmethod
     def connections(self, symbols: Sequence[str], *, trades: bool) -> list[ConnectionPlan]:
@@ -203,6 +232,37 @@ class Venue(abc.ABC):
     @abc.abstractmethod
     def next_in_sequence(self, previous: BookEvent, delta: BookEvent) -> Verdict:
         """Verdict on ``delta`` given the last applied delta ``previous``."""
+
+    def contract_requests(self, symbols: Sequence[str]) -> list[SnapshotRequest]:
+        """The REST requests for the instrument metadata of ``symbols``' contracts, made once at
+        start-up before any connection; ``[]`` when every quantity is already in base units.
+
+        Raises:
+            ContractError: a symbol of a kind this module cannot convert (refused before any
+                I/O, when the service is built).
+        """
+        return []
+
+    def parse_contracts(
+        self, symbols: Sequence[str], bodies: Sequence[bytes]
+    ) -> dict[str, ContractSize]:
+        """The contract size of every symbol of ``symbols`` that needs one, from the answers
+        to :meth:`contract_requests` (same order).
+
+        Raises:
+            MalformedMessage: an answer is not the venue's instrument list (the shell retries).
+            ContractError: the venue's answer leaves a symbol's contract value unknown.
+        """
+        return {}
+
+    def use_contracts(self, sizes: Mapping[str, ContractSize]) -> None:
+        """Start-up only: the sizes the venue's parsers convert trade quantities with."""
+        self.contract_sizes.update(sizes)
+
+    def symbol_problem(self, symbol: str) -> str | None:
+        """Why ``symbol`` cannot be followed on this venue (a configuration error naming the
+        key), or ``None`` when the venue module has no objection."""
+        return None
 
     def instrument(self, symbol: str) -> str | None:
         """The canonical instrument id of ``symbol`` (``BTC-USD``) for the cross-venue view.

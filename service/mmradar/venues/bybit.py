@@ -12,6 +12,15 @@ perpetuals, and it is there that dealer inventory stress shows. Spot (``/v5/publ
 same wire protocol with one extra limit (10 args per subscribe request); it is a constructor
 argument, ``Bybit(category="spot")``, and nothing outside this module knows the difference.
 
+Units: linear contracts (USDT/USDC perpetuals and futures) and spot publish sizes in the **base
+coin** (Bybit v5 "Place Order", https://bybit-exchange.github.io/docs/v5/order/create-order:
+"Perps, Futures & Option: always use base coin as unit"), which is what every measure uses, so
+no conversion is needed. **Inverse** contracts (``BTCUSD``, ``BTCUSDH26``: sizes in USD
+contracts, category ``inverse`` on ``/v5/public/inverse``) are not supported: this module never
+connects there, and an inverse spelling is refused when the service is built
+(:meth:`Bybit.contract_requests`, ``ContractError``, exit code 2) instead of being subscribed on
+the linear endpoint, which would answer "handler not found".
+
 Wire format
 -----------
 * Subscribe ``{"req_id":"…","op":"subscribe","args":["orderbook.1000.BTCUSDT",…]}``; acks
@@ -56,6 +65,7 @@ back-off spaces reconnects). No REST is used, so there is no request-weight budg
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -63,9 +73,17 @@ from typing import Final
 
 import orjson
 
-from ..errors import MalformedMessage, UnknownMessage
+from ..errors import ContractError, MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, TakerSide, Trade
-from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict, decode_object
+from .base import (
+    ConnectionPlan,
+    FrameParser,
+    SnapshotRequest,
+    SnapshotSource,
+    Venue,
+    Verdict,
+    decode_object,
+)
 
 __all__ = [
     "CATEGORIES",
@@ -84,6 +102,9 @@ MAX_ARGS_CHARS_PER_CONNECTION: Final = 20_000
 MAX_TOPICS_PER_CONNECTION: Final = 100
 #: Bybit allows 500 new connections per 5 minutes per domain; a plan never comes near it.
 MAX_CONNECTIONS: Final = 100
+
+#: Bybit's inverse contracts: a coin against ``USD``, perpetual or dated (``BTCUSDH26``).
+_INVERSE: Final = re.compile(r"[A-Z0-9]+USD(?:[FGHJKMNQUVXZ]\d{2})?")
 
 _MS: Final = 1_000_000
 _tuple_new: Final = tuple.__new__
@@ -318,6 +339,21 @@ class Bybit(Venue):
 
     def new_parser(self) -> FrameParser:
         return _BybitParser(self.name)
+
+    def contract_requests(self, symbols: Sequence[str]) -> list[SnapshotRequest]:
+        """None: linear and spot sizes are base-coin units already.
+
+        Raises:
+            ContractError: an inverse contract (sizes in USD contracts; not supported).
+        """
+        for symbol in symbols:
+            if _INVERSE.fullmatch(symbol.upper()):
+                raise ContractError(
+                    self.name, symbol, "an inverse contract (sizes in USD contracts, category "
+                    "'inverse'): not supported; the bybit feed follows linear contracts "
+                    "(BTCUSDT, sizes in the base coin)",
+                )  # fmt: skip
+        return []
 
     def resubscribe(self, symbol: str) -> tuple[str, ...]:
         """Unsubscribe and subscribe the depth topic again: Bybit then pushes a fresh snapshot."""

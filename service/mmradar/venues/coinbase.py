@@ -34,28 +34,45 @@ Rules implemented:
   (heartbeats and subscription answers included); there is no per-product sequence and no
   checksum. The frame parser (one per connection) expects ``previous + 1``; any other value is
   a lost message somewhere on the socket, reported as ``Notice(CONNECTION_GAP)`` *before* the
-  message's own events, so every book of the feed is resynced (the pipeline turns it into
-  :meth:`Coinbase.resubscribe` for each product). An ``l2_data`` message that cannot be parsed
-  does not advance the counter: its update is lost, so the next message reports the gap.
-* **Snapshots** come on the stream after (re)subscribing level2 (``SnapshotSource.STREAM``);
-  a snapshot resets the book. Resubscribing is ``unsubscribe`` + ``subscribe`` level2 for the
-  product, which makes the venue push a fresh snapshot. Deltas need no verdict beyond the
-  connection counter: every delta the parser passes on is the next one (``APPLY``).
+  message's own events. :attr:`Coinbase.reconnect_on_gap` makes the pipeline invalidate every
+  book whose snapshot came on that connection (reason ``gap``) and drop and reopen the
+  connection (``Reconnect("gap")``): its subscribe messages bring fresh snapshots and a new
+  counter. Coinbase documents no other way to recover a level2 stream than a new subscription,
+  and unsubscribing and subscribing every product again on the same session would lean on the
+  venue's undocumented per-session level2 accounting (see *Limits*). An ``l2_data`` message that
+  cannot be parsed does not advance the counter: its update is lost, so the next message
+  reports the gap.
+* **Snapshots** come on the stream after subscribing level2 (``SnapshotSource.STREAM``); a
+  snapshot resets the book. A single book invalidated on its own (crossed, an unreadable level)
+  is resubscribed: ``unsubscribe`` + ``subscribe`` level2 for the product, which makes the venue
+  push a fresh snapshot. Deltas need no verdict beyond the connection counter: every delta the
+  parser passes on is the next one (``APPLY``).
 * **Event time** is the envelope ``timestamp`` (RFC 3339 with up to nanoseconds, trailing
-  zeros trimmed, Go ``RFC3339Nano`` style), parsed exactly to integer ns. The per-level
-  ``event_time`` is not used (public client tests show epoch-zero values in snapshots).
-* **Trade aggressor.** ``side`` is the taker's side (``BUY`` = an aggressive buyer lifted the
-  offer ⇒ :attr:`TakerSide.BUY`): as public client code reads it (cryptofeed and
-  nautilus_trader read it this way, and c9s/bbgo PR #2509 corrected its client to the taker
-  side), checked by the embedded venue's tests (a taker ``BUY`` prints at or above the best
-  offer). Only ``update`` trade events are counted: the ``snapshot`` sent on subscribing
-  repeats recent trades that happened before (or were counted on an earlier connection).
-* **Limits** (coinbase-app WebSocket rate limits: 8 connections/s and 8 messages/s per IP
-  unauthenticated). All products share one connection up to :data:`MAX_PRODUCTS_PER_CONNECTION`,
-  and each connection sends three subscribe messages (level2, market_trades, heartbeats) with
-  every product batched into ``product_ids``. Heartbeats keep the subscriptions open (channels
-  otherwise close after 60–90 s without updates); no client-side ping is needed, and there is
-  no documented connection age limit.
+  zeros trimmed, Go ``RFC3339Nano`` style), parsed exactly to integer ns, for book events and
+  trades alike. The per-level ``event_time`` and the per-trade ``time`` are not used.
+* **Trade aggressor.** ``side`` names the **maker** (resting) order's side, so the aggressor is
+  the opposite: ``"side":"SELL"`` ⇒ a resting sell order was lifted by an aggressive buyer ⇒
+  :attr:`TakerSide.BUY`. Settled on a real Advanced Trade capture
+  (``tests/fixtures/coinbase/fastmm_coinbase_advanced_20260930.jsonl``, docs/venues/coinbase.md
+  "Trade aggressor"): against the book rebuilt from ``l2_data`` as of each trade's ``time``, 106
+  of its 107 update trades print on the side opposite their label (a ``SELL`` at the best ask),
+  one inside the spread, none on the labelled side. The trades of one event arrive newest first;
+  they are passed on in ``trade_id`` order (oldest first). Only ``update`` trade events are
+  counted: the ``snapshot`` sent on subscribing repeats recent trades that happened before (or
+  were counted on an earlier connection).
+* **Limits** (docs/venues/coinbase.md "Limits"). Coinbase refuses level2 for more products in
+  one session than an undocumented limit ("too many L2 streams requested in a single session";
+  16 accepted and 32 refused in JKorf/Coinbase.Net issue #19): a connection carries at most
+  :data:`MAX_PRODUCTS_PER_CONNECTION` products, each connection sends three subscribe messages
+  (level2, market_trades, heartbeats) with its products batched in ``product_ids``, and
+  connections open :attr:`Coinbase.connect_interval_s` apart, within the 8 connections/s and 8
+  messages/s per IP that Coinbase documents. Heartbeats keep the
+  subscriptions open (channels otherwise close after 60–90 s without updates); no client-side
+  ping is needed, and there is no documented connection age limit.
+* **Products.** A ``-USDC`` product (other than ``USDT-USDC`` and ``EURC-USDC``) is served under
+  its ``-USD`` book on every public channel, so the configured product would never receive an
+  event of its own: :meth:`Coinbase.symbol_problem` refuses it in the configuration, naming the
+  ``-USD`` product to use instead.
 """
 
 from __future__ import annotations
@@ -71,12 +88,19 @@ from ..errors import MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, TakerSide, Trade
 from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict, decode_object
 
-__all__ = ["MAX_PRODUCTS_PER_CONNECTION", "Coinbase", "parse_rfc3339_ns"]
+__all__ = ["MAX_PRODUCTS_PER_CONNECTION", "USDC_PRODUCTS_SERVED", "Coinbase", "parse_rfc3339_ns"]
 
-#: Products per connection. Coinbase documents no per-connection cap for Advanced Trade; the
-#: bound keeps one socket's level2 traffic reasonable while needing very few connections (and so
-#: few subscribe messages) against the 8 connections/s and 8 messages/s per-IP limits.
-MAX_PRODUCTS_PER_CONNECTION = 100
+#: Products per connection (level2 and market_trades alike). Coinbase answers a level2
+#: subscription over its per-session limit with "too many L2 streams requested in a single
+#: session" and documents no number; JKorf/Coinbase.Net issue #19 reports 16 products accepted
+#: and 32 refused on one connection. 15 stays below the largest count reported to work, and a
+#: gap (which reconnects the connection) re-sends at most 15 snapshots.
+MAX_PRODUCTS_PER_CONNECTION = 15
+
+#: ``-USDC`` products served on every public channel under their own id (Coinbase: "USDT-USDC
+#: and EURC-USDC are available on all channels"); any other ``-USDC`` product returns the data
+#: of the ``-USD`` product.
+USDC_PRODUCTS_SERVED: Final = frozenset({"USDT-USDC", "EURC-USDC"})
 
 _tuple_new: Final = tuple.__new__
 
@@ -305,11 +329,15 @@ class _CoinbaseParser:
                     continue  # recent history, not new flow (see the module docstring)
                 if kind != "update":
                     raise MalformedMessage(self._venue, f"unknown trades event {kind!r}", raw)
+                if len(trades) > 1:
+                    # Listed newest first: pass them on oldest first (numeric trade_id order).
+                    trades = sorted(trades, key=_trade_order)
                 for trade in trades:
+                    # ``side`` is the maker's (resting order's) side: the aggressor is opposite.
                     side = trade["side"]
-                    if side == "BUY":
+                    if side == "SELL":
                         taker = _BUY
-                    elif side == "SELL":
+                    elif side == "BUY":
                         taker = _SELL
                     else:
                         raise MalformedMessage(self._venue, f"unknown trade side {side!r}", raw)
@@ -327,6 +355,18 @@ class _CoinbaseParser:
             raise MalformedMessage(self._venue, f"bad market_trades event: {exc!r}", raw) from exc
 
 
+def _trade_order(trade: dict[str, Any]) -> tuple[int, str]:
+    """Sort key of a trade: its ``trade_id`` (decimal digits) in numeric order.
+
+    Raises:
+        KeyError, TypeError: no ``trade_id`` string (a malformed message).
+    """
+    trade_id = trade["trade_id"]
+    if type(trade_id) is not str:
+        raise TypeError(f"trade_id is not a string: {trade_id!r}")
+    return len(trade_id), trade_id
+
+
 def _frame(kind: str, channel: str, products: Sequence[str] | None = None) -> str:
     body: dict[str, Any] = {"type": kind}
     if products is not None:
@@ -342,9 +382,13 @@ class Coinbase(Venue):
     name = "coinbase"
     snapshot_source = SnapshotSource.STREAM
     ws_host = "wss://advanced-trade-ws.coinbase.com"
-    #: client messages per second the venue accepts per IP (unauthenticated), for a sender
-    #: that paces subscribe and resubscribe frames.
+    #: client messages per second the venue accepts per IP (unauthenticated).
     max_messages_per_s: ClassVar[float] = 8.0
+    #: connections open this far apart: 2 per second against Coinbase's 8 per second per IP,
+    #: and their three subscribe messages each stay within the 8 messages/s per IP.
+    connect_interval_s: ClassVar[float] = 0.5
+    #: a ``sequence_num`` gap reconnects the connection (see the module docstring).
+    reconnect_on_gap: ClassVar[bool] = True
 
     def connections(self, symbols: Sequence[str], *, trades: bool) -> list[ConnectionPlan]:
         plans: list[ConnectionPlan] = []
@@ -374,12 +418,8 @@ class Coinbase(Venue):
         return (_frame("unsubscribe", "level2", [symbol]), _frame("subscribe", "level2", [symbol]))
 
     def resubscribe_many(self, symbols: Sequence[str]) -> tuple[str, ...]:
-        """Resubscribe several products of one connection with two frames in all.
-
-        A connection gap resyncs every book at once; one ``unsubscribe`` and one ``subscribe``
-        carrying every product keep that within the 8 messages/s limit, where
-        :meth:`resubscribe` per product would send two frames each.
-        """
+        """Resubscribe several products of one connection with two frames in all (books
+        invalidated one by one at about the same time), within the 8 messages/s limit."""
         if not symbols:
             return ()
         return (_frame("unsubscribe", "level2", symbols), _frame("subscribe", "level2", symbols))
@@ -390,3 +430,15 @@ class Coinbase(Venue):
 
     def next_in_sequence(self, previous: BookEvent, delta: BookEvent) -> Verdict:
         return _APPLY
+
+    def symbol_problem(self, symbol: str) -> str | None:
+        """Refuse ``-USDC`` products the public channels serve under the ``-USD`` book."""
+        base, sep, quote = symbol.rpartition("-")
+        if sep and quote.upper() == "USDC" and symbol.upper() not in USDC_PRODUCTS_SERVED:
+            usd = f"{base}-USD"
+            return (
+                f"{symbol!r} has no market data of its own on Coinbase Advanced Trade: its "
+                f"public channels return the {usd!r} book (USD and USDC books are unified); "
+                f"configure {usd!r} instead"
+            )
+        return None

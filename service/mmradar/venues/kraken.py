@@ -72,14 +72,16 @@ push a fresh snapshot.
 Limits: the spot WebSocket message rate is dynamic ("Exceeded msg rate"), so requests are
 batched: one ``subscribe`` per channel carries up to :data:`SYMBOLS_PER_REQUEST` symbols, a
 connection carries at most :data:`MAX_SYMBOLS_PER_CONNECTION` symbols (book and trades of the
-same symbols share it), and a resubscribe is two frames for one symbol. Kraken documents no
-connection age limit. The application ``ping`` is sent every :attr:`Kraken.keepalive_interval_s`
-(the venue's heartbeats keep the connection from looking stale in between).
+same symbols share it), a resubscribe is two frames for one symbol, and every frame is paced
+at :attr:`Kraken.max_messages_per_s` per connection. Kraken documents no connection age
+limit. The application ``ping`` is sent every :attr:`Kraken.keepalive_interval_s` (the venue's
+heartbeats keep the connection from looking stale in between).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -105,6 +107,8 @@ __all__ = [
     "checksum_of",
     "level_digits",
 ]
+
+_SYMBOL_FIELD = re.compile(r'"symbol"\s*:\s*"([^"]{1,40})"')
 
 #: Subscribed book depth: the largest Kraken offers (10, 25, 100, 500 or 1000).
 BOOK_DEPTH: Final = 1000
@@ -170,6 +174,14 @@ class _Precision:
         self.qty_limit = 10.0 ** (_EXACT_DIGITS - qty_precision)
 
 
+def _book_symbols(raw: bytes | str) -> tuple[str, ...]:
+    """The symbols a ``book`` frame names, read from its text (it may not be valid JSON)."""
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    if '"book"' not in text:
+        return ()
+    return tuple(dict.fromkeys(_SYMBOL_FIELD.findall(text)))
+
+
 def _exact_text(number: Any, spec: str | None) -> str:
     """Decimal text of a number decoded exactly (``Decimal`` or ``int``).
 
@@ -204,7 +216,13 @@ class KrakenParser:
         return None if p is None else (p.price_fmt, p.qty_fmt)
 
     def parse(self, raw: bytes | str, ts_recv_ns: int) -> Sequence[Event]:
-        msg = decode_object(self._venue, raw)
+        try:
+            msg = decode_object(self._venue, raw)
+        except MalformedMessage as exc:
+            # Kraken's books carry no sequence and the checksum covers the top 10 levels only:
+            # a book update lost to a bad frame may never be noticed, so its books resync.
+            exc.symbols = _book_symbols(raw)
+            raise
         channel = msg.get("channel")
         try:
             if channel == "book":
@@ -235,7 +253,10 @@ class KrakenParser:
                 if "error" in msg:
                     return (self._error(msg),)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise MalformedMessage(self._venue, f"bad {channel} message: {exc!r}", raw) from exc
+            lost = _book_symbols(raw) if channel == "book" else ()
+            raise MalformedMessage(
+                self._venue, f"bad {channel} message: {exc!r}", raw, symbols=lost
+            ) from exc
         what = f"channel {channel!r}" if channel is not None else f"method {msg.get('method')!r}"
         raise UnknownMessage(self._venue, f"unknown {what}", raw)
 
@@ -370,6 +391,11 @@ class Kraken(Venue):
     snapshot_source = SnapshotSource.STREAM
     keepalive_text = '{"method":"ping"}'
     keepalive_interval_s = 20.0
+    #: Kraken's spot WebSocket message rate is dynamic and unpublished ("Exceeded msg rate";
+    #: https://docs.kraken.com/api/docs/guides/spot-ratelimits): frames are paced at a
+    #: conservative 5 per second per connection (Binance's documented limit; a resubscribe
+    #: is two frames).
+    max_messages_per_s = 5.0
     max_depth = BOOK_DEPTH
     book_keeps_text = True
 

@@ -20,7 +20,8 @@ https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-cha
 * ``trades`` pushes ``{"arg":{...},"data":[{"instId":"BTC-USDT","tradeId":"130639474",
   "px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3"}]}``;
   ``side`` is "Trade side of taker" (OKX docs, trades channel field table): ``buy`` ⇒ the buyer
-  aggressed. ``sz`` is base currency on spot and contracts on derivatives.
+  aggressed. ``sz`` is base currency on spot and **contracts** on derivatives (see "Contract
+  sizes").
 * Keep-alive: the venue closes a connection with nothing pushed for 30 s; the client sends the
   plain text ``ping`` (every :attr:`Okx.keepalive_interval_s` < 30 s) and the venue answers the
   plain text ``pong`` (not JSON).
@@ -47,6 +48,19 @@ Checksum (historical, for data before 2026-06-23; verified 290/290 on a real 202
 the best 25 bids and asks of the local book interleaved ``bid1px:bid1sz:ask1px:ask1sz:…``
 (missing levels skipped), strings exactly as received, CRC32 as a *signed* 32-bit integer.
 
+Contract sizes (docs/venues/okx.md "Contract sizes"; OKX docs "Get instruments",
+https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments): on ``-SWAP`` and futures
+instruments ``sz`` (books and trades) counts contracts. At start-up, before any connection, the
+shell asks ``GET /api/v5/public/instruments?instType=SWAP`` (and ``FUTURES``) once per type
+(:meth:`Okx.contract_requests`) and :meth:`Okx.parse_contracts` reads each configured
+derivative's ``ctVal``, ``ctMult``, ``ctValCcy`` and ``ctType``: a **linear** contract is
+``ctVal × ctMult`` of the base currency (``BTC-USDT-SWAP``: 0.01 BTC), an **inverse** one
+``ctVal × ctMult`` of the quote currency (``BTC-USD-SWAP``: 100 USD, so ``sz × 100 / price``
+BTC). Books convert level quantities on apply and keep the venue's text for the checksum; the
+parser converts trade sizes. A derivative OKX does not list, or lists without a usable contract
+value, stops the service (``ContractError``, exit code 2); options and unrecognised instrument
+ids are refused when the service is built.
+
 Limits: at most :data:`MAX_BOOKS_PER_CONNECTION` books per connection (OKX recommends fewer
 than 30 depth-400 channels per connection), one subscribe operation per connection (480 per
 hour allowed); connections open 0.35 s apart (3 per second per IP); REST snapshots are
@@ -59,12 +73,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from mypy_extensions import mypyc_attr
 
-from ..errors import MalformedMessage, UnknownMessage
+from ..contracts import ContractSize
+from ..errors import ContractError, MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, Side, TakerSide, Trade
 from .base import (
     ConnectionPlan,
@@ -81,11 +97,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKSUM_DEPTH",
+    "INSTRUMENTS_PATH",
     "MAX_BOOKS_PER_CONNECTION",
     "SNAPSHOT_DEPTH",
     "SNAPSHOT_WEIGHT",
     "Okx",
     "checksum_text",
+    "instrument_type",
     "okx_checksum",
     "signed_crc32",
 ]
@@ -99,6 +117,12 @@ SNAPSHOT_DEPTH = 400
 CHECKSUM_DEPTH = 25
 #: Cost of one snapshot request against :attr:`Okx.rest_weight_per_minute` (see there).
 SNAPSHOT_WEIGHT = 1
+#: Instrument metadata (``ctVal``, ``ctMult``, ``ctValCcy``, ``ctType``): 20 requests per 2 s per
+#: IP and instrument type (OKX docs "Get instruments"); at most two requests at start-up, each
+#: charged one unit of the feed's REST budget.
+INSTRUMENTS_PATH = "/api/v5/public/instruments"
+INSTRUMENTS_WEIGHT = 1
+_DERIVATIVES: Final = ("SWAP", "FUTURES")
 
 _MS = 1_000_000
 _tuple_new: Final = tuple.__new__
@@ -148,17 +172,85 @@ def okx_checksum(book: L2Book) -> int:
     )
 
 
+def instrument_type(symbol: str) -> str:
+    """OKX ``instType`` of an instrument id: ``SPOT`` (``BTC-USDT``), ``SWAP``
+    (``BTC-USDT-SWAP``) or ``FUTURES`` (``BTC-USD-260626``).
+
+    Raises:
+        ContractError: an option (``BTC-USD-260626-100000-C``: priced in the underlying, not
+            supported) or an id of no shape OKX uses.
+    """
+    parts = symbol.upper().split("-")
+    if len(parts) == 2 and all(parts):
+        return "SPOT"
+    if len(parts) == 3 and parts[0] and parts[1]:
+        if parts[2] == "SWAP":
+            return "SWAP"
+        if len(parts[2]) == 6 and parts[2].isdigit():
+            return "FUTURES"
+    if len(parts) == 5 and parts[4] in ("C", "P"):
+        raise ContractError(
+            "okx", symbol, "options are not supported (premiums are quoted in the underlying)"
+        )
+    raise ContractError(
+        "okx",
+        symbol,
+        "not an OKX spot (BTC-USDT), perpetual (BTC-USDT-SWAP) or futures (BTC-USD-260626) id",
+    )
+
+
+def _contract_size(symbol: str, item: dict[str, Any]) -> ContractSize:
+    """A listed derivative's contract size (``item``: one ``Get instruments`` record)."""
+    ct_type, ccy = item.get("ctType"), item.get("ctValCcy")
+    raw_value, raw_mult = item.get("ctVal"), item.get("ctMult")
+    usable = False
+    if type(raw_value) is str and type(raw_mult) is str:
+        try:
+            value = Decimal(raw_value)
+            mult = Decimal(raw_mult)
+            usable = value.is_finite() and value > 0 and mult.is_finite() and mult > 0
+        except InvalidOperation:
+            pass
+    if not usable:
+        raise ContractError(
+            "okx", symbol, f"OKX lists no usable contract value (ctVal {raw_value!r}, "
+            f"ctMult {raw_mult!r})",
+        )  # fmt: skip
+    base, quote = symbol.split("-")[:2]
+    if ct_type == "linear":
+        expected = base
+    elif ct_type == "inverse":
+        expected = quote
+    else:
+        raise ContractError("okx", symbol, f"unknown contract type (ctType {ct_type!r})")
+    if ccy != expected:
+        raise ContractError(
+            "okx", symbol, f"a {ct_type} contract valued in {ccy!r}, not in {expected!r}"
+        )
+    return ContractSize.of(
+        value,
+        mult,
+        inverse=ct_type == "inverse",
+        source=f"ctVal {raw_value} {ccy} x ctMult {raw_mult}, {ct_type}",
+    )
+
+
 def _chunks(items: Sequence[str], size: int) -> list[tuple[str, ...]]:
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 class _OkxParser:
-    """Stateless frame parser (one instance per connection): OKX sequences per instrument."""
+    """Stateless frame parser (one instance per connection): OKX sequences per instrument.
 
-    __slots__ = ("_venue",)
+    ``sizes`` (the venue's :attr:`~mmradar.venues.base.Venue.contract_sizes`) converts the trade
+    sizes of derivatives from contracts to base units.
+    """
 
-    def __init__(self, venue: str) -> None:
+    __slots__ = ("_sizes", "_venue")
+
+    def __init__(self, venue: str, sizes: dict[str, ContractSize] | None = None) -> None:
         self._venue = venue
+        self._sizes: dict[str, ContractSize] = {} if sizes is None else sizes
 
     def parse(self, raw: bytes | str, ts_recv_ns: int) -> Sequence[Event]:
         if raw == "pong" or raw == b"pong":
@@ -174,17 +266,7 @@ class _OkxParser:
                 if channel == "books":
                     return self._books(arg["instId"], msg.get("action"), data, ts_recv_ns, raw)
                 if channel == "trades":
-                    return [
-                        Trade(
-                            item["instId"],
-                            float(item["px"]),
-                            float(item["sz"]),
-                            self._taker(item["side"], raw),
-                            int(item["ts"]) * _MS,
-                            ts_recv_ns,
-                        )
-                        for item in data
-                    ]
+                    return self._trades(data, ts_recv_ns, raw)
             except (KeyError, TypeError, ValueError) as exc:
                 raise MalformedMessage(self._venue, f"bad {channel} push: {exc!r}", raw) from exc
             raise UnknownMessage(self._venue, f"unhandled channel {channel!r}", raw)
@@ -196,6 +278,29 @@ class _OkxParser:
         if event == "notice" and msg.get("code") == _UPGRADE_NOTICE:
             return (Notice(NoticeKind.SHUTDOWN, f"{_UPGRADE_NOTICE}: {msg.get('msg')}"[:200]),)
         raise UnknownMessage(self._venue, f"unknown message (event {event!r})", raw)
+
+    def _trades(self, data: list[Any], ts_recv_ns: int, raw: bytes | str) -> list[Event]:
+        sizes = self._sizes
+        trades: list[Event] = []
+        for item in data:
+            symbol = item["instId"]
+            price = float(item["px"])
+            qty = float(item["sz"])
+            if sizes:
+                size = sizes.get(symbol)
+                if size is not None:
+                    qty = size.base_qty(qty, price)  # contracts -> base units
+            trades.append(
+                Trade(
+                    symbol,
+                    price,
+                    qty,
+                    self._taker(item["side"], raw),
+                    int(item["ts"]) * _MS,
+                    ts_recv_ns,
+                )
+            )
+        return trades
 
     def _taker(self, side: Any, raw: bytes | str) -> TakerSide:
         if side == "buy":
@@ -296,7 +401,62 @@ class Okx(Venue):
         return plans
 
     def new_parser(self) -> FrameParser:
-        return _OkxParser(self.name)
+        return _OkxParser(self.name, self.contract_sizes)
+
+    def contract_requests(self, symbols: Sequence[str]) -> list[SnapshotRequest]:
+        """``GET /api/v5/public/instruments?instType=…`` once per derivative type among
+        ``symbols`` (none for spot only).
+
+        Raises:
+            ContractError: an option or an unrecognised instrument id.
+        """
+        kinds = {instrument_type(symbol) for symbol in symbols}
+        return [
+            SnapshotRequest(
+                url=f"{self._rest()}{INSTRUMENTS_PATH}?instType={kind}", weight=INSTRUMENTS_WEIGHT
+            )
+            for kind in _DERIVATIVES
+            if kind in kinds
+        ]
+
+    def parse_contracts(
+        self, symbols: Sequence[str], bodies: Sequence[bytes]
+    ) -> dict[str, ContractSize]:
+        """Read ``GET /api/v5/public/instruments`` answers (https://www.okx.com/docs-v5/en/
+        #public-data-rest-api-get-instruments)::
+
+            {"code":"0","msg":"","data":[{"instType":"SWAP","instId":"BTC-USDT-SWAP",
+              "ctVal":"0.01","ctMult":"1","ctValCcy":"BTC","ctType":"linear",…},…]}
+        """
+        listed: dict[str, dict[str, Any]] = {}
+        for body in bodies:
+            try:
+                msg: Any = orjson.loads(body)
+                if type(msg) is not dict:
+                    raise TypeError("not a JSON object")
+                if msg.get("code") != "0":
+                    raise ValueError(f"venue error {msg.get('code')}: {msg.get('msg')}")
+                data = msg["data"]
+                if type(data) is not list:
+                    raise TypeError("data is not a list")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise MalformedMessage(self.name, f"bad instruments answer: {exc!r}", body) from exc
+            for item in data:
+                if type(item) is dict and type(item.get("instId")) is str:
+                    listed[item["instId"]] = item
+        sizes: dict[str, ContractSize] = {}
+        for symbol in symbols:
+            kind = instrument_type(symbol)
+            if kind not in _DERIVATIVES:
+                continue
+            item = listed.get(symbol)
+            if item is None or item.get("instType") != kind:
+                raise ContractError(
+                    self.name, symbol, f"OKX lists no {kind} instrument {symbol!r} "
+                    f"(GET {INSTRUMENTS_PATH}?instType={kind}): its contract value is unknown",
+                )  # fmt: skip
+            sizes[symbol] = _contract_size(symbol, item)
+        return sizes
 
     def snapshot_request(self, symbol: str) -> SnapshotRequest:
         return SnapshotRequest(

@@ -13,7 +13,7 @@ from .harness import EXCHANGE, Running
 
 
 @pytest.fixture
-async def coinbase_service() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+async def coinbase_service() -> AsyncIterator[Callable[..., Awaitable[Running[EmbeddedCoinbase]]]]:
     stack = ServiceStack()
 
     async def start(
@@ -21,7 +21,7 @@ async def coinbase_service() -> AsyncIterator[Callable[..., Awaitable[Running]]]
         products: tuple[str, ...] = ("BTC-USD", "ETH-USD"),
         venue_options: dict[str, object] | None = None,
         **feed: object,
-    ) -> Running:
+    ) -> Running[EmbeddedCoinbase]:
         venue = EmbeddedCoinbase(products, **(venue_options or {}))  # type: ignore[arg-type]
         await venue.start()
         service, url, session = await stack.serve(

@@ -18,7 +18,7 @@ from mmradar.book.l2book import L2Book
 from mmradar.book.sync import BookSync, Resubscribe
 from mmradar.errors import MalformedMessage, UnknownMessage
 from mmradar.model import BookEvent, BookKind, Notice, NoticeKind, Side, TakerSide, Trade
-from mmradar.pipeline import FeedPipeline
+from mmradar.pipeline import FeedPipeline, Reconnect
 from mmradar.venues import VENUES, make_venue
 from mmradar.venues.base import FrameParser, SnapshotSource, Verdict
 from mmradar.venues.coinbase import MAX_PRODUCTS_PER_CONNECTION, Coinbase, parse_rfc3339_ns
@@ -72,6 +72,20 @@ def test_without_trades_and_with_base_url() -> None:
     assert plan.trade_symbols == ()
     channels = [orjson.loads(f)["channel"] for f in plan.subscribe]
     assert channels == ["level2", "heartbeats"]
+
+
+def test_connections_respect_the_venue_limits() -> None:
+    # Coinbase refuses more than about 30 level2 products per session (16 reported accepted,
+    # 32 refused): a connection carries fewer than 16.
+    assert MAX_PRODUCTS_PER_CONNECTION < 16
+    venue = Coinbase()
+    plans = venue.connections([f"P{i}-USD" for i in range(100)], trades=True)
+    assert len(plans) == -(-100 // MAX_PRODUCTS_PER_CONNECTION)
+    # 8 connections/s and 8 messages/s per IP: connections open apart so that their subscribe
+    # messages together stay within the message rate.
+    assert venue.connect_interval_s >= 1 / 8
+    assert max(len(p.subscribe) for p in plans) / venue.connect_interval_s <= 8
+    assert venue.reconnect_on_gap is True
 
 
 def test_many_products_split_into_few_connections() -> None:
@@ -172,13 +186,56 @@ def test_two_products_in_one_message() -> None:
     ]
 
 
-def test_market_trades_side_is_the_taker() -> None:
+def test_market_trades_side_is_the_maker() -> None:
+    # "side" names the resting order: "BUY" = a resting buy order was hit by a seller.
     events = parser().parse(fixture("market_trades_update.json"), RECV)
     ts = epoch_ns(datetime(2023, 2, 9, 20, 19, 35, tzinfo=UTC), 396_251_350)
     assert events == [
-        Trade("ETH-USD", 1260.01, 0.3, TakerSide.BUY, ts, RECV),
-        Trade("ETH-USD", 1260.00, 0.125, TakerSide.SELL, ts, RECV),
+        Trade("ETH-USD", 1260.01, 0.3, TakerSide.SELL, ts, RECV),
+        Trade("ETH-USD", 1260.00, 0.125, TakerSide.BUY, ts, RECV),
     ]
+
+
+def market_trades(seq: int, trades: list[tuple[str, str, str]]) -> bytes:
+    """An update event with ``(trade_id, size, side)`` trades, in the order given."""
+    return envelope(
+        "market_trades",
+        seq,
+        [
+            {
+                "type": "update",
+                "trades": [
+                    {
+                        "trade_id": trade_id,
+                        "product_id": "BTC-USD",
+                        "price": "100.5",
+                        "size": size,
+                        "time": "2024-08-08T23:54:13.4Z",
+                        "side": side,
+                    }
+                    for trade_id, size, side in trades
+                ],
+            }
+        ],
+    )
+
+
+def test_trades_of_an_event_come_out_in_trade_id_order() -> None:
+    # The venue lists them newest first; ids compare as numbers (99 before 100).
+    raw = market_trades(0, [("101", "0.4", "BUY"), ("100", "0.3", "SELL"), ("99", "0.2", "BUY")])
+    events = parser().parse(raw, RECV)
+    assert [(t.qty, t.taker) for t in events if isinstance(t, Trade)] == [
+        (0.2, TakerSide.SELL),
+        (0.3, TakerSide.BUY),
+        (0.4, TakerSide.SELL),
+    ]
+
+
+def test_trade_without_a_trade_id_is_malformed() -> None:
+    raw = orjson.loads(market_trades(0, [("2", "1", "BUY"), ("1", "1", "SELL")]))
+    del raw["events"][0]["trades"][1]["trade_id"]
+    with pytest.raises(MalformedMessage):
+        parser().parse(orjson.dumps(raw), RECV)
 
 
 def test_market_trades_snapshot_is_history_not_counted() -> None:
@@ -469,30 +526,88 @@ def test_snapshot_resets_the_book_and_updates_apply() -> None:
     assert reasons == ["venue_reset"]
 
 
-def test_pipeline_resyncs_every_book_on_a_connection_gap() -> None:
-    venue = Coinbase()
-    pipeline = FeedPipeline(venue, ["BTC-USD", "ETH-USD"])
-    p = pipeline.new_parser()
+def snap(seq: int, product: str, bid: str, ask: str) -> bytes:
+    updates = [
+        {"side": "bid", "event_time": "", "price_level": bid, "new_quantity": "1"},
+        {"side": "offer", "event_time": "", "price_level": ask, "new_quantity": "1"},
+    ]
+    return envelope(
+        "l2_data", seq, [{"type": "snapshot", "product_id": product, "updates": updates}]
+    )
 
-    def snap(seq: int, product: str, bid: str, ask: str) -> bytes:
-        updates = [
-            {"side": "bid", "event_time": "", "price_level": bid, "new_quantity": "1"},
-            {"side": "offer", "event_time": "", "price_level": ask, "new_quantity": "1"},
-        ]
-        return envelope(
-            "l2_data", seq, [{"type": "snapshot", "product_id": product, "updates": updates}]
-        )
 
-    assert pipeline.on_frame(p, snap(0, "BTC-USD", "100.00", "100.02"), RECV) == []
-    assert pipeline.on_frame(p, snap(1, "ETH-USD", "10.00", "10.02"), RECV) == []
+class _Resyncs:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def bad_message(self, reason: str) -> None:
+        raise AssertionError(reason)
+
+    def resync(self, symbol: str, reason: str) -> None:
+        self.seen.append((symbol, reason))
+
+
+def test_a_connection_gap_reconnects_that_connection_only() -> None:
+    observer = _Resyncs()
+    pipeline = FeedPipeline(Coinbase(), ["BTC-USD", "ETH-USD", "SOL-USD"], observer)
+    one, two = pipeline.new_parser(), pipeline.new_parser()  # two connections
+    assert pipeline.on_frame(one, snap(0, "BTC-USD", "100.00", "100.02"), RECV) == []
+    assert pipeline.on_frame(one, snap(1, "ETH-USD", "10.00", "10.02"), RECV) == []
+    assert pipeline.on_frame(two, snap(0, "SOL-USD", "1.00", "1.02"), RECV) == []
     assert all(inst.valid for inst in pipeline.instruments.values())
-    commands = pipeline.on_frame(p, heartbeat(3), RECV)  # 2 was lost
-    assert commands == [Resubscribe("BTC-USD"), Resubscribe("ETH-USD")]
-    assert not any(inst.valid for inst in pipeline.instruments.values())
-    # Updates before the new snapshot are ignored; the snapshot makes the book valid again.
-    assert pipeline.on_frame(p, l2(4), RECV) == []
+
+    # Connection one loses message 2; message 3 carries a trade.
+    commands = pipeline.on_frame(one, market_trades(3, [("7", "0.25", "SELL")]), RECV)
+    assert commands == [Reconnect("gap", "gap")]  # no unsubscribe/subscribe on that session
+    assert observer.seen == [("BTC-USD", "gap"), ("ETH-USD", "gap")]
+    btc, eth, sol = (pipeline.instruments[s] for s in ("BTC-USD", "ETH-USD", "SOL-USD"))
+    assert not btc.valid and not eth.valid and sol.valid
+    assert btc.market.taker_buy == 0.25  # the trades of the message that showed the gap count
+
+    # A book event in the same frame as the gap is from the broken stream: not used, even a
+    # snapshot (the new connection brings one).
+    p = pipeline.new_parser()
+    pipeline.on_frame(p, snap(0, "BTC-USD", "100.00", "100.02"), RECV)
+    gap_then_snapshot = orjson.loads(snap(2, "BTC-USD", "100.00", "100.02"))
+    assert pipeline.on_frame(p, orjson.dumps(gap_then_snapshot), RECV) == [Reconnect("gap", "gap")]
     assert not pipeline.instruments["BTC-USD"].valid
-    assert pipeline.on_frame(p, snap(5, "BTC-USD", "100.01", "100.03"), RECV) == []
+    # The new connection's snapshots make the books valid again.
+    three = pipeline.new_parser()
+    assert pipeline.on_frame(three, snap(0, "BTC-USD", "100.01", "100.03"), RECV) == []
+    assert btc.valid and btc.book.best_bid_price() == 100.01
+
+
+def test_a_venue_that_does_not_reconnect_resubscribes_the_connection_books() -> None:
+    class Resubscribing(Coinbase):
+        reconnect_on_gap = False
+
+    pipeline = FeedPipeline(Resubscribing(), ["BTC-USD", "ETH-USD", "SOL-USD"])
+    one, two = pipeline.new_parser(), pipeline.new_parser()
+    assert pipeline.on_frame(one, snap(0, "BTC-USD", "100.00", "100.02"), RECV) == []
+    assert pipeline.on_frame(one, snap(1, "ETH-USD", "10.00", "10.02"), RECV) == []
+    assert pipeline.on_frame(two, snap(0, "SOL-USD", "1.00", "1.02"), RECV) == []
+    commands = pipeline.on_frame(one, heartbeat(3), RECV)  # 2 was lost
+    assert commands == [Resubscribe("BTC-USD"), Resubscribe("ETH-USD")]
+    assert pipeline.instruments["SOL-USD"].valid
+    # Updates before the new snapshot are ignored; the snapshot makes the book valid again.
+    assert pipeline.on_frame(one, l2(4), RECV) == []
+    assert not pipeline.instruments["BTC-USD"].valid
+    assert pipeline.on_frame(one, snap(5, "BTC-USD", "100.01", "100.03"), RECV) == []
     assert pipeline.instruments["BTC-USD"].valid
     assert pipeline.instruments["BTC-USD"].book.best_bid_price() == 100.01
     assert not pipeline.instruments["ETH-USD"].valid
+
+
+# -- products ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("symbol", ["BTC-USDC", "ETH-USDC", "btc-usdc"])
+def test_usdc_products_served_as_usd_are_refused(symbol: str) -> None:
+    problem = Coinbase().symbol_problem(symbol)
+    assert problem is not None
+    assert f"{symbol[:-5]}-USD" in problem and symbol in problem
+
+
+@pytest.mark.parametrize("symbol", ["BTC-USD", "USDT-USDC", "EURC-USDC", "ETH-BTC", "USDC-EUR"])
+def test_other_products_are_accepted(symbol: str) -> None:
+    assert Coinbase().symbol_problem(symbol) is None

@@ -47,10 +47,11 @@ def test_generator_is_deterministic_never_crossed_and_taker_sides_hold() -> None
         assert step == b.step()
         for t in step.trades:
             trades += 1
-            if t.side == "BUY":
-                assert t.price == t.best_ask
+            # The wire side is the resting (maker) order's: a taker BUY lifted the best offer.
+            if t.taker == "BUY":
+                assert (t.side, t.price) == ("SELL", t.best_ask)
             else:
-                assert t.price == t.best_bid
+                assert (t.side, t.price) == ("BUY", t.best_bid)
         for product in ("BTC-USD", "ETH-USD"):
             book = a.books[product]
             assert book.best_bid() < book.best_ask()
@@ -128,11 +129,15 @@ async def test_wire_reproduces_the_truth() -> None:
                         else:
                             side[u["price_level"]] = u["new_quantity"]
                 elif msg["channel"] == "market_trades" and event["type"] == "update":
+                    ids = [int(t["trade_id"]) for t in event["trades"]]
+                    assert ids == sorted(ids, reverse=True)  # newest first
                     for t in event["trades"]:
                         volume[t["side"]] += Decimal(t["size"])
         assert venue.stats.steps >= 2000
         assert (book["bid"], book["offer"]) == venue.truth_book("BTC-USD")
-        assert {"buy": volume["BUY"], "sell": volume["SELL"]} == venue.taker_volume("BTC-USD")
+        # side names the maker: the aggressors' volumes are the opposite labels'.
+        assert {"buy": volume["SELL"], "sell": volume["BUY"]} == venue.taker_volume("BTC-USD")
+        assert volume["BUY"] != volume["SELL"]
 
 
 async def test_resubscribe_needs_unsubscribe_for_a_new_snapshot() -> None:
@@ -222,3 +227,51 @@ async def test_connection_rate_limit_per_ip() -> None:
         for ws in opened:
             await ws.close()
         assert venue.stats.connections_refused == 1
+
+
+async def test_trades_are_listed_newest_first_and_side_is_the_maker() -> None:
+    async with (
+        EmbeddedCoinbase(("BTC-USD",), rate_hz=0, steps=3000) as venue,
+        connect(venue.ws_base, max_size=None) as ws,
+    ):
+        await ws.send(sub("level2", ["BTC-USD"]))  # the generator runs while subscribed
+        await venue.wait_done()
+        await ws.send(sub("market_trades", ["BTC-USD"]))
+        snap = await recv_until(ws, "market_trades")
+        (event,) = snap["events"]
+        assert event["type"] == "snapshot"
+        prints = venue.trades("BTC-USD")[-50:]  # the venue's recent history, oldest first
+        assert [t["trade_id"] for t in event["trades"]] == [t.trade_id for t in reversed(prints)]
+        for wire, t in zip(event["trades"], reversed(prints), strict=True):
+            assert wire["side"] == ("SELL" if t.taker == "BUY" else "BUY")
+            assert wire["price"] == (t.best_ask if t.taker == "BUY" else t.best_bid)
+
+
+async def test_level2_products_per_connection_are_limited() -> None:
+    products = tuple(f"P{i:02d}-USD" for i in range(6))
+    async with (
+        EmbeddedCoinbase(products, rate_hz=20.0, max_l2_products=4) as venue,
+        connect(venue.ws_base) as ws,
+    ):
+        await ws.send(sub("level2", list(products[:3])))
+        msg = await recv_until(ws, "subscriptions")
+        assert msg["events"] == [{"subscriptions": {"level2": list(products[:3])}}]
+        # Two more would make five at once: the whole request is refused, the socket stays.
+        await ws.send(sub("level2", list(products[3:5])))
+        error = await recv_until(ws, "error")
+        assert error == {
+            "type": "error",
+            "message": "too many L2 streams requested in a single session",
+        }
+        assert venue.stats.l2_subscribes_refused == 1
+        # Re-asking for held products does not count twice; unsubscribing frees room.
+        await ws.send(sub("level2", list(products[:4])))
+        msg = await recv_until(ws, "subscriptions")
+        assert msg["events"][0]["subscriptions"]["level2"] == list(products[:4])
+        await ws.send(sub("level2", [products[0], products[1]], kind="unsubscribe"))
+        await recv_until(ws, "subscriptions")
+        await ws.send(sub("level2", [products[4], products[5]]))
+        msg = await recv_until(ws, "subscriptions")
+        assert sorted(msg["events"][0]["subscriptions"]["level2"]) == list(products[2:])
+        assert venue.stats.l2_subscribes_refused == 1
+        assert venue.stats.snapshots_sent == 6

@@ -1,0 +1,1 @@
+"""The soak test: the service against every fake venue for an hour (``make soak``)."""
