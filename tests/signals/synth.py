@@ -21,10 +21,10 @@ The calm regime is noisy on purpose:
 
 Symptoms are injected over event-time intervals (:class:`Injection`): ``spread`` (the maker
 quotes ``spread_ticks`` wide), ``evaporation`` (one side's sizes within 50 ticks × 0.1),
-``asymmetry`` (one side's sizes 1–10 ticks from the touch × 6 by default), ``pull`` (both
-sides within 12 ticks × 0.05 and the spread 5 ticks wider), ``skew`` (touch size × 10 on one
-side, × 0.1 on the other), ``volatility`` (price volatility × 5), ``buying`` / ``selling`` (aggressive taker
-flow × 8 on one side).
+``asymmetry`` (one side's sizes 1–10 ticks from the touch × 6 by default), ``pull`` (both sides
+within 12 ticks × 0.05 and the spread 5 ticks wider), ``skew`` (touch size × 10 on one side, ×
+0.1 on the other), ``volatility`` (price volatility × 5), ``buying`` / ``selling`` (aggressive
+taker flow × 8 on one side).
 """
 
 from __future__ import annotations
