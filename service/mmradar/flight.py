@@ -24,8 +24,10 @@ shell wires into the core (the resync observer, the episode sink) are not in it:
 references resolved to the replaying pipeline's own. Loading it accepts only the classes of the
 pure core (:data:`_ALLOWED_MODULES`) and a few builtins, never arbitrary callables. Classes
 compiled with mypyc are saved through their ``__mypyc_attrs__`` (native classes do not pickle
-by themselves). Limitation: a venue object's own state (OKX contract sizes of trade prints) is
-the replaying venue's.
+by themselves) and restored into blank instances: those classes are marked
+``allow_interpreted_subclasses``, the one mypyc setting under which ``cls.__new__(cls)`` does not
+run ``__init__`` while calling the class still does. Limitation: a venue object's own state (OKX
+contract sizes of trade prints) is the replaying venue's.
 
 Bounds (``[flight_recorder]``, docs/reliability.md): the ring keeps at most
 ``ring_mib_per_instrument`` × the feed's instruments bytes of frames (the oldest segment is

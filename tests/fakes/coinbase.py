@@ -183,16 +183,18 @@ class _Book:
         self.product = product
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
-        # Dense near the touch (1–3 ticks apart), then sparse out to about 4 % of mid.
+        # Dense near the touch (1–3 ticks apart), then sparse out to about 3 % of mid (never
+        # down to a price of zero, whatever the mid).
+        lo, hi = max(1, mid_ticks // 150_000), max(2, mid_ticks // 5_000)
         spread = rng.randint(1, 4)
         bid = mid_ticks - spread // 2
         ask = bid + spread
         for n in range(400):
-            gap = rng.randint(1, 3) if n < 120 else rng.randint(40, 1200)
+            gap = rng.randint(1, 3) if n < 120 else rng.randint(lo, hi)
             self.bids[bid] = self._size(rng)
             self.asks[ask] = self._size(rng)
             bid -= gap
-            ask += rng.randint(1, 3) if n < 120 else rng.randint(40, 1200)
+            ask += rng.randint(1, 3) if n < 120 else rng.randint(lo, hi)
 
     @staticmethod
     def _size(rng: random.Random) -> int:

@@ -381,6 +381,7 @@ class Prometheus:
         self.port = _free_port()
         self.workdir = workdir
         self.proc: asyncio.subprocess.Process | None = None
+        self._log: Any = None
         (workdir / "prometheus.yml").write_text(
             "global:\n"
             f"  scrape_interval: {SCRAPE_INTERVAL_S}s\n"
@@ -392,7 +393,8 @@ class Prometheus:
         )
 
     async def start(self) -> None:
-        log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115 - lives with the process
+        log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._log = log
         self.proc = await asyncio.create_subprocess_exec(
             PROMETHEUS,
             f"--config.file={self.workdir / 'prometheus.yml'}",
@@ -428,6 +430,8 @@ class Prometheus:
             if self.proc.returncode is None:
                 self.proc.kill()
                 await self.proc.wait()
+        if self._log is not None:
+            self._log.close()
 
 
 def compare_books(
@@ -740,11 +744,17 @@ async def run_soak(
                     await task
             await venues.freeze()
             # A venue frozen between a reconnect and the next update cannot resync (Binance
-            # needs a diff after its snapshot): while a venue's books are not all valid it runs
-            # on, the others hold; the books are compared once every one is valid and held.
-            deadline = time.monotonic() + 120
+            # needs a diff after its snapshot), and one frozen at the end of its pass has reset
+            # its truth before its connections closed: a venue whose books are not valid, or
+            # differ from its truth, runs on while the others hold, until every book is valid
+            # and equal to the truth with every venue held (a wrong book does not heal itself:
+            # it stays wrong and is reported).
+            deadline = time.monotonic() + 180
             by_exchange = venues.by_exchange()
+            moving: set[str] = set()
             while True:
+                for exchange, venue in by_exchange.items():
+                    (venue.resume if exchange in moving else venue.pause)()
                 await asyncio.sleep(1.0)
                 cur = await scrape()
                 if cur is not None:
@@ -753,17 +763,17 @@ async def run_soak(
                         for (n, lv), v in cur.items()
                         if n == "mmradar_book_valid" and v != 1
                     }
-                    for exchange, venue in by_exchange.items():
-                        (venue.resume if exchange in invalid else venue.pause)()
-                    if not invalid:
-                        await asyncio.sleep(1.0)  # frames in flight land
-                        cur = await scrape()
-                        if cur is not None:
-                            books_wrong = compare_books(cur, venues.truth())
-                            if not books_wrong:
-                                break
-                    else:
+                    if invalid:
+                        moving = invalid
                         books_wrong = {x: "not valid" for x in sorted(invalid)}
+                    elif moving:
+                        moving = set()  # hold everything, then compare
+                        continue
+                    else:
+                        books_wrong = compare_books(cur, venues.truth())
+                        if not books_wrong:
+                            break
+                        moving = {key.split(" ")[0] for key in books_wrong}
                 if time.monotonic() > deadline:
                     break
             progress(

@@ -48,6 +48,8 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 
+from mypy_extensions import mypyc_attr
+
 from ..model import BAND_BPS, Levels, Side
 
 __all__ = ["L2Book"]
@@ -78,6 +80,7 @@ def _tail_bisect(a: list[float], x: float) -> int:
     return lo
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class L2Book:
     """One instrument's L2 book. Not thread-safe; one owner (its synchroniser) mutates it.
 

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from ..model import BookEvent, BookKind
 from ..venues.base import SnapshotSource, Venue, Verdict
 from .l2book import L2Book
@@ -77,6 +79,7 @@ class Resubscribe:
 Action = FetchSnapshot | Resubscribe
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class BookSync:
     """Keeps one :class:`L2Book` in sync with a venue's depth stream.
 

@@ -26,6 +26,8 @@ import enum
 import math
 from typing import Literal
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["AlertMachine", "AlertState", "AlertTiming", "Transition"]
 
 _NS = 1_000_000_000
@@ -42,6 +44,7 @@ class AlertState(enum.Enum):
     COOLDOWN = "cooldown"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class AlertTiming:
     """Persistence parameters of one symptom, in seconds of event time.
 
@@ -69,6 +72,7 @@ class AlertTiming:
         self.cooldown_ns = round(cooldown_s * _NS)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class AlertMachine:
     """One (symptom, side) alert: IDLE → PENDING → FIRING → COOLDOWN → IDLE.
 

@@ -71,6 +71,8 @@ import math
 from collections.abc import Callable
 from typing import ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from ..model import BAND_BPS
 from .alerts import AlertMachine, AlertTiming
 from .baselines import MAD_TO_SIGMA, BucketedMedian, BucketedMedians, Ewma
@@ -103,6 +105,7 @@ FILL_SAMPLE_EVERY_S = 10
 RVAC_FLOOR_SHARE = 0.1
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class Sample:
     """The features of one second of the stat clock, read by every detector.
 
@@ -185,6 +188,7 @@ class Sample:
         self.spread_score = _NAN
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class DepthBaselines:
     """Baseline median depth notional per (side, band): the reference ``B_side(x)``.
 
@@ -247,6 +251,7 @@ def _pulled(s: Sample, p: SignalSettings) -> bool:
     return (s.bids[0] + s.asks[0]) / (bb + ba) <= p.pull_total_ratio_on
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class Detector:
     """Base of the symptom detectors: per-side machines, sequential tests, scores.
 
@@ -324,6 +329,7 @@ class Detector:
         return {}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class SpreadWidening(Detector):
     """``spread_widening``: the quoted spread against its baseline (module docstring)."""
 
@@ -394,6 +400,7 @@ class SpreadWidening(Detector):
         }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class LiquidityEvaporation(Detector):
     """``liquidity_evaporation``: one side's near-touch depth collapses (module docstring)."""
 
@@ -470,6 +477,7 @@ class LiquidityEvaporation(Detector):
         }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class DepthAsymmetry(Detector):
     """``depth_asymmetry``: near-touch depth shifts toward one side (module docstring)."""
 
@@ -529,6 +537,7 @@ class DepthAsymmetry(Detector):
         }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class LiquidityPull(Detector):
     """``liquidity_pull``: near-touch depth collapses on both sides (module docstring)."""
 
@@ -604,6 +613,7 @@ class LiquidityPull(Detector):
         return {"total_depth_ratio": self.total_ratio, "fill_ratio": self.fill_ratio}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class QuoteSkew(Detector):
     """``quote_skew``: the touch is heavy on one side (module docstring)."""
 
@@ -642,6 +652,7 @@ class QuoteSkew(Detector):
         return {"skew": self.skew, "z_skew": self.z}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class VolatilitySpike(Detector):
     """``volatility_spike``: the mid's realized variance against its baseline (module doc)."""
 

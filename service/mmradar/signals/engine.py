@@ -70,6 +70,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from mypy_extensions import mypyc_attr
+
 from ..book.l2book import L2Book
 from ..model import BAND_BPS, BookEvent, BookKind, Side, TakerSide
 from .alerts import AlertMachine, AlertState, Transition
@@ -143,6 +145,7 @@ def _json_num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class SignalEngine:
     """Symptom detectors, flow measures and the composite pressure of one instrument.
 

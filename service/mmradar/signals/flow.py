@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import math
 
+from mypy_extensions import mypyc_attr
+
 from .baselines import Ewma, RollingSum
 from .params import SignalSettings
 
@@ -79,6 +81,7 @@ def ofi_event(
     return e
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class FlowState:
     """OFI/TFI windows and decayed signed taker volume of one instrument.
 

@@ -22,6 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from ..model import TakerSide
 
 __all__ = ["MarketParams", "MarketState"]
@@ -38,6 +40,7 @@ class MarketParams:
     volatility_windows_s: tuple[int, ...] = (30, 300)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class MarketState:
     """Taker volume and realized volatility of one instrument."""
 
