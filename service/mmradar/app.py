@@ -262,6 +262,8 @@ async def load_contracts(runner: FeedRunner, requests: Sequence[SnapshotRequest]
             )  # fmt: skip
             await asyncio.sleep(delay)
     pipeline.use_contracts(sizes)
+    if runner.recorder is not None:  # replays read quantities in the same units
+        runner.recorder.contracts(runner.exchange, runner.clock.wall_ns(), bodies)
     for symbol, size in sizes.items():
         log.info("%s %s: quantities are contracts (%s)", runner.exchange, symbol, size.source)
 

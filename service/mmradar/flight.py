@@ -68,7 +68,7 @@ import orjson
 from .config import FlightRecorderSettings
 from .errors import MMRadarError
 from .pipeline import FeedPipeline
-from .record import FORMAT_VERSION
+from .record import FORMAT_VERSION, contracts_obj
 from .venues.base import ConnectionPlan, FrameParser, SnapshotSource
 
 __all__ = [
@@ -350,7 +350,8 @@ class _Recording:
 
 
 # Writer jobs, carried out in order on a worker thread:
-#   ("open", recording, header, checkpoint, open plans, entries) · ("append", recording, entries)
+#   ("open", recording, header, contracts record or None, checkpoint, open plans, entries)
+#   · ("append", recording, entries)
 #   · ("close", recording)
 _Job = tuple[Any, ...]
 #: Entries handed to the writer at once while a recording goes on.
@@ -374,6 +375,7 @@ class _Feed:
         self.size = 0
         self.recording: _Recording | None = None
         self.disabled = False  # a checkpoint failed: no ring for this feed
+        self.contracts: dict[str, Any] | None = None  # the feed's contracts record, if any
 
 
 class FlightRecorder:
@@ -473,6 +475,12 @@ class FlightRecorder:
             return
         self._append(feed, ("rest", ts_ns, symbol, body), len(body) + 64)
 
+    def contracts(self, exchange: str, ts_ns: int, bodies: Sequence[bytes]) -> None:
+        """Keep the feed's instrument-metadata answers: every recording repeats them."""
+        feed = self._feeds.get(exchange)
+        if feed is not None:
+            feed.contracts = contracts_obj(exchange, bodies, ts_ns)
+
     # -- triggers --------------------------------------------------------------------------
 
     def trigger(
@@ -536,7 +544,9 @@ class FlightRecorder:
         }
         rec = _Recording(path, reason, exchange, [], feed.size, now + self._post_ns, now, 0)
         feed.recording = rec
-        self._queue.put_nowait(("open", rec, header, first.checkpoint, first.open_plans, entries))
+        self._queue.put_nowait(
+            ("open", rec, header, feed.contracts, first.checkpoint, first.open_plans, entries)
+        )
         rec.count = len(entries)
         self._pending += 1
         self._on_recording(reason)
@@ -723,7 +733,7 @@ class _Writer:
     def do(self, job: _Job) -> tuple[int, set[Path]] | None:
         kind, rec = job[0], job[1]
         if kind == "open":
-            _, _, header, checkpoint, open_plans, entries = job
+            _, _, header, contracts, checkpoint, open_plans, entries = job
             raw = open(rec.path.with_name(rec.path.name + ".part"), "wb")  # noqa: SIM115
             gz = gzip.GzipFile(
                 filename=rec.path.name, fileobj=raw, mode="wb", compresslevel=1, mtime=0
@@ -732,6 +742,8 @@ class _Writer:
             self._open[rec.path] = (raw, gz, out)
             nl = orjson.OPT_APPEND_NEWLINE
             out.write(orjson.dumps(header, option=nl))
+            if contracts is not None:
+                out.write(orjson.dumps({**contracts, "t": header["t"]}, option=nl))
             if checkpoint is not None:
                 t0 = header["t"]
                 record = {
@@ -858,6 +870,10 @@ class TeeRecorder:
     def snapshot(self, exchange: str, symbol: str, ts_ns: int, body: bytes) -> None:
         for r in self._recorders:
             r.snapshot(exchange, symbol, ts_ns, body)
+
+    def contracts(self, exchange: str, ts_ns: int, bodies: Sequence[bytes]) -> None:
+        for r in self._recorders:
+            r.contracts(exchange, ts_ns, bodies)
 
 
 class ResyncTap:

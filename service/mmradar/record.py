@@ -18,6 +18,7 @@ time, integer ns since the Unix epoch) and ``"k"`` (its kind)::
     {"k":"close","t":..,"x":"binance","c":"binance/#0","r":"closed"}       the connection closed
     {"k":"rest","t":..,"x":"binance","s":"BTCUSDT","d":"<body text>"}      a REST snapshot body
     {"k":"checkpoint","t":..,"x":"binance","d":"<base64>","b64":true}     the feed's state (v2)
+    {"k":"contracts","t":..,"x":"okx","d":["<body text>",…]}       instrument metadata (v2)
 
 * ``x`` is the config ``exchange``, ``c`` the connection's :attr:`ConnectionPlan.name`, ``depth``
   / ``trades`` the symbols whose depth / trade streams the connection carries.
@@ -38,6 +39,12 @@ time, integer ns since the Unix epoch) and ``"k"`` (its kind)::
   records after it continue from that state. It comes right after the header, followed by an
   ``open`` (``"cont":true``) for every connection open at that time. A flight recording's header
   also has a ``"flight"`` object: what triggered it (reason, exchange, symbol, event time).
+* ``contracts``: the venue's instrument-metadata answers the service read its contract sizes
+  from at start-up (OKX derivatives publish sizes in contracts; :mod:`mmradar.contracts`), so
+  that a replay reads quantities in the same units as live did. Written once per exchange
+  before its first connection, and repeated after the header of every later file (rotated or
+  flight recording). A replay refuses a feed whose venue needs contract sizes and whose
+  recording has none.
 
 :func:`open_recording` also reads hftbacktest collector captures (``<recv_ns> <json>`` lines,
 gzip or plain, e.g. ``service/mmradar/data/hftbacktest_*.gz``), presenting them as the same records.
@@ -77,6 +84,7 @@ __all__ = [
     "RecordingError",
     "RecordingFormat",
     "RecordingReader",
+    "contracts_obj",
     "open_recording",
     "recording_name",
 ]
@@ -86,7 +94,9 @@ __all__ = [
 #: version-2 file without one.
 FORMAT_VERSION = 2
 #: The record kinds of the format, in the order they are documented.
-RECORD_KINDS: tuple[str, ...] = ("header", "open", "ws", "close", "rest", "checkpoint")
+RECORD_KINDS: tuple[str, ...] = (
+    "header", "open", "ws", "close", "rest", "checkpoint", "contracts"
+)  # fmt: skip
 #: Rotate to a new file after this many uncompressed bytes.
 DEFAULT_ROTATE_BYTES = 256 * 1024 * 1024
 #: Flush the compressed stream to the OS after this much receive time (no fsync).
@@ -119,7 +129,8 @@ class Record:
     """One record of a recording (see the module docstring for the fields of each kind).
 
     Attributes:
-        kind: ``header``, ``open``, ``ws``, ``close``, ``rest`` or ``checkpoint``.
+        kind: ``header``, ``open``, ``ws``, ``close``, ``rest``, ``checkpoint`` or
+            ``contracts``.
         t: local receive time, ns since the Unix epoch.
         exchange: config ``exchange`` (``open``, ``ws``, ``close``, ``rest``).
         conn: connection name (``open``, ``ws``, ``close``).
@@ -134,6 +145,7 @@ class Record:
         feeds: the recorded feeds (``header``).
         cont: an ``open`` repeated at the start of a rotated file for a connection that was
             already open: a no-op when the previous file was replayed first.
+        bodies: the instrument-metadata answers (``contracts``).
     """
 
     kind: str
@@ -148,6 +160,7 @@ class Record:
     url: str = ""
     feeds: tuple[RecordedFeed, ...] = ()
     cont: bool = False
+    bodies: tuple[bytes, ...] = ()
 
 
 def recording_name(ts_ns: int) -> str:
@@ -207,6 +220,7 @@ class Recorder:
         #: every file written so far, in order (the current one last).
         self.paths: list[Path] = []
         self._open: dict[tuple[str, str], ConnectionPlan] = {}
+        self._contracts: dict[str, dict[str, Any]] = {}  # exchange → its contracts record
         self._raw: IO[bytes] | None = None
         self._gz: gzip.GzipFile | None = None
         self._out: io.BufferedWriter | None = None
@@ -244,6 +258,14 @@ class Recorder:
         self._before(ts_ns)
         self._open.pop((exchange, conn_name), None)
         self._write({"k": "close", "t": ts_ns, "x": exchange, "c": conn_name, "r": reason}, ts_ns)
+
+    def contracts(self, exchange: str, ts_ns: int, bodies: Sequence[bytes]) -> None:
+        """Record the instrument-metadata answers ``exchange``'s contract sizes came from
+        (repeated at the start of every later file)."""
+        self._before(ts_ns)
+        obj = contracts_obj(exchange, bodies, ts_ns)
+        self._contracts[exchange] = obj
+        self._write(obj, ts_ns)
 
     def snapshot(self, exchange: str, symbol: str, ts_ns: int, body: bytes) -> None:
         """Record a REST depth-snapshot body received for ``symbol``."""
@@ -334,6 +356,8 @@ class Recorder:
             "mmradar": self.version,
         }
         self._write(header, ts_ns)
+        for obj in self._contracts.values():
+            self._write({**obj, "t": ts_ns}, ts_ns)
         for (exchange, _), plan in self._open.items():
             self._write(_open_obj(exchange, plan, ts_ns, cont=True), ts_ns)
 
@@ -362,6 +386,12 @@ class Recorder:
     def _rotate(self, ts_ns: int) -> None:
         self._finish_file()
         self._start_file(ts_ns)
+
+
+def contracts_obj(exchange: str, bodies: Sequence[bytes], ts_ns: int) -> dict[str, Any]:
+    """A ``contracts`` record (bodies as text; a body that is not UTF-8 is replaced)."""
+    text = [b.decode("utf-8", errors="replace") for b in bodies]
+    return {"k": "contracts", "t": ts_ns, "x": exchange, "d": text}
 
 
 def _open_obj(exchange: str, plan: ConnectionPlan, ts_ns: int, *, cont: bool) -> dict[str, Any]:
@@ -723,6 +753,15 @@ def _decode_rest(obj: dict[str, Any]) -> Record:
     )
 
 
+def _decode_contracts(obj: dict[str, Any]) -> Record:
+    bodies = obj["d"]
+    if type(bodies) is not list or not all(type(b) is str for b in bodies):
+        raise ValueError("contracts: d is not a list of texts")
+    return Record(
+        "contracts", _t(obj), exchange=_str(obj, "x"), bodies=tuple(b.encode() for b in bodies)
+    )
+
+
 _DECODERS = {
     "header": _decode_header,
     "open": _decode_open,
@@ -730,6 +769,7 @@ _DECODERS = {
     "close": _decode_close,
     "rest": _decode_rest,
     "checkpoint": _decode_checkpoint,
+    "contracts": _decode_contracts,
 }
 
 

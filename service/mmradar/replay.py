@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from . import __version__
 from .book.sync import FetchSnapshot
-from .errors import MalformedMessage
+from .errors import ContractError, MalformedMessage
 from .flight import CheckpointError, restore_checkpoint
 from .metrics import RECONNECT_REASONS, Metrics, window_label
 from .model import RESYNC_REASONS
@@ -219,6 +219,7 @@ class Replayer:
         self.stats = ReplayStats()
         #: ``(exchange, symbol)`` of the books waiting for a REST snapshot.
         self.awaiting: set[tuple[str, str]] = set()
+        self._units_known: set[str] = set()  # exchanges whose quantity units are settled
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self._conns: dict[tuple[str, str], _Conn] = {}
@@ -244,6 +245,8 @@ class Replayer:
         if self.last_ns is None or t > self.last_ns:
             self.last_ns = t
         if kind == "ws":
+            if record.exchange not in self._units_known:
+                self._check_units(record.exchange)
             conn = self._conns.get((record.exchange, record.conn))
             if conn is None:
                 if record.exchange in self.pipelines:
@@ -261,6 +264,8 @@ class Replayer:
             self._open(record)
         elif kind == "checkpoint":
             self._checkpoint(record)
+        elif kind == "contracts":
+            self._contracts(record)
         elif kind == "close":
             key = (record.exchange, record.conn)
             conn = self._conns.get(key)
@@ -274,6 +279,34 @@ class Replayer:
         # "header": the pipelines were built from the headers upfront
 
     # -- internals -------------------------------------------------------------------------
+
+    def _contracts(self, record: Record) -> None:
+        """The contract sizes live read at start-up (``contracts`` record): the books and the
+        trade parsers read quantities in the same units as live did."""
+        pipeline = self.pipelines.get(record.exchange)
+        if pipeline is None:
+            self.stats.unknown_exchange += 1
+            return
+        sizes = pipeline.venue.parse_contracts(list(pipeline.instruments), record.bodies)
+        pipeline.use_contracts(sizes)
+        self._units_known.add(record.exchange)
+
+    def _check_units(self, exchange: str) -> None:
+        """Refuse frames of a venue that publishes contracts when the recording does not say
+        their size (recordings made before ``contracts`` records were written)."""
+        pipeline = self.pipelines.get(exchange)
+        if pipeline is None:
+            return
+        symbols = list(pipeline.instruments)
+        if pipeline.venue.contract_requests(symbols) and not pipeline.venue.contract_sizes:
+            raise ContractError(
+                exchange,
+                "/".join(symbols),
+                "the venue publishes these quantities in contracts and the recording does not "
+                "carry their size (no 'contracts' record: recorded by an mmradar that did not "
+                "write them); replaying it would read contracts as coins",
+            )
+        self._units_known.add(exchange)
 
     def _checkpoint(self, record: Record) -> None:
         """Resume from a flight recording's checkpoint: the feed's state, its connections (with

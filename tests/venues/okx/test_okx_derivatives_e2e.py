@@ -192,3 +192,63 @@ def test_command_line_exits_2_on_an_option_before_any_io(tmp_path: Path) -> None
     code, stderr = run_cli(config)
     assert code == 2, stderr
     assert "config error: okx BTC-USD-260626-100000-C: options are not supported" in stderr
+
+
+async def test_a_recording_replays_swaps_in_the_units_live_read(tmp_path: Path) -> None:
+    """``mmradar record`` writes the instrument-metadata answers (a ``contracts`` record) before
+    the first frame, so that a replay reads the swap's sizes as live did; a recording without
+    them is refused rather than replayed with contracts read as coins."""
+    from e2e.harness import ServiceStack
+    from mmradar import __version__
+    from mmradar.model import Side
+    from mmradar.record import Recorder, open_recording
+    from mmradar.replay import Replayer, build_pipelines, probe_feeds
+
+    venue = EmbeddedOkx((LINEAR,))
+    await venue.start()
+    recorder = Recorder(tmp_path, [(EXCHANGE, (LINEAR,), True)], version=__version__)
+    stack = ServiceStack()
+    try:
+        service, _url, _session = await stack.serve(
+            venue,
+            {"exchange": EXCHANGE, "symbols": [LINEAR], "ws_url": venue.ws_base,
+             "rest_url": venue.rest_base},
+            recorder=recorder,
+        )  # fmt: skip
+        live = next(p for p in service.pipelines if p.venue.name == EXCHANGE)
+        inst = live.instruments[LINEAR]
+        deadline = asyncio.get_running_loop().time() + 20
+        while not (inst.valid and inst.market.taker_buy > 0 and inst.market.taker_sell > 0):
+            assert asyncio.get_running_loop().time() < deadline, "no sync and trades"
+            await asyncio.sleep(0.05)
+        venue.pause()
+        await asyncio.sleep(0.5)  # frames in flight land (and are recorded)
+        live_book = (list(inst.book.items(Side.BID)), list(inst.book.items(Side.ASK)))
+        live_taker = (inst.market.taker_buy, inst.market.taker_sell)
+    finally:
+        await stack.close()
+        recorder.close()  # the stack stopped the venue
+
+    records = [r for path in recorder.paths for r in open_recording(path)]
+    kinds = [r.kind for r in records]
+    assert kinds.count("contracts") == 1
+    assert kinds.index("contracts") < kinds.index("ws")
+
+    pipelines = build_pipelines(probe_feeds(recorder.paths[0]))
+    Replayer(pipelines).run(records)
+    replayed = pipelines[EXCHANGE].instruments[LINEAR]
+    assert replayed.valid
+    assert pipelines[EXCHANGE].venue.contract_sizes == live.venue.contract_sizes
+    assert (list(replayed.book.items(Side.BID)), list(replayed.book.items(Side.ASK))) == live_book
+    assert (replayed.market.taker_buy, replayed.market.taker_sell) == live_taker
+    # The quantities are base units: 0.01 BTC a contract (the venue's truth, converted).
+    ref = converted(venue, LINEAR)
+    bid_qty = sum(q for _, q in live_book[0])
+    assert bid_qty == pytest.approx(
+        sum(float(Decimal(sz) * Decimal("0.01")) for sz in venue.truth_book(LINEAR)[0].values())
+    )
+    assert ref["levels_bid"] == len(live_book[0])
+
+    without = build_pipelines(probe_feeds(recorder.paths[0]))
+    with pytest.raises(ContractError, match="recording does not carry their size"):
+        Replayer(without).run(r for r in records if r.kind != "contracts")
