@@ -53,6 +53,14 @@ symbols = ["BTCUSDT"]
         (GOOD + 'ws_url = "http://example.com"\n', "feeds[0].ws_url: invalid URL"),
         (GOOD.replace('["BTCUSDT"]', "[]"), "feeds[0].symbols: must not be empty"),
         (GOOD.replace('"binance"', '"nasdaq"'), "feeds[0].exchange: unknown exchange 'nasdaq'"),
+        (
+            GOOD.replace('"binance"', '"bybit"').replace('"BTCUSDT"', '"BTCUSD"'),
+            "bybit BTCUSD: an inverse contract",
+        ),
+        (
+            GOOD.replace('"binance"', '"okx"').replace('"BTCUSDT"', '"BTC-USD-250328-60000-C"'),
+            "okx BTC-USD-250328-60000-C:",
+        ),
     ],
 )
 async def test_config_errors_exit_2_with_key_path(tmp_path: Path, body: str, message: str) -> None:

@@ -188,7 +188,13 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from .venues import make_venue
+
     settings = _load(args.file)
+    for feed in settings.feeds:
+        # The venue modules' unit refusals (an option, an inverse contract): ContractError, a
+        # configuration error, exactly as `run` refuses them before connecting.
+        make_venue(feed.exchange).contract_requests(list(feed.symbols))
     sys.stdout.write(format_settings(settings))
     return EXIT_OK
 
