@@ -322,6 +322,16 @@ class LiveStack:
                 ]
                 if math.isnan(self.first_scrape_s) and "scraped" not in missing:
                     self.first_scrape_s = time.time()  # a little after the first scrape
+                if (
+                    "a symptom episode" not in missing
+                    and not math.isnan(self.first_scrape_s)
+                    and not await self.range(
+                        f"mmradar_symptom_active{{{sel}}} == 1", self.first_scrape_s, time.time()
+                    )
+                ):
+                    # Within the last 5 min, but before the window the tests query (the first
+                    # scrape is noticed a little late): wait for one inside it.
+                    missing.append("a symptom episode")
             if not injected and "book valid" not in missing:
                 # A frame the venue never sends: bad-message counters get real data.
                 self.venue.send_raw("{not json")
