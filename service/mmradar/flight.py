@@ -26,8 +26,9 @@ pure core (:data:`_ALLOWED_MODULES`) and a few builtins, never arbitrary callabl
 compiled with mypyc are saved through their ``__mypyc_attrs__`` (native classes do not pickle
 by themselves) and restored into blank instances: those classes are marked
 ``allow_interpreted_subclasses``, the one mypyc setting under which ``cls.__new__(cls)`` does not
-run ``__init__`` while calling the class still does. Limitation: a venue object's own state (OKX
-contract sizes of trade prints) is the replaying venue's.
+run ``__init__`` while calling the class still does. A venue object's own state is not in the
+checkpoint: its contract sizes (OKX derivatives) come from the ``contracts`` record every
+recording of such a feed carries after its header.
 
 Bounds (``[flight_recorder]``, docs/reliability.md): the ring keeps at most
 ``ring_mib_per_instrument`` × the feed's instruments bytes of frames (the oldest segment is
