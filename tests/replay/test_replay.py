@@ -61,11 +61,15 @@ def capture(request: pytest.FixtureRequest) -> tuple[str, Path]:
 
 
 def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], str]:
-    """Every sample of the registry (``_created`` timestamps left out), NaN-comparable."""
+    """Every sample of the registry, NaN-comparable.
+
+    Left out: ``_created`` timestamps and the process collector's ``process_*`` samples (CPU
+    seconds, resident memory), which describe the test process rather than the replay.
+    """
     out = {}
     for family in registry.collect():
         for sample in family.samples:
-            if sample.name.endswith("_created"):
+            if sample.name.endswith("_created") or sample.name.startswith("process_"):
                 continue
             out[(sample.name, tuple(sorted(sample.labels.items())))] = repr(sample.value)
     return out
