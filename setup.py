@@ -23,6 +23,8 @@ COMPILED = [
     "service/mmradar/signals/engine.py",
     "service/mmradar/signals/flow.py",
     "service/mmradar/signals/market.py",
+    "service/mmradar/signals/removal.py",
+    "service/mmradar/signals/sequential.py",
 ]
 
 

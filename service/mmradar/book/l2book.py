@@ -354,6 +354,10 @@ class L2Book:
         p = -self._asks[-1]
         return p, self._ask_qty[p]
 
+    def size_at(self, bid: bool, price: float) -> float:
+        """The size resting at ``price`` on one side (bids if ``bid``), 0 where no level. O(1)."""
+        return (self._bid_qty if bid else self._ask_qty).get(price, 0.0)
+
     def best_bid_price(self) -> float:
         """Best bid price, NaN if none."""
         return self._bids[-1] if self._bids else math.nan

@@ -35,7 +35,7 @@ Where the work happens: the book adds every level change inside the widest band 
 decrease or increase of that ring as it applies it (:attr:`L2Book.flows
 <mmradar.book.l2book.L2Book.flows>`, one comparison per level it already visits); this module
 reads those totals once per second, and, only for depth messages that follow prints, reads the
-size resting at each printed price before and after the message (a few touch levels). Per
+size resting at each printed price before and after the message (one dictionary read each). Per
 trade one dictionary write. No per-level work of its own.
 """
 
@@ -45,8 +45,10 @@ import math
 from collections import deque
 from operator import add, sub
 
+from mypy_extensions import mypyc_attr
+
 from ..book.l2book import L2Book
-from ..model import BAND_BPS, Side
+from ..model import BAND_BPS
 
 __all__ = [
     "CANCEL_LED_SHARE",
@@ -77,12 +79,7 @@ def cause_of(cancel_share: float) -> str:
     return "mixed"
 
 
-_BID = Side.BID
-_ASK = Side.ASK
-#: Touch levels read to find a printed price before reading deeper.
-_PRINT_LEVELS = (8, 64)
-
-
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class RemovalAttribution:
     """Pulled-versus-traded bookkeeping of one instrument (module docstring).
 
@@ -166,16 +163,19 @@ class RemovalAttribution:
         now = float(ts_ns)
         before = self._before
         before.clear()
-        for bid, prints in ((True, self._print_bid), (False, self._print_ask)):
+        for bid in (True, False):
+            prints = self._print_bid if bid else self._print_ask
             if not prints:
                 continue
-            for price in [p for p, e in prints.items() if e[1] < limit]:
+            stale: list[float] = []
+            for price, entry in prints.items():
+                t = entry[1]
+                if t < limit:
+                    stale.append(price)
+                elif t <= now:
+                    before.append((bid, price, book.size_at(bid, price)))
+            for price in stale:
                 del prints[price]
-            due = {p: e for p, e in prints.items() if e[1] <= now}
-            if due:
-                sizes = _sizes_at(book, bid, due)
-                for price in due:
-                    before.append((bid, price, sizes.get(price, 0.0)))
 
     def after(self, book: L2Book, applied: bool, mid: float) -> None:
         """The message was applied (or dropped): match the prints against the decreases at
@@ -189,26 +189,23 @@ class RemovalAttribution:
             return
         n = len(BAND_BPS)
         traded = self._traded
-        for bid in (True, False):
+        for bid, price, old in before:
             prints = self._print_bid if bid else self._print_ask
-            mine = [(p, old) for b, p, old in before if b is bid and p in prints]
-            if not mine:
+            # the first depth message at or after a print is the one that shows it: what
+            # it does not show as a decrease at that price was refilled, and is forgotten
+            entry = prints.pop(price, None)
+            if entry is None:
                 continue
-            now = _sizes_at(book, bid, {p: prints[p] for p, _ in mine})
-            for price, old in mine:
-                # the first depth message at or after a print is the one that shows it: what
-                # it does not show as a decrease at that price was refilled, and is forgotten
-                entry = prints.pop(price)
-                d = old - now.get(price, 0.0)
-                if not d > 0.0:
-                    continue
-                t = entry[0] if entry[0] < d else d
-                x = abs(price - mid) / mid * 1e4
-                i = 0
-                while i < n and x > BAND_BPS[i]:
-                    i += 1
-                if i < n:
-                    traded[(0 if bid else n) + i] += price * t
+            d = old - book.size_at(bid, price)
+            if not d > 0.0:
+                continue
+            t = entry[0] if entry[0] < d else d
+            x = abs(price - mid) / mid * 1e4
+            i = 0
+            while i < n and x > BAND_BPS[i]:
+                i += 1
+            if i < n:
+                traded[(0 if bid else n) + i] += price * t
         before.clear()
 
     # -- stat clock --------------------------------------------------------------------------
@@ -292,25 +289,3 @@ class RemovalAttribution:
         pulled = c - a if c > a else 0.0
         total = t + pulled
         return pulled / total if total > 0.0 else _NAN
-
-
-def _sizes_at(book: L2Book, bid: bool, prices: dict[float, list[float]]) -> dict[float, float]:
-    """Sizes resting now at ``prices`` on one side (0 where no level), read from the touch
-    levels down to the deepest of them (one O(1) read when that is the touch itself)."""
-    side = _BID if bid else _ASK
-    if len(prices) == 1:
-        (price,) = prices
-        touch = book.best_bid() if bid else book.best_ask()
-        if touch is None:
-            return {}
-        if touch[0] == price:
-            return {price: touch[1]}
-        if (touch[0] < price) if bid else (touch[0] > price):
-            return {}  # better than the touch: no level there
-    deepest = min(prices) if bid else max(prices)
-    levels: list[tuple[float, float]] = []
-    for n in _PRINT_LEVELS:
-        levels = book.top(side, n)
-        if len(levels) < n or ((levels[-1][0] < deepest) if bid else (levels[-1][0] > deepest)):
-            break
-    return {p: q for p, q in levels if p in prices}

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import math
 
+from mypy_extensions import mypyc_attr
+
 __all__ = [
     "CLIP_SHIFTS",
     "MIN_SAMPLES",
@@ -125,6 +127,7 @@ def cusum_delay(h: float, k: float, shift: float, variance: float = 1.0) -> floa
     return max(0.0, cusum_arl(h, k, shift, variance) - 1.0)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
 class CusumPair:
     """The CUSUM decision of one ``(symptom, side)``: onset test and release test.
 
