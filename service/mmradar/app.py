@@ -35,6 +35,7 @@ from .errors import ContractError, MalformedMessage, RateLimited, SnapshotError
 from .feed import FeedRunner, FrameRecorder, ResyncPolicy, backoff
 from .flight import FlightRecorder, ResyncTap, TeeRecorder
 from .http import MetricsServer
+from .memory import heap_trimmer, trim_heap_forever
 from .metrics import LOOP_MONITOR_INTERVAL_S, Metrics
 from .pipeline import FeedPipeline
 from .signals.crossvenue import build_views
@@ -214,6 +215,9 @@ class Service:
                         for coro in extra:
                             tg.create_task(coro())
                         tg.create_task(watch_event_loop(self.metrics), name="loop-monitor")
+                        trim = heap_trimmer()
+                        if trim is not None:
+                            tg.create_task(trim_heap_forever(trim), name="heap-trim")
                         tg.create_task(_until(stop))
                 except* _Stopped:
                     log.info("stopping")
