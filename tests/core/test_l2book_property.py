@@ -316,6 +316,30 @@ def test_crossed_free_sequence_never_reports_crossed(
 
 
 @SETTINGS
+@given(
+    bids=levels,
+    asks=levels,
+    n=st.integers(0, 8),
+    bound=st.one_of(
+        st.sampled_from(PRICES), st.decimals(min_value="0.5", max_value="200", places=2).map(str)
+    ),
+)
+def test_near_notional_is_the_sum_over_top_up_to_the_bound(
+    bids: list[tuple[str, str]], asks: list[tuple[str, str]], n: int, bound: str
+) -> None:
+    book = L2Book()
+    book.load(bids, asks)
+    b = float(bound)
+    for side, inside in ((Side.BID, lambda p: p >= b), (Side.ASK, lambda p: p <= b)):
+        want = 0.0
+        for price, qty in book.top(side, n):
+            if not inside(price):
+                break
+            want += price * qty
+        assert book.near_notional(side is Side.BID, n, b) == want  # same terms, same order
+
+
+@SETTINGS
 @given(bids=levels, asks=levels, extra=st.lists(st.integers(1, 1000), min_size=1, max_size=6))
 def test_depth_never_decreases_as_band_widens(
     bids: list[tuple[str, str]], asks: list[tuple[str, str]], extra: list[int]

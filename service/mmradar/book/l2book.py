@@ -422,6 +422,36 @@ class L2Book:
             return [(p, self._bid_qty[p]) for p in reversed(self._bids[-n:])]
         return [(-x, self._ask_qty[-x]) for x in reversed(self._asks[-n:])]
 
+    def near_notional(self, bid: bool, n: int, bound: float) -> float:
+        """``Σ price × qty`` of the best ``n`` levels of one side (bids if ``bid``) that lie at
+        or inside ``bound`` (a bid at ``price ≥ bound``, an ask at ``price ≤ bound``), best first;
+        the walk stops at the first level beyond it. Equal to summing :meth:`top` the same way,
+        without building it."""
+        acc = 0.0
+        if bid:
+            prices = self._bids
+            qty = self._bid_qty
+            i = len(prices) - 1
+            stop = max(-1, i - n)
+            while i > stop:
+                p = prices[i]
+                if p < bound:
+                    break
+                acc += p * qty[p]
+                i -= 1
+        else:
+            prices = self._asks
+            qty = self._ask_qty
+            i = len(prices) - 1
+            stop = max(-1, i - n)
+            while i > stop:
+                p = -prices[i]
+                if p > bound:
+                    break
+                acc += p * qty[p]
+                i -= 1
+        return acc
+
     def text_top(self, side: Side, n: int) -> list[tuple[str, str]]:
         """The best ``n`` levels of ``side`` as the venue's own ``(price, qty)`` text, best first.
 

@@ -101,8 +101,6 @@ _NS = 1_000_000_000
 # in compiled code, and these are read for every message.
 _BUY: Final = TakerSide.BUY
 _DELTA: Final = BookKind.DELTA
-_BID: Final = Side.BID
-_ASK: Final = Side.ASK
 _NAN = math.nan
 _NEVER = 1 << 62
 _IDLE = AlertState.IDLE
@@ -585,20 +583,8 @@ class SignalEngine:
             half = mid * p.near_touch_bps * 1e-4
             if tick < math.inf and half < 2.0 * tick:
                 half = 2.0 * tick  # a large-tick book: at least two ticks
-            lo = mid - half
-            acc = 0.0
-            for price, qty in book.top(_BID, n):
-                if price < lo:
-                    break
-                acc += price * qty
-            s.near_bid = acc
-            hi = mid + half
-            acc = 0.0
-            for price, qty in book.top(_ASK, n):
-                if price > hi:
-                    break
-                acc += price * qty
-            s.near_ask = acc
+            s.near_bid = book.near_notional(True, n, mid - half)
+            s.near_ask = book.near_notional(False, n, mid + half)
         else:
             n = len(BAND_BPS)
             s.best_bid = s.best_ask = s.mid = s.tick = s.tick_bps = _NAN
