@@ -17,6 +17,7 @@ from mmradar.config import (
     DEFAULT_STALE_AFTER_SECONDS,
     KNOWN_EXCHANGES,
     FeedSettings,
+    FlightRecorderSettings,
     HttpSettings,
     LogSettings,
     Settings,
@@ -140,7 +141,12 @@ def test_default_config_watches_btc_and_eth_on_all_six_venues() -> None:
 def test_default_config_comments_show_the_defaults() -> None:
     """The commented-out values of default.toml's reference are the real defaults."""
     text = resources.files("mmradar").joinpath("defaults", "default.toml").read_text()
-    for section, table in (("signals", SignalSettings()), ("log", LogSettings())):
+    tables = {
+        "signals": SignalSettings,
+        "log": LogSettings,
+        "flight_recorder": FlightRecorderSettings,
+    }
+    for section, table in tables.items():
         block = text.split(f"# >>> generated: {section}\n", 1)[1].split("# <<< generated", 1)[0]
         lines = [line[2:] for line in block.splitlines() if re.match(r"# \w+ = ", line)]
         shown = tomllib.loads("\n".join(lines))
