@@ -36,6 +36,7 @@ def test_every_table_and_key_is_in_the_docs_page() -> None:
         for field in msgspec.structs.fields(table):
             assert f"| `{field.name}` |" in text, (name, field.name)
     assert "| `shard` |" in text
+    assert "<!-- >>> generated: effective -->" in text  # check-config's output for the default
 
 
 def test_default_toml_has_a_reference_for_every_table_with_defaults() -> None:

@@ -6,7 +6,8 @@ and nowhere else:
 
 * :func:`format_settings`: the effective configuration ``mmradar check-config`` prints, written
   with ``tomli-w``;
-* the key tables of docs/configuration.md (:func:`key_table`);
+* the key tables of docs/configuration.md (:func:`key_table`) and, there, the effective
+  configuration of the built-in default;
 * the commented reference in ``mmradar/defaults/default.toml`` (:func:`commented_reference`).
 
 The committed files hold the generated parts between marker lines (``>>> generated: NAME`` and
@@ -31,8 +32,9 @@ import msgspec
 import tomli_w
 
 from ..table import FieldSpec, Table, field_specs
-from .load import ENV_SECTIONS, SHARD_ENV_VAR, env_var
+from .load import ENV_SECTIONS, SHARD_ENV_VAR, env_var, load_settings
 from .schema import (
+    KNOWN_EXCHANGES,
     ConfigFile,
     FeedSettings,
     FlightRecorderSettings,
@@ -205,6 +207,15 @@ def key_table(name: str) -> str:
     return "\n".join(rows) + "\n\n" + note
 
 
+def _docs_block(name: str) -> str:
+    """A generated block of docs/configuration.md: a key table, or (``effective``) what
+    ``mmradar check-config`` prints for the built-in default."""
+    if name != "effective":
+        return key_table(name)
+    settings = load_settings(None, env={}, supported=KNOWN_EXCHANGES)
+    return f"```toml\n{format_settings(settings)}```"
+
+
 # --------------------------------------------------------------------------------------------
 # defaults/default.toml
 # --------------------------------------------------------------------------------------------
@@ -254,7 +265,7 @@ def generated_files() -> dict[Path, Callable[[str], str]]:
     """Each committed file with generated parts, and the function regenerating its text."""
     return {
         DEFAULT_TOML: lambda text: _fill(text, _TOML_MARKERS, commented_reference),
-        DOCS_PAGE: lambda text: _fill(text, _MD_MARKERS, key_table),
+        DOCS_PAGE: lambda text: _fill(text, _MD_MARKERS, _docs_block),
     }
 
 
