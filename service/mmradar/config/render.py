@@ -48,6 +48,7 @@ from .schema import (
 __all__ = [
     "DEFAULT_TOML",
     "DOCS_PAGE",
+    "TABLES",
     "commented_reference",
     "format_settings",
     "generated_files",
@@ -71,7 +72,6 @@ TABLES: Final[Mapping[str, type[Table]]] = {
     "log": LogSettings,
     "flight_recorder": FlightRecorderSettings,
 }
-_ARRAYS: Final = ("feeds", "webhooks")
 
 
 # --------------------------------------------------------------------------------------------
