@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import aiohttp
@@ -80,8 +81,9 @@ async def test_check_config_prints_effective_config(tmp_path: Path) -> None:
         "check-config", str(path), env={"MMRADAR_HTTP_LISTEN": "0.0.0.0:9999"}
     )
     assert code == 0, err
-    assert 'listen = "0.0.0.0:9999"' in out  # the environment override is applied
-    assert 'symbols = ["BTCUSDT"]' in out
+    shown = tomllib.loads(out)
+    assert shown["http"]["listen"] == "0.0.0.0:9999"  # the environment override is applied
+    assert shown["feeds"][0]["symbols"] == ["BTCUSDT"]
 
 
 async def _poll(url: str, ok: object, timeout_s: float) -> str:

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import msgspec
+
 from . import __version__
 from .config import (
     Settings,
@@ -239,7 +241,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         if not (math.isfinite(args.warmup) and args.warmup >= 0):
             raise ConfigError("--warmup", "must be a number of seconds >= 0")
         settings = dataclasses.replace(
-            settings, signals=dataclasses.replace(settings.signals, warmup_seconds=args.warmup)
+            settings, signals=msgspec.structs.replace(settings.signals, warmup_seconds=args.warmup)
         )
     return _serve_forever(
         lambda stop: run_replay_cli(
@@ -373,7 +375,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     signals = _load(args.config).signals if args.config else None
     from .signals.params import SignalSettings
 
-    params = dataclasses.replace(signals or SignalSettings(), warmup_seconds=warmup)
+    params = msgspec.structs.replace(signals or SignalSettings(), warmup_seconds=warmup)
     options = ScoreOptions(
         scenarios=scenarios,
         seeds=seeds,

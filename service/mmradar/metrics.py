@@ -391,7 +391,7 @@ class MarketCollector(Collector):
         )
         vol = GaugeMetricFamily(
             "mmradar_realized_volatility_bps",
-            "Realized volatility of 1 s mid log-returns over the window, in bps.",
+            "Realized volatility of mid log-returns over the window, in bps.",
             labels=[*es, "window"],
         )
         sig = _SignalFamilies()
@@ -510,7 +510,7 @@ class _SignalFamilies:
         )
         self.baseline = GaugeMetricFamily(
             "mmradar_depth_baseline_notional",
-            "Baseline (30-min median of 1-minute medians) of mmradar_depth_notional.",
+            "Baseline (median of 1-minute medians) of mmradar_depth_notional.",
             labels=[*es, "side", "band_bps"],
         )
         self.spread_base = GaugeMetricFamily(
@@ -529,7 +529,7 @@ class _SignalFamilies:
         )
         self.vr = GaugeMetricFamily(
             "mmradar_volatility_ratio",
-            "Fast over slow realized volatility of 1-s mid returns.",
+            "Fast over slow realized volatility of mid returns.",
             labels=es,
         )
         self.fill = GaugeMetricFamily(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
+import msgspec
 import pytest
 
 from mmradar.score.matching import match_episodes
@@ -75,7 +75,7 @@ def _synthetic_run(seconds: int, injection: Injection) -> Run:
 
 def test_drive_detects_an_injected_spread_episode_and_samples_the_grid() -> None:
     run = _synthetic_run(420, Injection("spread", 330.0, 370.0, spread_ticks=12))
-    params = dataclasses.replace(SignalSettings(), warmup_seconds=240.0)
+    params = msgspec.structs.replace(SignalSettings(), warmup_seconds=240.0)
     result = drive(run, scenario="synthetic", kind="symptom", seed=2, params=params)
     assert result.resyncs == 0
     assert result.snapshots == 1

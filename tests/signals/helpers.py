@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
+
+import msgspec
 
 from mmradar.pipeline import FeedPipeline
 from mmradar.signals.engine import SignalEngine
@@ -63,7 +64,7 @@ def start(
     **signals: object,
 ) -> Run:
     """A fresh pipeline (``[signals]`` defaults overridden by ``signals``) and market."""
-    params = dataclasses.replace(SignalSettings(), **signals)  # type: ignore[arg-type]
+    params = msgspec.structs.replace(SignalSettings(), **signals)  # type: ignore[arg-type]
     events: list[EpisodeEvent] = []
     pipeline = FeedPipeline(
         make_venue("binance"), [SYMBOL], signal_params=params, on_episode=events.append

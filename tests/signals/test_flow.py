@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
+import msgspec
 import pytest
 
 from mmradar.signals.flow import FlowState, ofi_event
@@ -33,7 +33,7 @@ def test_ofi_event_follows_cks(
 
 
 def flow(**overrides: object) -> FlowState:
-    return FlowState(dataclasses.replace(SignalSettings(), **overrides))  # type: ignore[arg-type]
+    return FlowState(msgspec.structs.replace(SignalSettings(), **overrides))  # type: ignore[arg-type]
 
 
 def test_decayed_signed_volume_halves_every_half_life_and_buys_are_positive() -> None:

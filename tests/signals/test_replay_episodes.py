@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from mmradar.cli import main
@@ -37,7 +37,7 @@ async def test_default_warm_up_is_longer_than_the_capture_and_the_summary_says_s
 
 @pytest.mark.parametrize("path", [SPOT, USDM], ids=["spot", "usdm"])
 async def test_a_short_warm_up_lists_the_episodes(path: Path) -> None:
-    params = dataclasses.replace(SignalSettings(), warmup_seconds=60)
+    params = msgspec.structs.replace(SignalSettings(), warmup_seconds=60)
     result = await replay([path], out=None, progress=False, signal_params=params)
     (summary,) = result.summaries
     assert summary.signals_warm
@@ -74,7 +74,7 @@ def test_replay_reads_signals_from_a_config(
 def test_summary_is_identical_at_any_pace() -> None:
     """Episodes are found on event time: the printed summary does not depend on pacing."""
     out_fast, out_paced = io.StringIO(), io.StringIO()
-    params = dataclasses.replace(SignalSettings(), warmup_seconds=60)
+    params = msgspec.structs.replace(SignalSettings(), warmup_seconds=60)
     fast = asyncio.run(replay([USDM], out=out_fast, progress=False, signal_params=params))
     paced = asyncio.run(
         replay([USDM], speed=1e6, out=out_paced, progress=False, signal_params=params)

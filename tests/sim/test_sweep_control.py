@@ -8,8 +8,9 @@ say ``cause: trade``), and the pulled-versus-traded attribution must see trades.
 
 from __future__ import annotations
 
-import dataclasses
 from functools import cache
+
+import msgspec
 
 from mmradar.book.sync import FetchSnapshot
 from mmradar.pipeline import FeedPipeline
@@ -78,7 +79,7 @@ def _drive(
 
 def test_evaporation_stays_quiet_and_the_removals_are_trade_led() -> None:
     run = simulate("sweep", 3)
-    params = dataclasses.replace(SignalSettings(), warmup_seconds=300)
+    params = msgspec.structs.replace(SignalSettings(), warmup_seconds=300)
     engine, events, ticks = _drive(run, params)
     assert engine.warm
     inventory = [

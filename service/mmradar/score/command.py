@@ -7,7 +7,6 @@ the workers finish in, so the scorecard is deterministic. Progress goes to stder
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import multiprocessing
@@ -19,6 +18,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+import msgspec
 
 from ..signals.params import SignalSettings
 from .matching import DEFAULT_TOLERANCE, Tolerance
@@ -258,7 +259,7 @@ def _non_default(params: SignalSettings) -> str:
     default = SignalSettings()
     diffs = [
         f"`{f.name} = {getattr(params, f.name)!r}`"
-        for f in dataclasses.fields(params)
+        for f in msgspec.structs.fields(params)
         if f.name != "warmup_seconds" and getattr(params, f.name) != getattr(default, f.name)
     ]
     return ("; also " + ", ".join(diffs)) if diffs else ""

@@ -10,20 +10,22 @@ pre-change model (the end). The :class:`~mmradar.signals.alerts.AlertMachine` of
 what the sequential statistic does not make redundant: the minimum duration and the cooldown
 (persistence and release timers are the CUSUMs themselves now).
 
-Features and gates (defaults of ``[signals]`` in brackets; docs/signals.md, "Detectors"):
+Features and gates (the ``[signals]`` keys; their defaults are declared once, in
+:class:`~mmradar.signals.params.SignalSettings`, and listed in docs/configuration.md;
+docs/signals.md, "Detectors"):
 
 ``spread_widening`` (side ``both``) — ``z_S = robust_z(log S)`` of the spread ``S`` (bps,
     time-averaged over each second), scale floored at ``max(log(1 + tick/median S),
-    spread_z_floor [0.1])``; in the **one-tick regime** (baseline median ≤ 1.5 ticks) also
-    ``z_W``, the robust z of the share of the last ``spread_wide_window_seconds`` [10] with the
-    spread wider than one tick (floor ``spread_wide_floor`` [0.1]); ``z = max(z_S, z_W)``
-    there. CUSUM tuned to ``spread_shift`` [4].
+    spread_z_floor)``; in the **one-tick regime** (baseline median ≤ 1.5 ticks) also
+    ``z_W``, the robust z of the share of the last ``spread_wide_window_seconds`` with the
+    spread wider than one tick (floor ``spread_wide_floor``); ``z = max(z_S, z_W)``
+    there. CUSUM tuned to ``spread_shift``.
 
 ``liquidity_evaporation`` (side = the side that emptied) — the side's **near-touch depth**
-    ``N_s`` (notional of its best ``near_touch_levels`` [10] price levels: where makers quote,
+    ``N_s`` (notional of its best ``near_touch_levels`` price levels: where makers quote,
     whatever the mid does) against its baseline: ``z_s = robust_z(log N_s)``, scale floored at
-    ``depth_log_floor`` [0.1]; a drop is ``−z_s``, CUSUM tuned to ``evaporation_shift`` [4].
-    Gate: the other side holds (``N_o ≥ evaporation_other_ratio [0.8]`` × its baseline median)
+    ``depth_log_floor``; a drop is ``−z_s``, CUSUM tuned to ``evaporation_shift``.
+    Gate: the other side holds (``N_o ≥ evaporation_other_ratio`` × its baseline median)
     and the book is not thin. Score: the collapsed fraction ``1 − N_s/B_s`` ∈ [0, 1]. Each
     episode carries its **cause** from the pulled-versus-traded attribution
     (:mod:`mmradar.signals.removal`): removals at the side's 10-bps band over the last
@@ -33,34 +35,34 @@ Features and gates (defaults of ``[signals]`` in brackets; docs/signals.md, "Det
 
 ``depth_asymmetry`` (side = the heavy side) — the near-touch depth imbalance
     ``DI = (N_b − N_a)/(N_b + N_a)`` (0 on a thin book), ``z = robust_z(DI)`` (floor
-    ``asymmetry_z_floor`` [0.05]); side ``bid`` tests ``+z``, ``ask`` tests ``−z``, tuned to
-    ``asymmetry_shift`` [3]. Score: ``max(±z, 0)``. Bid-heavy = dealers short = upward.
+    ``asymmetry_z_floor``); side ``bid`` tests ``+z``, ``ask`` tests ``−z``, tuned to
+    ``asymmetry_shift``. Score: ``max(±z, 0)``. Bid-heavy = dealers short = upward.
 
-``liquidity_pull`` (side ``both``) — at ``pull_band_bps`` [10]: ``R = (D_b + D_a)/(B_b +
+``liquidity_pull`` (side ``both``) — at ``pull_band_bps``: ``R = (D_b + D_a)/(B_b +
     B_a)``; ``z = log R`` over its robust scale (floored at ``depth_log_floor``), a drop tested
-    with ``pull_shift`` [4]. Gate (the two-sided collapse of the design): ``R ≤
-    pull_total_ratio_on [0.3]``, both ``ρ ≤ pull_side_ratio_on [0.5]``, and (spread score ≥
-    ``pull_spread_z_on`` [3] or depth-to-fill ``(G_b + G_a)/(baseline) ≥ pull_fill_ratio_on``
-    [3], ``G`` the bps distance from mid to ``fill_notional`` [50 000]). Score: ``1 − R``.
+    with ``pull_shift``. Gate (the two-sided collapse of the design): ``R ≤
+    pull_total_ratio_on``, both ``ρ ≤ pull_side_ratio_on``, and (spread score ≥
+    ``pull_spread_z_on`` or depth-to-fill ``(G_b + G_a)/(baseline) ≥ pull_fill_ratio_on``,
+    ``G`` the bps distance from mid to ``fill_notional``). Score: ``1 − R``.
     ``G`` walks book levels, so it is sampled for its baseline every
     :data:`FILL_SAMPLE_EVERY_S` seconds and every second only while the depth conditions hold.
 
 ``quote_skew`` (side = the heavy side at the touch) — ``skew = (microprice − mid)/spread =
-    QI/2`` time-weighted over every L1 state and averaged over ``skew_window_seconds`` [1];
-    ``z = robust_z(skew)`` (floor ``skew_z_floor`` [0.05]), side ``bid`` tests ``+z``, ``ask``
-    ``−z``, tuned to ``skew_shift`` [3]. Gate: the book is not thin and the spread score is
+    QI/2`` time-weighted over every L1 state and averaged over ``skew_window_seconds``;
+    ``z = robust_z(skew)`` (floor ``skew_z_floor``), side ``bid`` tests ``+z``, ``ask``
+    ``−z``, tuned to ``skew_shift``. Gate: the book is not thin and the spread score is
     below ``spread_shift`` (a blown-out spread means the touch is not the makers' quotes, so
     its queue imbalance says nothing about their reservation price). Score: the skew toward
     the side.
 
 ``volatility_spike`` (side ``both``) — 1-s mid log-returns ``r``; the pre-change variance
     ``σ0²`` = median over the baseline window of the per-minute mean of ``r²`` (floored at
-    ``(volatility_floor_bps [0.1]·10⁻⁴)²``); increments are the Gaussian log-likelihood ratio
-    of the variance having jumped to ``c²σ0²``, ``c = volatility_ratio`` [3] (the release: of
+    ``(volatility_floor_bps·10⁻⁴)²``); increments are the Gaussian log-likelihood ratio
+    of the variance having jumped to ``c²σ0²``, ``c = volatility_ratio`` (the release: of
     it being back at ``σ0²``); ``h = ln ARL0``. Score: ``VR = σ_fast/σ0`` with ``σ_fast²`` the
-    EWMA of ``r²`` (``volatility_fast_half_life_seconds`` [15]; display only).
+    EWMA of ``r²`` (``volatility_fast_half_life_seconds``; display only).
 
-Every alert shares ``min_firing_seconds`` [10] and ``cooldown_seconds`` [10]. Calibration
+Every alert shares ``min_firing_seconds`` and ``cooldown_seconds``. Calibration
 (``mmradar score --calibration``, simulator seeds 101–105) and the ARL0/delay of each detector:
 docs/signals.md and docs/scorecard.md.
 """

@@ -1,108 +1,389 @@
-"""Every detector parameter, with its default: the ``[signals]`` configuration table.
+"""Every detector parameter: the ``[signals]`` configuration table, declared once.
 
-This dataclass is the one place where signal defaults live. :mod:`mmradar.config` validates the
-``[signals]`` table into it (and documents each key), ``mmradar/defaults/default.toml`` shows
-the same defaults, and the pure event-time core (:mod:`mmradar.signals.engine`) reads it.
+Each key is one annotated field of :class:`SignalSettings`: its type, default, bounds, unit and
+one-line description. Everything else is generated from it: the validation of a config file
+(:mod:`mmradar.config`), the environment override ``MMRADAR_SIGNALS_<KEY>``, the commented
+reference in ``mmradar/defaults/default.toml``, the key table of docs/configuration.md and the
+effective configuration ``mmradar check-config`` prints (``python -m mmradar.config --write``
+regenerates the committed files; a test fails when they drift).
 
 Units: ``*_seconds`` are seconds of **venue event time**; ``*_bps`` are basis points of mid;
 ``*_notional`` is quote currency (USDT for the Binance pairs). Ratios and fractions are
-dimensionless; ``*_z_*`` are robust z-scores. Defaults follow the design values listed in
-docs/signals.md ("Defaults"), except where a comment ("design: …") says why they differ.
+dimensionless; ``*_shift`` and ``*_z_*`` are robust z-scores. Where a default departs from the
+design value of docs/signals.md, a comment says why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
+
+from ..model import BAND_BPS
+from ..table import FieldError, Table
 
 __all__ = ["SignalSettings"]
 
+_S = {"unit": "s"}
+_BPS = {"unit": "bps"}
+_QUOTE = {"unit": "quote currency"}
+_Z = {"unit": "z"}
+_SECONDS_LIST = {"unit": "s", "increasing": True}
+_BAND = {"unit": "bps", "choices": BAND_BPS, "choices_name": "the depth bands"}
+_Windows = tuple[Annotated[int, Meta(gt=0)], ...]
 
-@dataclass(frozen=True, slots=True)
-class SignalSettings:
-    """The ``[signals]`` table: every detector parameter (see :mod:`mmradar.config` for docs).
+
+class SignalSettings(Table, frozen=True):
+    """The ``[signals]`` table: every detector parameter.
 
     The first three fields keep their historical order (positional construction in tests).
     """
 
     # -- market state (taker flow, realized volatility) ------------------------------------
-    inventory_half_life_seconds: float = 60.0
-    volatility_windows_seconds: tuple[int, ...] = (30, 300)
-    volatility_sample_seconds: float = 1.0
+    inventory_half_life_seconds: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="half-life of the decayed signed taker volume behind "
+            "mmradar_dealer_inventory_proxy",
+            extra=_S,
+        ),
+    ] = 60.0
+    volatility_windows_seconds: Annotated[
+        _Windows,
+        Meta(
+            min_length=1,
+            description="windows of mmradar_realized_volatility_bps (labels such as 30s, 5m); "
+            "whole seconds, each at least two samples long",
+            extra=_SECONDS_LIST,
+        ),
+    ] = (30, 300)
+    volatility_sample_seconds: Annotated[
+        float, Meta(gt=0, description="mid-price sampling interval for volatility", extra=_S)
+    ] = 1.0
 
     # -- shared by every detector ------------------------------------------------------------
-    warmup_seconds: float = 600.0
-    baseline_minutes: int = 30
-    # 5 (design: 10): the release CUSUM already needs seconds of evidence to end an episode
-    min_firing_seconds: float = 5.0
-    # 0 (design: 30): after an episode the onset CUSUM starts from zero and needs seconds of
-    # evidence again, which is what the quiet time was for; a quiet time only hid the next
-    # spread blow-out of a stressed book (calibration seeds, docs/scorecard.md)
-    cooldown_seconds: float = 0.0
-    thin_book_notional: float = 5000.0
-    # the sequential decision (signals/sequential.py): every (symptom, side)'s CUSUM threshold
-    # gives this average run length to a false alarm, in hours of calm
-    arl0_hours: float = 8.0
-    # an episode ends after this many seconds' worth of evidence that its feature is back at
-    # the baseline (the release CUSUM)
-    release_seconds: float = 3.0
-    # near-touch depth (evaporation, asymmetry): the best this many price levels of each side
-    # that lie within near_touch_bps of the mid (at least two ticks)
-    near_touch_levels: int = 10
-    near_touch_bps: float = 5.0
-    # floor of the robust scale of log depth (evaporation, pull)
-    depth_log_floor: float = 0.1
+    warmup_seconds: Annotated[
+        float,
+        Meta(
+            ge=0,
+            description="no episode starts until this long after start-up and after every "
+            "resync (baselines fill meanwhile)",
+            extra=_S,
+        ),
+    ] = 600.0
+    baseline_minutes: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="robust baselines: median/MAD of this many 1-minute medians of the "
+            "per-second samples",
+            extra={"unit": "min"},
+        ),
+    ] = 30
+    # below the design value (10): the release CUSUM already needs seconds of evidence to end
+    # an episode
+    min_firing_seconds: Annotated[float, Meta(ge=0, description="shortest episode", extra=_S)] = 5.0
+    # below the design value (30): after an episode the onset CUSUM starts from zero and needs
+    # seconds of evidence again, which is what the quiet time was for; a quiet time only hid
+    # the next spread blow-out of a stressed book (calibration seeds, docs/scorecard.md)
+    cooldown_seconds: Annotated[
+        float, Meta(ge=0, description="quiet time after an episode ends", extra=_S)
+    ] = 0.0
+    thin_book_notional: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="quote notional within 10 bps (both sides) under which a book is thin: "
+            "no imbalance, skew or evaporation alert",
+            extra=_QUOTE,
+        ),
+    ] = 5000.0
+    arl0_hours: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="every (symptom, side)'s CUSUM threshold gives this average run length "
+            "to a false alarm, in hours of calm (signals/sequential.py)",
+            extra={"unit": "h"},
+        ),
+    ] = 8.0
+    release_seconds: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="an episode ends after this many seconds' worth of evidence that its "
+            "feature is back at the baseline (the release CUSUM)",
+            extra=_S,
+        ),
+    ] = 3.0
+    near_touch_levels: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="near-touch depth (evaporation, asymmetry): the best this many price "
+            "levels of each side ...",
+            extra={"unit": "levels"},
+        ),
+    ] = 10
+    near_touch_bps: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="... that lie within this many bps of mid (at least two ticks)",
+            extra=_BPS,
+        ),
+    ] = 5.0
+    depth_log_floor: Annotated[
+        float,
+        Meta(gt=0, description="floor of the robust scale of log depth (evaporation, pull)"),
+    ] = 0.1
 
     # -- spread_widening ----------------------------------------------------------------------
-    spread_shift: float = 8.0  # z of the spread the CUSUM is tuned to
-    spread_z_floor: float = 0.1
-    spread_wide_window_seconds: int = 10
-    spread_wide_floor: float = 0.1
+    spread_shift: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="spread_widening: the z shift of the log spread the CUSUM is tuned to",
+            extra=_Z,
+        ),
+    ] = 8.0
+    spread_z_floor: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="spread_widening: floor of the log-spread scale (also at least "
+            "log(1 + tick/median))",
+        ),
+    ] = 0.1
+    spread_wide_window_seconds: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="spread_widening, one-tick regime: window of the share of time the "
+            "spread is wider than one tick",
+            extra=_S,
+        ),
+    ] = 10
+    spread_wide_floor: Annotated[
+        float,
+        Meta(gt=0, description="spread_widening: floor of that wide-spread share's scale"),
+    ] = 0.1
 
     # -- liquidity_evaporation ----------------------------------------------------------------
-    evaporation_shift: float = 9.0  # z of the side's log near-touch depth (a drop)
-    evaporation_other_ratio: float = 0.8  # the other side keeps this share of its baseline
+    evaporation_shift: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="liquidity_evaporation: the z drop of the side's log near-touch depth "
+            "the CUSUM is tuned to",
+            extra=_Z,
+        ),
+    ] = 9.0
+    evaporation_other_ratio: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="liquidity_evaporation gate: the other side keeps this share of its "
+            "baseline",
+        ),
+    ] = 0.8
 
     # -- depth_asymmetry ----------------------------------------------------------------------
-    asymmetry_shift: float = 6.0  # z of the near-touch depth imbalance
-    asymmetry_z_floor: float = 0.05
+    asymmetry_shift: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="depth_asymmetry: the z shift of the near-touch imbalance "
+            "(bid-ask)/(bid+ask) the CUSUM is tuned to",
+            extra=_Z,
+        ),
+    ] = 6.0
+    asymmetry_z_floor: Annotated[
+        float, Meta(gt=0, description="depth_asymmetry: floor of the imbalance's scale")
+    ] = 0.05
 
     # -- liquidity_pull -----------------------------------------------------------------------
-    pull_band_bps: int = 10
-    pull_shift: float = 4.0  # z of the log total depth (a drop)
-    pull_total_ratio_on: float = 0.3
-    pull_side_ratio_on: float = 0.5
-    pull_spread_z_on: float = 3.0
-    pull_fill_ratio_on: float = 3.0
-    fill_notional: float = 50000.0
+    pull_band_bps: Annotated[
+        int, Meta(gt=0, description="liquidity_pull: band of the depth ratio R", extra=_BAND)
+    ] = 10
+    pull_shift: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="liquidity_pull: the z drop of log R (total depth / total baseline) "
+            "the CUSUM is tuned to, while ...",
+            extra=_Z,
+        ),
+    ] = 4.0
+    pull_total_ratio_on: Annotated[
+        float, Meta(gt=0, le=1, description="... R is at most this ...")
+    ] = 0.3
+    pull_side_ratio_on: Annotated[
+        float, Meta(gt=0, le=1, description="... each side's depth ratio is at most this ...")
+    ] = 0.5
+    pull_spread_z_on: Annotated[
+        float, Meta(gt=0, description="... and the spread score reaches this ...", extra=_Z)
+    ] = 3.0
+    pull_fill_ratio_on: Annotated[
+        float,
+        Meta(gt=0, description="... or depth-to-fill reaches this many times its baseline"),
+    ] = 3.0
+    fill_notional: Annotated[
+        float,
+        Meta(gt=0, description="quote notional of the depth-to-fill measure", extra=_QUOTE),
+    ] = 50000.0
 
     # -- quote_skew ---------------------------------------------------------------------------
-    skew_shift: float = 3.0  # z of the touch skew
-    skew_z_floor: float = 0.05
-    skew_window_seconds: int = 1
+    skew_shift: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="quote_skew: the z shift of the touch skew (microprice - mid)/spread "
+            "the CUSUM is tuned to (not while the spread score reaches spread_shift)",
+            extra=_Z,
+        ),
+    ] = 3.0
+    skew_z_floor: Annotated[
+        float, Meta(gt=0, description="quote_skew: floor of the skew's scale")
+    ] = 0.05
+    skew_window_seconds: Annotated[
+        int, Meta(gt=0, description="quote_skew: time-average window of the skew", extra=_S)
+    ] = 1
 
     # -- volatility_spike ---------------------------------------------------------------------
-    volatility_ratio: float = 5.0  # the volatility jump (σ ratio) the CUSUM is tuned to
-    volatility_z_floor: float = 0.1
-    volatility_fast_half_life_seconds: float = 15.0  # the score's fast EWMA (display only)
-    volatility_floor_bps: float = 0.1
+    volatility_ratio: Annotated[
+        float,
+        Meta(
+            gt=1,
+            description="volatility_spike: the volatility jump (sigma ratio) the CUSUM is tuned to",
+        ),
+    ] = 5.0
+    volatility_z_floor: Annotated[
+        float,
+        Meta(gt=0, description="volatility_spike: floor of the log realized variance's scale"),
+    ] = 0.1
+    volatility_fast_half_life_seconds: Annotated[
+        float,
+        Meta(gt=0, description="volatility_spike: the score's fast EWMA (display only)", extra=_S),
+    ] = 15.0
+    volatility_floor_bps: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="floor of the realized volatility, bps per square-root second",
+            extra=_BPS,
+        ),
+    ] = 0.1
 
     # -- pulled versus traded (signals/removal.py) -----------------------------------------------
-    removal_window_seconds: int = 10
-    removal_match_seconds: float = 1.0
+    removal_window_seconds: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="window of the cancel share (mmradar_depth_removed_notional_total) and "
+            "of evaporation's loss gate",
+            extra=_S,
+        ),
+    ] = 10
+    removal_match_seconds: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="a print waits this long for the depth update showing it",
+            extra=_S,
+        ),
+    ] = 1.0
 
     # -- flow measures and the composite -------------------------------------------------------
-    ofi_windows_seconds: tuple[int, ...] = (1, 10, 60)
-    trade_flow_windows_seconds: tuple[int, ...] = (10, 60)
-    inventory_half_lives_seconds: tuple[int, ...] = (10, 60, 600)
-    flow_baseline_half_life_seconds: float = 1800.0
-    flow_warmup_seconds: float = 120.0
-    pressure_clip: float = 5.0
-    pressure_scale: float = 2.5
+    ofi_windows_seconds: Annotated[
+        _Windows,
+        Meta(min_length=1, description="order-flow imbalance windows", extra=_SECONDS_LIST),
+    ] = (1, 10, 60)
+    trade_flow_windows_seconds: Annotated[
+        _Windows,
+        Meta(min_length=1, description="trade-flow imbalance windows", extra=_SECONDS_LIST),
+    ] = (10, 60)
+    inventory_half_lives_seconds: Annotated[
+        _Windows,
+        Meta(
+            min_length=1,
+            description="half-lives of mmradar_signed_taker_volume_decayed{half_life}",
+            extra=_SECONDS_LIST,
+        ),
+    ] = (10, 60, 600)
+    flow_baseline_half_life_seconds: Annotated[
+        float,
+        Meta(gt=0, description="EWMA scale of the OFI and inventory-proxy z-scores", extra=_S),
+    ] = 1800.0
+    flow_warmup_seconds: Annotated[
+        float, Meta(ge=0, description="those z-scores read NaN until this long", extra=_S)
+    ] = 120.0
+    pressure_clip: Annotated[
+        float,
+        Meta(gt=0, description="each component of mmradar_dealer_pressure is clipped to +-this"),
+    ] = 5.0
+    pressure_scale: Annotated[
+        float,
+        Meta(gt=0, description="mmradar_dealer_pressure is tanh(mean of the components / this)"),
+    ] = 2.5
 
     # -- venue_withdrawal (cross-venue: one venue's near-touch depth collapses, others hold) --
-    withdrawal_band_bps: int = 10
-    withdrawal_ratio_on: float = 0.3
-    withdrawal_ratio_off: float = 0.6
-    withdrawal_others_ratio: float = 0.7
-    withdrawal_on_seconds: float = 3.0
-    withdrawal_off_seconds: float = 10.0
+    withdrawal_band_bps: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="venue_withdrawal: band of the near-touch depth (bid + ask) compared "
+            "with its baseline",
+            extra=_BAND,
+        ),
+    ] = 10
+    withdrawal_ratio_on: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=1,
+            description="venue_withdrawal: fire when one venue's depth/baseline falls to this ...",
+        ),
+    ] = 0.3
+    withdrawal_ratio_off: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="venue_withdrawal: end when the venue's depth/baseline is back to this "
+            "(above withdrawal_ratio_on)",
+        ),
+    ] = 0.6
+    withdrawal_others_ratio: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="venue_withdrawal: ... while the other venues' median keeps this",
+        ),
+    ] = 0.7
+    withdrawal_on_seconds: Annotated[
+        float,
+        Meta(ge=0, description="venue_withdrawal: how long the fire condition holds", extra=_S),
+    ] = 3.0
+    withdrawal_off_seconds: Annotated[
+        float,
+        Meta(ge=0, description="venue_withdrawal: how long the end condition holds", extra=_S),
+    ] = 10.0
+
+    def check(self) -> None:
+        """The checks between keys: hysteresis order, volatility windows against sampling."""
+        if not self.withdrawal_ratio_on < self.withdrawal_ratio_off:
+            raise FieldError(
+                ("withdrawal_ratio_off", "withdrawal_ratio_on"),
+                f"withdrawal_ratio_on ({self.withdrawal_ratio_on:g}) must be less than "
+                f"withdrawal_ratio_off ({self.withdrawal_ratio_off:g}) (hysteresis)",
+                cross=True,
+            )
+        shortest = 2 * self.volatility_sample_seconds
+        if self.volatility_windows_seconds[0] < shortest:
+            raise FieldError(
+                "volatility_windows_seconds",
+                f"each window must span at least two samples of volatility_sample_seconds "
+                f"(at least {shortest:g} s), got {self.volatility_windows_seconds[0]}",
+                cross=True,
+            )
