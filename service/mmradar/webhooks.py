@@ -56,7 +56,8 @@ from prometheus_client import Counter
 from .clock import Clock, SystemClock
 from .config import WebhookSettings
 from .errors import truncate
-from .feed import backoff, parse_retry_after
+from .feed import backoff
+from .retry_after import parse_retry_after
 from .signals.episodes import EpisodeEvent
 
 __all__ = [

@@ -23,7 +23,6 @@ from mmradar.webhooks import (
     format_json,
     format_slack,
     iso_utc,
-    parse_retry_after,
     summary,
 )
 
@@ -276,18 +275,6 @@ def test_fmt_price_and_notional() -> None:
     assert fmt_notional(845_000) == "845K"
     assert fmt_notional(1.2e9) == "1.2B"
     assert fmt_notional(950) == "950"
-
-
-def test_parse_retry_after() -> None:
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("") is None
-    assert parse_retry_after("2") == 2.0
-    assert parse_retry_after("0.25") == 0.25
-    assert parse_retry_after("-3") == 0.0
-    assert parse_retry_after("soon") is None
-    now_ns = 1_445_412_480_000_000_000  # Wed, 21 Oct 2015 07:28:00 GMT
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now_ns) == 30.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now_ns) == 0.0
 
 
 def test_docs_examples_are_real_output() -> None:
