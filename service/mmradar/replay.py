@@ -22,7 +22,6 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,6 +31,9 @@ from . import __version__
 from .book.sync import FetchSnapshot
 from .errors import ContractError, MalformedMessage
 from .flight import CheckpointError, restore_checkpoint
+from .fmt import fmt_clock_duration as _duration
+from .fmt import fmt_float
+from .fmt import utc_text as _utc
 from .metrics import RECONNECT_REASONS, Metrics, window_label
 from .model import RESYNC_REASONS
 from .pipeline import BAD_MESSAGE_REASONS, Command, FeedObserver, FeedPipeline, Instrument
@@ -568,24 +570,8 @@ class ReplayResult:
     speed: float | None = None
 
 
-def _utc(ts_ns: int) -> str:
-    dt = datetime.fromtimestamp(ts_ns / _NS, tz=UTC)
-    return dt.strftime("%Y-%m-%d %H:%M:%S.") + f"{dt.microsecond // 1000:03d} UTC"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{sec:02d}s"
-
-
 def _num(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:,.10g}"
+    return fmt_float(x, ",.10g", "n/a")
 
 
 def _compact(x: float) -> str:

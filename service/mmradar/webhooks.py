@@ -41,7 +41,6 @@ exception's text (aiohttp puts the URL in some of them).
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -57,6 +56,7 @@ from .clock import Clock, SystemClock
 from .config import WebhookSettings
 from .errors import truncate
 from .feed import backoff
+from .fmt import fmt_duration, fmt_notional, fmt_num, fmt_price, iso_utc
 from .retry_after import parse_retry_after
 from .signals.episodes import EpisodeEvent
 
@@ -127,15 +127,6 @@ _PEAK_KEYS: Final = ("peak_score",)
 # --------------------------------------------------------------------------------------------
 
 
-def iso_utc(ts_ns: int | None) -> str | None:
-    """ISO-8601 UTC with milliseconds, e.g. ``2024-08-08T23:54:13.123Z``; None stays None."""
-    if ts_ns is None:
-        return None
-    seconds, rest = divmod(ts_ns, _NS)
-    stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{rest // 1_000_000:03d}Z"
-
-
 def _json_safe(value: Any) -> Any:
     """A copy of ``value`` that is plain JSON: NaN/±inf → None, mappings → str-keyed dicts."""
     if isinstance(value, bool) or value is None or isinstance(value, str | int):
@@ -184,60 +175,6 @@ def format_json(event: EpisodeEvent) -> dict[str, Any]:
 
 
 # -- readable facts ----------------------------------------------------------------------------
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def fmt_num(value: object, significant: int = 3) -> str:
-    """A number for people: ``significant`` digits, no exponent (``5.2``, ``0.0016``, ``1,234``).
-
-    Non-numbers are shown as text; None, NaN and ±inf as ``n/a``.
-    """
-    number = _number(value)
-    if number is None:
-        return "n/a" if value is None or isinstance(value, float | Decimal) else str(value)
-    if number == 0.0:
-        return "0"
-    decimals = max(0, significant - 1 - math.floor(math.log10(abs(number))))
-    text = f"{number:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def fmt_price(value: object) -> str:
-    """A price as the shortest exact text (``61829.76``, ``0.00001234``)."""
-    number = _number(value)
-    if number is None:
-        return fmt_num(value)
-    text = repr(number)
-    if "e" in text or "E" in text:
-        text = f"{number:.12f}".rstrip("0").rstrip(".")
-    return text.removesuffix(".0")
-
-
-def fmt_notional(value: object) -> str:
-    """Quote notional compactly: ``2.71M``, ``845K``, ``1.2B``, ``950``."""
-    number = _number(value)
-    if number is None:
-        return fmt_num(value)
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(number) >= scale:
-            return f"{fmt_num(number / scale)}{suffix}"
-    return fmt_num(number)
-
-
-def fmt_duration(seconds: float) -> str:
-    """``2h 5m``, ``2m 13s``, ``13.4s``."""
-    if seconds < 60:
-        return f"{fmt_num(seconds)}s"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"
 
 
 def _lookup(context: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:

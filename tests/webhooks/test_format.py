@@ -16,13 +16,9 @@ from mmradar.signals.episodes import EpisodeEvent
 from mmradar.webhooks import (
     DISCORD_LIMITS,
     encode,
-    fmt_notional,
-    fmt_num,
-    fmt_price,
     format_discord,
     format_json,
     format_slack,
-    iso_utc,
     summary,
 )
 
@@ -118,12 +114,6 @@ def test_non_finite_numbers_become_null(bad: float) -> None:
     for fmt in ("json", "slack", "discord"):
         strict_loads(encode(event, fmt))  # valid JSON, no NaN/Infinity tokens
     assert "score n/a" in summary(event)
-
-
-def test_times_are_iso_utc_with_milliseconds() -> None:
-    assert iso_utc(0) == "1970-01-01T00:00:00.000Z"
-    assert iso_utc(1_723_161_253_999_999_999) == "2024-08-08T23:54:13.999Z"
-    assert iso_utc(None) is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,30 +241,6 @@ def test_limits_respected() -> None:
         if "fields" in block:
             assert len(block["fields"]) <= 10
             assert all(len(f["text"]) <= 2000 for f in block["fields"])
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(5.2371893, "5.24"), (0.0016, "0.0016"), (12345.6, "12,346"), (0, "0"), (-1.5, "-1.5"),
-     (None, "n/a"), (math.nan, "n/a")],
-)  # fmt: skip
-def test_fmt_num(value: object, text: str) -> None:
-    assert fmt_num(value) == text
-
-
-def test_fmt_price_and_notional() -> None:
-    assert fmt_price(61829.76) == "61829.76"
-    assert fmt_price(0.00001234) == "0.00001234"
-    assert fmt_price(62000.0) == "62000"
-    assert fmt_notional(2_712_345.6) == "2.71M"
-    assert fmt_notional(845_000) == "845K"
-    assert fmt_notional(1.2e9) == "1.2B"
-    assert fmt_notional(950) == "950"
 
 
 def test_docs_examples_are_real_output() -> None:
