@@ -31,9 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
 from ..book.sync import FetchSnapshot
+from ..embedded.truth import TruthBook
 from ..pipeline import FeedPipeline
 from ..signals.episodes import SYMPTOM_SIDES, EpisodeEvent
 from ..signals.params import SignalSettings
@@ -228,45 +227,6 @@ class _Observer:
         self.resyncs += 1
 
 
-class _ShadowBook:
-    """The venue's book, rebuilt from every depth frame, to serve resync snapshots.
-
-    The simulator's feed faults (``gap``: one depth frame is not delivered; ``drop``: the
-    connection is lost) are transport faults: the venue's own book is unaffected, so a REST
-    snapshot taken during the run is this shadow's state.
-    """
-
-    def __init__(self, snapshot: bytes) -> None:
-        body = orjson.loads(snapshot)
-        self.last_id = int(body["lastUpdateId"])
-        self.bids: dict[str, str] = {p: q for p, q, *_ in body["bids"]}
-        self.asks: dict[str, str] = {p: q for p, q, *_ in body["asks"]}
-
-    def apply(self, payload: bytes) -> bool:
-        """Apply a frame if it is a depth diff; True if it was one."""
-        if b"depthUpdate" not in payload:
-            return False
-        data = orjson.loads(payload)["data"]
-        for levels, book in ((data["b"], self.bids), (data["a"], self.asks)):
-            for p, q, *_ in levels:
-                if float(q) == 0.0:
-                    book.pop(p, None)
-                else:
-                    book[p] = q
-        self.last_id = int(data["u"])
-        return True
-
-    def body(self) -> bytes:
-        """A ``GET /api/v3/depth`` body of the book now."""
-        return orjson.dumps(
-            {
-                "lastUpdateId": self.last_id,
-                "bids": [[p, self.bids[p]] for p in sorted(self.bids, key=float, reverse=True)],
-                "asks": [[p, self.asks[p]] for p in sorted(self.asks, key=float)],
-            }
-        )
-
-
 def drive(
     run: SimRunLike,
     *,
@@ -328,8 +288,9 @@ def drive(
     faults = sorted(
         (round(start_ns + f.offset_s * _NS), f.kind) for f in getattr(run, "faults", ())
     )
-    # With feed faults, a shadow of the venue's book answers the snapshot requests of resyncs.
-    shadow = _ShadowBook(run.snapshot) if faults else None
+    # With feed faults, the venue's own book (a transport fault leaves it intact: ``gap`` loses
+    # one depth frame on the way, ``drop`` the connection) answers the resyncs' snapshot requests.
+    shadow = TruthBook.from_rest(run.snapshot) if faults else None
     snapshots = 0
 
     def sample(g: int) -> None:
@@ -359,7 +320,7 @@ def drive(
             if type(command) is FetchSnapshot:
                 if snapshots and shadow is None:
                     continue  # only the start snapshot exists: the book stays invalid
-                body = run.snapshot if shadow is None else shadow.body()
+                body = run.snapshot if shadow is None else shadow.rest_body()
                 snapshots += 1
                 carry_out(pipeline.on_snapshot(symbol, body, ts), ts)
 
@@ -371,7 +332,7 @@ def drive(
         payload = frame.payload
         skip = False
         if shadow is not None:
-            is_depth = shadow.apply(payload)
+            is_depth = shadow.apply_frame(payload)
             while faults and ts >= faults[0][0]:
                 fault = faults[0][1]
                 if fault == "gap" and not is_depth:
