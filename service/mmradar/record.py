@@ -70,6 +70,7 @@ from typing import IO, Any, Literal, NamedTuple, Self
 import orjson
 
 from .errors import MMRadarError
+from .hftbacktest import decompressed, parse_line, split_line, stream_data
 from .venues.base import ConnectionPlan
 
 __all__ = [
@@ -105,7 +106,6 @@ DEFAULT_FLUSH_INTERVAL_S = 5.0
 RecordingFormat = Literal["mmradar", "hftbacktest"]
 
 _NS = 1_000_000_000
-_GZIP_MAGIC = b"\x1f\x8b"
 _WRITE_BUFFER = 64 * 1024
 _HFT_TRADE_STREAMS = ("@trade", "@aggTrade")
 _STREAM_PREFIX = b'{"stream":"'
@@ -462,13 +462,7 @@ class RecordingReader:
         self.format: RecordingFormat | None = None
         self.size = self.path.stat().st_size
         self._raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-        self._stream: IO[bytes]
-        if self._raw.read(2) == _GZIP_MAGIC:
-            self._raw.seek(0)
-            self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
-        else:
-            self._raw.seek(0)
-            self._stream = self._raw
+        self._stream = decompressed(self._raw)
 
     @property
     def position(self) -> int:
@@ -564,12 +558,12 @@ class RecordingReader:
         exchange = self.exchange
         lines = _chain(first, rest)
         for line in lines:
-            parsed = _hft_line(line)
+            parsed = parse_line(line)
             if parsed is None:
                 stats.malformed += 1
                 continue
             pending.append(parsed)
-            data = _hft_data(parsed[2])
+            data = stream_data(parsed[2])
             if (
                 data is not None
                 and data.get("e") == "depthUpdate"
@@ -581,7 +575,7 @@ class RecordingReader:
                 break
         if symbol is None:  # no depth at all: fall back to any stream's symbol
             for _, _, obj in pending:
-                data = _hft_data(obj)
+                data = stream_data(obj)
                 if data is not None and isinstance(data.get("s"), str):
                     symbol = data["s"]
                     break
@@ -607,11 +601,11 @@ class RecordingReader:
             if record is not None:
                 yield record
         for line in lines:
-            head, sep, body = line.partition(b" ")
-            if not sep or not head.isdigit():
+            split = split_line(line)
+            if split is None:
                 stats.malformed += 1
                 continue
-            record = self._hft_record(int(head), body, _UNPARSED, exchange, conn, symbol)
+            record = self._hft_record(split[0], split[1], _UNPARSED, exchange, conn, symbol)
             if record is not None:
                 yield record
 
@@ -643,24 +637,6 @@ class RecordingReader:
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
-
-
-def _hft_line(line: bytes) -> tuple[int, bytes, Any] | None:
-    head, sep, body = line.partition(b" ")
-    if not sep or not head.isdigit():
-        return None
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return int(head), body, obj
-
-
-def _hft_data(obj: Any) -> dict[str, Any] | None:
-    if type(obj) is not dict:
-        return None
-    data = obj.get("data") if "stream" in obj else obj
-    return data if type(data) is dict else None
 
 
 def _str(obj: dict[str, Any], key: str) -> str:
