@@ -67,7 +67,7 @@ from typing import IO, Any, Final
 import orjson
 
 from .config import FlightRecorderSettings
-from .errors import MMRadarError
+from .errors import CheckpointError
 from .pipeline import FeedPipeline
 from .record import FORMAT_VERSION, contracts_obj
 from .venues.base import ConnectionPlan, FrameParser, SnapshotSource
@@ -125,10 +125,6 @@ _ALLOWED_BUILTINS: Final = {
     ("array", "_array_reconstructor"),
     ("decimal", "Decimal"),
 }
-
-
-class CheckpointError(MMRadarError):
-    """A pipeline's state cannot be checkpointed, or a checkpoint cannot be restored."""
 
 
 def flight_directory(settings: FlightRecorderSettings) -> Path:

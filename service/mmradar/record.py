@@ -69,7 +69,7 @@ from typing import IO, Any, Literal, NamedTuple, Self
 
 import orjson
 
-from .errors import MMRadarError
+from .errors import RecordingError
 from .hftbacktest import decompressed, parse_line, split_line, stream_data
 from .venues.base import ConnectionPlan
 
@@ -110,10 +110,6 @@ _WRITE_BUFFER = 64 * 1024
 _HFT_TRADE_STREAMS = ("@trade", "@aggTrade")
 _STREAM_PREFIX = b'{"stream":"'
 _UNPARSED: Any = object()
-
-
-class RecordingError(MMRadarError):
-    """A recording cannot be read at all (not a recording, or a newer format version)."""
 
 
 class RecordedFeed(NamedTuple):
@@ -451,8 +447,8 @@ class RecordingReader:
             ``binance``). Ignored for mmradar recordings (they name their exchanges).
 
     Raises:
-        RecordingError: (when iterating) the file declares a newer format version.
-        OSError: the file cannot be opened.
+        RecordingError: the file cannot be opened (chained to the :class:`OSError`), or (when
+            iterating) it declares a newer format version.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, exchange: str | None = None) -> None:
@@ -460,8 +456,11 @@ class RecordingReader:
         self.exchange = exchange
         self.stats = ReaderStats()
         self.format: RecordingFormat | None = None
-        self.size = self.path.stat().st_size
-        self._raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        try:
+            self.size = self.path.stat().st_size
+            self._raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
         self._stream = decompressed(self._raw)
 
     @property

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from . import __version__
 from .book.sync import FetchSnapshot
-from .errors import ContractError, MalformedMessage
+from .errors import ContractError, MalformedMessage, RecordingError
 from .flight import CheckpointError, restore_checkpoint
 from .fmt import fmt_clock_duration as _duration
 from .fmt import fmt_float
@@ -775,10 +775,9 @@ async def replay(
         The result, with the final state of every instrument.
 
     Raises:
-        ValueError: ``speed`` is not positive, ``exchange`` is not implemented, or no file was
-            given.
-        RecordingError: a file declares a newer format version.
-        OSError: a file cannot be read.
+        ValueError: ``speed`` is not positive or ``exchange`` is not implemented.
+        RecordingError: no file was given (or a directory holds no recording), a file cannot
+            be opened, or it declares a newer format version.
     """
     if speed is not None and not speed > 0:
         raise ValueError(f"speed must be positive, got {speed}")
@@ -786,7 +785,7 @@ async def replay(
         raise ValueError(f"unknown exchange {exchange!r}; expected one of {', '.join(VENUES)}")
     files = expand_paths(paths)
     if not files:
-        raise ValueError("no recording to replay")
+        raise RecordingError(f"no recording to replay in {', '.join(map(str, paths))}")
     feeds = merge_feeds(f for path in files for f in probe_feeds(path, exchange=exchange))
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
     metrics = Metrics(registry, [(f.exchange, f.symbols) for f in feeds if f.exchange in VENUES])

@@ -29,7 +29,7 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from ..errors import MMRadarError
+from ..errors import CaptureError
 from ..hftbacktest import decompressed, split_line
 
 __all__ = [
@@ -62,20 +62,6 @@ _PACKAGED: dict[str, str] = {
     "spot": "hftbacktest_binance_spot_btcusdt_20240808.gz",
     "usdm": "hftbacktest_binance_usdm_btcusdt_20240808.gz",
 }
-
-
-class CaptureError(MMRadarError):
-    """A capture file is not in the expected format.
-
-    Attributes:
-        line: 1-based line number of the offending record (0 when not about one line).
-        reason: short lowercase explanation.
-    """
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line {line}: {reason}" if line else reason)
-        self.line = line
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
