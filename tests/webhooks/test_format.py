@@ -187,10 +187,10 @@ def test_discord_shape_and_colour() -> None:
     assert "Depth ±50 bps (now vs baseline)" in names
 
 
-def test_depth_keyed_by_side_first_and_unknown_keys() -> None:
+def test_depth_and_unknown_keys() -> None:
     event = make_event(
-        depth={"bid": {"10": 2_000_000.0}, "ask": {"10": 1_000_000.0}},
-        depth_baseline={"bid": {"10": 4_000_000.0}, "ask": {"10": 1_100_000.0}},
+        depth={"10": {"bid": 2_000_000.0, "ask": 1_000_000.0}},
+        depth_baseline={"10": {"bid": 4_000_000.0, "ask": 1_100_000.0}},
         imbalance_10bps=0.3333333,
         note="venue maintenance <soon> & more",
     )

@@ -50,25 +50,6 @@ _COLOURS: Final = {"firing": 0xD62728, "resolved": 0x2CA02C}  # red, green
 _ICONS: Final = {"firing": "🔴", "resolved": "🟢"}
 _NS: Final = 1_000_000_000
 
-# Context keys the readable formats render in their own place (the names the signal engines
-# use); every other context key is listed after them as ``key: value``.
-_BID_KEYS: Final = ("best_bid", "best_bid_price", "bid")
-_ASK_KEYS: Final = ("best_ask", "best_ask_price", "ask")
-_MID_KEYS: Final = ("mid", "mid_price")
-_SPREAD_KEYS: Final = ("spread_bps",)
-_SPREAD_BASE_KEYS: Final = ("spread_baseline_bps", "baseline_spread_bps")
-_VALID_KEYS: Final = ("book_valid", "valid")
-_DEPTH_KEYS: Final = ("depth", "depth_notional")
-_DEPTH_BASE_KEYS: Final = ("depth_baseline", "baseline_depth", "depth_notional_baseline")
-_PEAK_KEYS: Final = ("peak_score",)
-
-
-def _lookup(context: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
-    for key in keys:
-        if key in context:
-            return key, context[key]
-    return None, None
-
 
 def _band_order(band: str) -> tuple[float, str]:
     digits = "".join(ch for ch in band if ch.isdigit() or ch == ".")
@@ -79,15 +60,9 @@ def _band_order(band: str) -> tuple[float, str]:
 
 
 def _by_band(depth: object) -> dict[str, dict[str, Any]]:
-    """Depth as ``{band: {side: notional}}``, accepting ``{side: {band: x}}`` too."""
+    """Depth as ``{band: {side: notional}}`` (the engines' ``depth``/``depth_baseline``)."""
     if not isinstance(depth, Mapping):
         return {}
-    if set(depth) <= {"bid", "ask"} and all(isinstance(v, Mapping) for v in depth.values()):
-        bands: dict[str, dict[str, Any]] = {}
-        for side, per_band in depth.items():
-            for band, value in per_band.items():
-                bands.setdefault(str(band), {})[side] = value
-        return bands
     return {str(b): dict(v) for b, v in depth.items() if isinstance(v, Mapping)}
 
 
@@ -155,34 +130,33 @@ def _extra_text(value: Any) -> str:
 def render(event: EpisodeEvent) -> Facts:
     """Extract the readable facts of ``event`` (the shared core of the Slack/Discord formats).
 
-    Context keys recognised (first spelling present wins; the engine's names first):
-    ``best_bid``/``best_bid_price``, ``best_ask``/``best_ask_price``, ``mid``/``mid_price``,
-    ``spread_bps``, ``spread_baseline_bps``, ``book_valid``, ``peak_score``, ``depth`` and
-    ``depth_baseline`` (``{band_bps: {"bid": notional, "ask": notional}}``, or keyed by side
-    first). Every other key is kept in :attr:`Facts.extra`.
+    Context keys laid out in their own place, as the signal engines name them
+    (:mod:`mmradar.signals.engine`, :mod:`mmradar.signals.crossvenue`): ``best_bid``,
+    ``best_ask``, ``mid``, ``spread_bps``, ``spread_baseline_bps``, ``book_valid``,
+    ``peak_score``, ``depth`` and ``depth_baseline`` (``{band_bps: {"bid": notional, "ask":
+    notional}}``). Every other key is kept in :attr:`Facts.extra`.
     """
     context = event.context
     used: set[str] = set()
 
-    def take(keys: tuple[str, ...]) -> Any:
-        key, value = _lookup(context, keys)
-        if key is not None:
-            used.add(key)
-        return value
+    def take(key: str) -> Any:
+        if key not in context:
+            return None
+        used.add(key)
+        return context[key]
 
-    def price(keys: tuple[str, ...]) -> str | None:
-        present = any(key in context for key in keys)
-        return fmt_price(take(keys)) if present else None
+    def price(key: str) -> str | None:
+        return fmt_price(take(key)) if key in context else None
 
-    bid = price(_BID_KEYS)
-    ask = price(_ASK_KEYS)
-    mid = price(_MID_KEYS)
-    spread = take(_SPREAD_KEYS)
-    spread_base = take(_SPREAD_BASE_KEYS)
-    valid = take(_VALID_KEYS)
-    peak = take(_PEAK_KEYS)
-    depth_now = _by_band(take(_DEPTH_KEYS))
-    depth_base = _by_band(take(_DEPTH_BASE_KEYS))
+    bid = price("best_bid")
+    ask = price("best_ask")
+    mid = price("mid")
+    spread = take("spread_bps")
+    spread_base = take("spread_baseline_bps")
+    valid = take("book_valid")
+    peak = take("peak_score")
+    depth_now = _by_band(take("depth"))
+    depth_base = _by_band(take("depth_baseline"))
     rows = tuple(
         DepthRow(
             band=band,
