@@ -86,6 +86,7 @@ __all__ = [
     "RecordingFormat",
     "RecordingReader",
     "contracts_obj",
+    "open_obj",
     "open_recording",
     "recording_name",
 ]
@@ -231,7 +232,7 @@ class Recorder:
         """Record that the websocket connection ``plan`` of ``exchange`` opened."""
         self._before(ts_ns)
         self._open[(exchange, plan.name)] = plan
-        self._write(_open_obj(exchange, plan, ts_ns, cont=False), ts_ns)
+        self._write(open_obj(exchange, plan, ts_ns, cont=False), ts_ns)
 
     def frame(self, exchange: str, conn_name: str, ts_ns: int, raw: bytes | str) -> None:
         """Record one frame received on connection ``conn_name`` (text verbatim, bytes base64)."""
@@ -355,7 +356,7 @@ class Recorder:
         for obj in self._contracts.values():
             self._write({**obj, "t": ts_ns}, ts_ns)
         for (exchange, _), plan in self._open.items():
-            self._write(_open_obj(exchange, plan, ts_ns, cont=True), ts_ns)
+            self._write(open_obj(exchange, plan, ts_ns, cont=True), ts_ns)
 
     def _free_path(self, ts_ns: int) -> Path:
         name = recording_name(ts_ns)
@@ -390,7 +391,8 @@ def contracts_obj(exchange: str, bodies: Sequence[bytes], ts_ns: int) -> dict[st
     return {"k": "contracts", "t": ts_ns, "x": exchange, "d": text}
 
 
-def _open_obj(exchange: str, plan: ConnectionPlan, ts_ns: int, *, cont: bool) -> dict[str, Any]:
+def open_obj(exchange: str, plan: ConnectionPlan, ts_ns: int, *, cont: bool) -> dict[str, Any]:
+    """The ``open`` record of a connection (``cont``: repeated at the start of a new file)."""
     obj: dict[str, Any] = {
         "k": "open",
         "t": ts_ns,
