@@ -22,7 +22,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -34,6 +33,7 @@ from .config import FeedSettings, Settings, merge_feeds
 from .errors import ContractError, MalformedMessage, RateLimited, SnapshotError
 from .feed import FeedRunner, FrameRecorder, ResyncPolicy, backoff
 from .flight import FlightRecorder, ResyncTap, TeeRecorder
+from .fmt import iso_utc
 from .http import MetricsServer
 from .memory import heap_trimmer, trim_heap_forever
 from .metrics import LOOP_MONITOR_INTERVAL_S, Metrics
@@ -359,23 +359,19 @@ def _episodes(
             log.warning(
                 "%s %s: %s (%s) episode started at %s, score %.3g; recording %s",
                 event.exchange, event.symbol, event.symptom, event.side,
-                _utc(event.started_at_ns), event.score, name or "none",
+                iso_utc(event.started_at_ns), event.score, name or "none",
             )  # fmt: skip
         else:
             ended = event.ended_at_ns if event.ended_at_ns is not None else event.started_at_ns
             log.info(
                 "%s %s: %s (%s) episode ended at %s after %.1f s; recording %s",
-                event.exchange, event.symbol, event.symptom, event.side, _utc(ended),
+                event.exchange, event.symbol, event.symptom, event.side, iso_utc(ended),
                 (ended - event.started_at_ns) / 1e9, name or "none",
             )  # fmt: skip
         if then is not None:
             then(event)
 
     return on_episode
-
-
-def _utc(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 async def _until(stop: asyncio.Event) -> None:

@@ -1,7 +1,9 @@
 """The ``mmradar`` command line (also ``python -m mmradar``).
 
 Exit codes: 0 success (a stop on SIGINT/SIGTERM included), 2 bad usage or configuration,
-1 unexpected failure.
+1 failure: any other :class:`~mmradar.errors.MMRadarError` (a recording that cannot be read, a
+scorecard that cannot be written) or an :class:`OSError` of a serving command (a port in use),
+each reported as one line on stderr.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .config import (
     load_settings,
     parse_listen,
 )
-from .errors import ConfigError
+from .errors import ConfigError, MMRadarError
 from .log import configure_logging
 from .venues import VENUE_NAMES
 
@@ -415,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mmradar: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except MMRadarError as exc:
+        print(f"mmradar: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
 

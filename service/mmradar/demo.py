@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping
@@ -27,6 +26,7 @@ from .app import Service
 from .config import LogSettings, parse_settings
 from .embedded.binance import EmbeddedBinance
 from .embedded.source import CaptureSource, FrameSource, SimulatedSource
+from .fmt import fmt_float
 from .model import BAND_BPS, RESYNC_REASONS
 from .sim import CYCLE
 from .sim import SCENARIOS as SIM_SCENARIOS
@@ -101,10 +101,6 @@ SCENARIOS: Mapping[str, Scenario] = {
 """Scenario name -> what it plays: every :data:`mmradar.sim.SCENARIOS` entry, then captures."""
 
 
-def _fmt(value: float, spec: str) -> str:
-    return "-" if math.isnan(value) else format(value, spec)
-
-
 def _firing(service: Service) -> tuple[list[str], int]:
     """``symptom/side`` pairs firing now, and episodes started so far (all books)."""
     firing: list[str] = []
@@ -157,10 +153,10 @@ def render_summary(service: Service) -> str:
                 for band, b, a, imb in zip(BAND_BPS[:2], bids, asks, imbalance, strict=False)
             )
             lines.append(
-                f"{head:22} VALID  bid {_fmt(book.best_bid_price(), '.2f')} "
-                f"ask {_fmt(book.best_ask_price(), '.2f')} "
-                f"spread {_fmt(book.spread_bps(), '.3f')}bp"
-                f"  {bands}  rv30s {_fmt(rv[0], '.2f')}bp"
+                f"{head:22} VALID  bid {fmt_float(book.best_bid_price(), '.2f', '-')} "
+                f"ask {fmt_float(book.best_ask_price(), '.2f', '-')} "
+                f"spread {fmt_float(book.spread_bps(), '.3f', '-')}bp"
+                f"  {bands}  rv30s {fmt_float(rv[0], '.2f', '-')}bp"
                 f"  taker buy/sell {inst.market.taker_buy:.3f}/{inst.market.taker_sell:.3f}"
                 f"  msgs {msgs or 0:.0f}  resyncs {resyncs:.0f}  reconnects {reconnects:.0f}"
             )

@@ -8,11 +8,19 @@
     ├── ParseError                  a venue frame could not be turned into events (counted, dropped)
     │   ├── MalformedMessage        not JSON, or JSON of the wrong shape
     │   └── UnknownMessage          well-formed, but of a kind the venue module does not know
-    ├── SnapshotError               a REST snapshot request failed
+    ├── SnapshotError               a REST request (depth snapshot, instrument metadata) failed
     │   └── RateLimited             HTTP 429/418 from the venue; carries the back-off in seconds
-    └── FeedError                   a connection-level failure the feed runner reconnects on
-        ├── StaleFeed               nothing at all arrived within the venue's heartbeat window
-        └── VenueClosing            the venue announced a disconnect (Binance ``serverShutdown``)
+    ├── RecordingError              a recording cannot be read (not one, newer format, unreadable)
+    │   └── CaptureError            an hftbacktest capture the embedded venue cannot serve
+    ├── CheckpointError             a pipeline state cannot be checkpointed or restored
+    └── OutputError                 a result file (the scorecard) cannot be written
+
+Every class is raised by the core; the command line (:func:`mmradar.cli.main`) turns any of them
+into one line on stderr and an exit code (2 for :class:`ConfigError`, else 1). A builtin
+exception that would escape a command (a file that cannot be opened or written) is wrapped at
+the boundary where it leaves the core, chained with ``raise ... from``. Connection-level
+failures are not exceptions of this tree: the feed runner (:mod:`mmradar.feed`) turns them into
+reconnects, counted by reason in ``mmradar_feed_reconnects_total``.
 
 Sequence gaps, checksum failures and crossed books are *not* exceptions: they are transitions of
 the book synchroniser (:mod:`mmradar.book.sync`) counted in ``mmradar_book_resyncs_total``.
@@ -21,17 +29,18 @@ the book synchroniser (:mod:`mmradar.book.sync`) counted in ``mmradar_book_resyn
 from __future__ import annotations
 
 __all__ = [
+    "CaptureError",
+    "CheckpointError",
     "ConfigError",
     "ContractError",
-    "FeedError",
     "MMRadarError",
     "MalformedMessage",
+    "OutputError",
     "ParseError",
     "RateLimited",
+    "RecordingError",
     "SnapshotError",
-    "StaleFeed",
     "UnknownMessage",
-    "VenueClosing",
 ]
 
 _MAX_PAYLOAD_CHARS = 200
@@ -122,19 +131,28 @@ class RateLimited(SnapshotError):
         self.retry_after_s = retry_after_s
 
 
-class FeedError(MMRadarError):
-    """A connection-level failure; the feed runner reconnects with back-off."""
-
-    reason = "error"
-
-
-class StaleFeed(FeedError):
-    """Nothing at all (data or pings) arrived on a connection for too long."""
-
-    reason = "stale"
+class RecordingError(MMRadarError):
+    """A recording cannot be read at all (not a recording, a newer format version, or a file
+    that cannot be opened)."""
 
 
-class VenueClosing(FeedError):
-    """The venue announced that it will close the connection."""
+class CaptureError(RecordingError):
+    """A capture file is not in the expected format (:mod:`mmradar.embedded.capture`).
 
-    reason = "venue_closing"
+    Attributes:
+        line: 1-based line number of the offending record (0 when not about one line).
+        reason: short lowercase explanation.
+    """
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}" if line else reason)
+        self.line = line
+        self.reason = reason
+
+
+class CheckpointError(MMRadarError):
+    """A pipeline's state cannot be checkpointed, or a checkpoint cannot be restored."""
+
+
+class OutputError(MMRadarError):
+    """A result file or directory cannot be written (``mmradar score --out``)."""

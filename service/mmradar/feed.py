@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import email.utils
 import logging
 import math
 import random
@@ -58,6 +56,7 @@ from .config import FeedSettings
 from .errors import MalformedMessage, SnapshotError
 from .metrics import Metrics
 from .pipeline import Command, FeedObserver, FeedPipeline, Reconnect
+from .retry_after import parse_retry_after
 from .venues.base import ConnectionPlan, FrameParser, SnapshotSource
 
 __all__ = [
@@ -71,7 +70,6 @@ __all__ = [
     "WeightBudget",
     "backoff",
     "classify",
-    "parse_retry_after",
 ]
 
 log = logging.getLogger(__name__)
@@ -990,34 +988,6 @@ def _failure(exc: BaseException, timeout_s: float) -> str:
         return f"timed out (no complete answer within {timeout_s:g} s)"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def parse_retry_after(value: str | None, now_ns: int | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
-
-    Args:
-        value: the header value, or None.
-        now_ns: the wall time to measure an HTTP date against (default: now).
-
-    Returns:
-        Seconds >= 0, or None when the header is absent or unreadable.
-    """
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    now = time.time_ns() if now_ns is None else now_ns
-    return max(0.0, when.timestamp() - now / 1e9)
 
 
 def _retry_after(value: str | None, now_ns: int, default_s: float = 60.0) -> float:

@@ -67,9 +67,9 @@ from typing import IO, Any, Final
 import orjson
 
 from .config import FlightRecorderSettings
-from .errors import MMRadarError
+from .errors import CheckpointError
 from .pipeline import FeedPipeline
-from .record import FORMAT_VERSION, contracts_obj
+from .record import FORMAT_VERSION, contracts_obj, open_obj
 from .venues.base import ConnectionPlan, FrameParser, SnapshotSource
 
 __all__ = [
@@ -125,10 +125,6 @@ _ALLOWED_BUILTINS: Final = {
     ("array", "_array_reconstructor"),
     ("decimal", "Decimal"),
 }
-
-
-class CheckpointError(MMRadarError):
-    """A pipeline's state cannot be checkpointed, or a checkpoint cannot be restored."""
 
 
 def flight_directory(settings: FlightRecorderSettings) -> Path:
@@ -756,7 +752,7 @@ class _Writer:
                 }
                 out.write(orjson.dumps(record, option=nl))
                 for plan in open_plans:
-                    out.write(orjson.dumps(_open_obj(rec.exchange, plan, t0, cont=True), option=nl))
+                    out.write(orjson.dumps(open_obj(rec.exchange, plan, t0, cont=True), option=nl))
             _write_entries(out, rec.exchange, entries)
             return None
         handles = self._open.get(rec.path)
@@ -804,25 +800,10 @@ def _write_entries(out: IO[bytes], exchange: str, entries: Iterable[_Entry]) -> 
                 obj["d"] = base64.b64encode(payload).decode("ascii")
                 obj["b64"] = True
         elif kind == "open":
-            obj = _open_obj(exchange, key, t, cont=False)
+            obj = open_obj(exchange, key, t, cont=False)
         else:
             obj = {"k": "close", "t": t, "x": exchange, "c": key, "r": payload}
         out.write(dumps(obj, option=nl))
-
-
-def _open_obj(exchange: str, plan: ConnectionPlan, ts_ns: int, *, cont: bool) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "k": "open",
-        "t": ts_ns,
-        "x": exchange,
-        "c": plan.name,
-        "depth": list(plan.depth_symbols),
-        "trades": list(plan.trade_symbols),
-        "url": plan.url,
-    }
-    if cont:
-        obj["cont"] = True
-    return obj
 
 
 def _prune(directory: Path, max_files: int, max_bytes: int, keep: Path) -> set[Path]:

@@ -69,7 +69,8 @@ from typing import IO, Any, Literal, NamedTuple, Self
 
 import orjson
 
-from .errors import MMRadarError
+from .errors import RecordingError
+from .hftbacktest import decompressed, parse_line, split_line, stream_data
 from .venues.base import ConnectionPlan
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "RecordingFormat",
     "RecordingReader",
     "contracts_obj",
+    "open_obj",
     "open_recording",
     "recording_name",
 ]
@@ -105,15 +107,10 @@ DEFAULT_FLUSH_INTERVAL_S = 5.0
 RecordingFormat = Literal["mmradar", "hftbacktest"]
 
 _NS = 1_000_000_000
-_GZIP_MAGIC = b"\x1f\x8b"
 _WRITE_BUFFER = 64 * 1024
 _HFT_TRADE_STREAMS = ("@trade", "@aggTrade")
 _STREAM_PREFIX = b'{"stream":"'
 _UNPARSED: Any = object()
-
-
-class RecordingError(MMRadarError):
-    """A recording cannot be read at all (not a recording, or a newer format version)."""
 
 
 class RecordedFeed(NamedTuple):
@@ -235,7 +232,7 @@ class Recorder:
         """Record that the websocket connection ``plan`` of ``exchange`` opened."""
         self._before(ts_ns)
         self._open[(exchange, plan.name)] = plan
-        self._write(_open_obj(exchange, plan, ts_ns, cont=False), ts_ns)
+        self._write(open_obj(exchange, plan, ts_ns, cont=False), ts_ns)
 
     def frame(self, exchange: str, conn_name: str, ts_ns: int, raw: bytes | str) -> None:
         """Record one frame received on connection ``conn_name`` (text verbatim, bytes base64)."""
@@ -359,7 +356,7 @@ class Recorder:
         for obj in self._contracts.values():
             self._write({**obj, "t": ts_ns}, ts_ns)
         for (exchange, _), plan in self._open.items():
-            self._write(_open_obj(exchange, plan, ts_ns, cont=True), ts_ns)
+            self._write(open_obj(exchange, plan, ts_ns, cont=True), ts_ns)
 
     def _free_path(self, ts_ns: int) -> Path:
         name = recording_name(ts_ns)
@@ -394,7 +391,8 @@ def contracts_obj(exchange: str, bodies: Sequence[bytes], ts_ns: int) -> dict[st
     return {"k": "contracts", "t": ts_ns, "x": exchange, "d": text}
 
 
-def _open_obj(exchange: str, plan: ConnectionPlan, ts_ns: int, *, cont: bool) -> dict[str, Any]:
+def open_obj(exchange: str, plan: ConnectionPlan, ts_ns: int, *, cont: bool) -> dict[str, Any]:
+    """The ``open`` record of a connection (``cont``: repeated at the start of a new file)."""
     obj: dict[str, Any] = {
         "k": "open",
         "t": ts_ns,
@@ -451,8 +449,8 @@ class RecordingReader:
             ``binance``). Ignored for mmradar recordings (they name their exchanges).
 
     Raises:
-        RecordingError: (when iterating) the file declares a newer format version.
-        OSError: the file cannot be opened.
+        RecordingError: the file cannot be opened (chained to the :class:`OSError`), or (when
+            iterating) it declares a newer format version.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, exchange: str | None = None) -> None:
@@ -460,15 +458,12 @@ class RecordingReader:
         self.exchange = exchange
         self.stats = ReaderStats()
         self.format: RecordingFormat | None = None
-        self.size = self.path.stat().st_size
-        self._raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-        self._stream: IO[bytes]
-        if self._raw.read(2) == _GZIP_MAGIC:
-            self._raw.seek(0)
-            self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
-        else:
-            self._raw.seek(0)
-            self._stream = self._raw
+        try:
+            self.size = self.path.stat().st_size
+            self._raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
+        self._stream = decompressed(self._raw)
 
     @property
     def position(self) -> int:
@@ -564,12 +559,12 @@ class RecordingReader:
         exchange = self.exchange
         lines = _chain(first, rest)
         for line in lines:
-            parsed = _hft_line(line)
+            parsed = parse_line(line)
             if parsed is None:
                 stats.malformed += 1
                 continue
             pending.append(parsed)
-            data = _hft_data(parsed[2])
+            data = stream_data(parsed[2])
             if (
                 data is not None
                 and data.get("e") == "depthUpdate"
@@ -581,7 +576,7 @@ class RecordingReader:
                 break
         if symbol is None:  # no depth at all: fall back to any stream's symbol
             for _, _, obj in pending:
-                data = _hft_data(obj)
+                data = stream_data(obj)
                 if data is not None and isinstance(data.get("s"), str):
                     symbol = data["s"]
                     break
@@ -607,11 +602,11 @@ class RecordingReader:
             if record is not None:
                 yield record
         for line in lines:
-            head, sep, body = line.partition(b" ")
-            if not sep or not head.isdigit():
+            split = split_line(line)
+            if split is None:
                 stats.malformed += 1
                 continue
-            record = self._hft_record(int(head), body, _UNPARSED, exchange, conn, symbol)
+            record = self._hft_record(split[0], split[1], _UNPARSED, exchange, conn, symbol)
             if record is not None:
                 yield record
 
@@ -643,24 +638,6 @@ class RecordingReader:
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
-
-
-def _hft_line(line: bytes) -> tuple[int, bytes, Any] | None:
-    head, sep, body = line.partition(b" ")
-    if not sep or not head.isdigit():
-        return None
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return int(head), body, obj
-
-
-def _hft_data(obj: Any) -> dict[str, Any] | None:
-    if type(obj) is not dict:
-        return None
-    data = obj.get("data") if "stream" in obj else obj
-    return data if type(data) is dict else None
 
 
 def _str(obj: dict[str, Any], key: str) -> str:

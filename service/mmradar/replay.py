@@ -22,7 +22,6 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,8 +29,11 @@ from prometheus_client import CollectorRegistry
 
 from . import __version__
 from .book.sync import FetchSnapshot
-from .errors import ContractError, MalformedMessage
+from .errors import ContractError, MalformedMessage, RecordingError
 from .flight import CheckpointError, restore_checkpoint
+from .fmt import fmt_clock_duration as _duration
+from .fmt import fmt_float
+from .fmt import utc_text as _utc
 from .metrics import RECONNECT_REASONS, Metrics, window_label
 from .model import RESYNC_REASONS
 from .pipeline import BAD_MESSAGE_REASONS, Command, FeedObserver, FeedPipeline, Instrument
@@ -568,24 +570,8 @@ class ReplayResult:
     speed: float | None = None
 
 
-def _utc(ts_ns: int) -> str:
-    dt = datetime.fromtimestamp(ts_ns / _NS, tz=UTC)
-    return dt.strftime("%Y-%m-%d %H:%M:%S.") + f"{dt.microsecond // 1000:03d} UTC"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{sec:02d}s"
-
-
 def _num(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:,.10g}"
+    return fmt_float(x, ",.10g", "n/a")
 
 
 def _compact(x: float) -> str:
@@ -789,10 +775,9 @@ async def replay(
         The result, with the final state of every instrument.
 
     Raises:
-        ValueError: ``speed`` is not positive, ``exchange`` is not implemented, or no file was
-            given.
-        RecordingError: a file declares a newer format version.
-        OSError: a file cannot be read.
+        ValueError: ``speed`` is not positive or ``exchange`` is not implemented.
+        RecordingError: no file was given (or a directory holds no recording), a file cannot
+            be opened, or it declares a newer format version.
     """
     if speed is not None and not speed > 0:
         raise ValueError(f"speed must be positive, got {speed}")
@@ -800,7 +785,7 @@ async def replay(
         raise ValueError(f"unknown exchange {exchange!r}; expected one of {', '.join(VENUES)}")
     files = expand_paths(paths)
     if not files:
-        raise ValueError("no recording to replay")
+        raise RecordingError(f"no recording to replay in {', '.join(map(str, paths))}")
     feeds = merge_feeds(f for path in files for f in probe_feeds(path, exchange=exchange))
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
     metrics = Metrics(registry, [(f.exchange, f.symbols) for f in feeds if f.exchange in VENUES])

@@ -1,6 +1,7 @@
 """Loader for hftbacktest's Binance collector captures (the files in ``service/mmradar/data/``).
 
-Format (see ``service/mmradar/data/README.md``): gzip'd UTF-8 text, one record per line,
+Format (see ``service/mmradar/data/README.md``; lines are split by :mod:`mmradar.hftbacktest`,
+which :mod:`mmradar.record` reads captures with too): gzip'd UTF-8 text, one record per line,
 ``<local receive time, ns since epoch> <json>``. Stream messages keep Binance's combined-stream
 wrapper ``{"stream": "btcusdt@depth@100ms", "data": {...}}``; exactly one line is the unwrapped
 REST depth snapshot ``{"lastUpdateId": ..., "bids": [[p, q], ...], "asks": [...]}`` (USD-M adds
@@ -19,17 +20,17 @@ and every price and quantity as the capture's exact text. It does no book logic 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import orjson
 
-from ..errors import MMRadarError
+from ..errors import CaptureError
+from ..hftbacktest import decompressed, split_line
 
 __all__ = [
     "BookTicker",
@@ -61,20 +62,6 @@ _PACKAGED: dict[str, str] = {
     "spot": "hftbacktest_binance_spot_btcusdt_20240808.gz",
     "usdm": "hftbacktest_binance_usdm_btcusdt_20240808.gz",
 }
-
-
-class CaptureError(MMRadarError):
-    """A capture file is not in the expected format.
-
-    Attributes:
-        line: 1-based line number of the offending record (0 when not about one line).
-        reason: short lowercase explanation.
-    """
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line {line}: {reason}" if line else reason)
-        self.line = line
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +262,7 @@ def parse_record(recv_ns: int, obj: Any, line: int = 0) -> Record | None:
 
 
 def iter_records(source: CaptureSource) -> Iterator[Record]:
-    """Read a capture lazily, one typed record per line.
+    """Read a capture (gzip or plain) lazily, one typed record per line.
 
     Lines of stream kinds this module does not model are skipped; blank lines are ignored.
 
@@ -290,23 +277,24 @@ def iter_records(source: CaptureSource) -> Iterator[Record]:
         CaptureError: a line is not ``<int> <json>`` or its JSON has the wrong shape.
     """
     with contextlib.ExitStack() as stack:
+        raw: IO[bytes]
         if isinstance(source, str | os.PathLike):
-            fh = stack.enter_context(gzip.open(source, "rb"))
+            raw = stack.enter_context(open(source, "rb"))
         else:
             raw = stack.enter_context(source.open("rb"))
-            fh = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        fh = stack.enter_context(decompressed(raw))
         for number, raw_line in enumerate(fh, start=1):
             line = raw_line.strip()
             if not line:
                 continue
-            head, sep, body = line.partition(b" ")
-            if not sep or not head.isdigit():
+            split = split_line(line)
+            if split is None:
                 raise CaptureError(number, "expected '<recv_ns> <json>'")
             try:
-                obj = orjson.loads(body)
+                obj = orjson.loads(split[1])
             except orjson.JSONDecodeError as exc:
                 raise CaptureError(number, f"invalid JSON: {exc}") from exc
-            record = parse_record(int(head), obj, number)
+            record = parse_record(split[0], obj, number)
             if record is not None:
                 yield record
 

@@ -1,14 +1,19 @@
-"""The embedded venue's ground-truth order book: deliberately plain and independent.
+"""The reference Binance book: the venue's own book, rebuilt as text, plain and independent.
 
-Two ``dict``s keyed by the exact price text of the capture, values the exact quantity text. It
+Two ``dict``s keyed by the exact price text of the venue, values the exact quantity text. It
 shares no code with the service's book (:mod:`mmradar.book`) so that end-to-end tests can compare
 one against the other. Sorting happens only when a REST snapshot is cut, by :class:`Decimal`.
+
+It is the ground truth of the embedded venue (:mod:`.binance`) and the venue-side book of the
+scorer (:mod:`mmradar.score.runner`), which answers resync snapshot requests from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+
+import orjson
 
 from .capture import Level, Snapshot
 
@@ -39,6 +44,24 @@ class TruthBook:
         self.asks: dict[str, str] = {p: q for p, q in snapshot.asks if not _is_zero(q)}
         self.last_update_id = snapshot.lastUpdateId + id_offset
 
+    @classmethod
+    def from_rest(cls, body: bytes | str) -> TruthBook:
+        """Start from a ``GET /api/v3/depth`` body (``{"lastUpdateId", "bids", "asks"}``).
+
+        Raises:
+            orjson.JSONDecodeError, KeyError, TypeError, ValueError: not such a body.
+        """
+        obj = orjson.loads(body)
+        snapshot = Snapshot(
+            recv_ns=0,
+            lastUpdateId=int(obj["lastUpdateId"]),
+            bids=tuple((p, q) for p, q, *_ in obj["bids"]),
+            asks=tuple((p, q) for p, q, *_ in obj["asks"]),
+            E=None,
+            T=None,
+        )
+        return cls(snapshot)
+
     def apply(self, bids: Iterable[Level], asks: Iterable[Level], final_update_id: int) -> None:
         """Apply one diff: set each level to its absolute quantity, zero removes.
 
@@ -54,6 +77,31 @@ class TruthBook:
                 else:
                     side[price] = qty
         self.last_update_id = final_update_id
+
+    def apply_frame(self, payload: bytes) -> bool:
+        """Apply a combined-stream frame if it is a ``depthUpdate``; True if it was one.
+
+        Raises:
+            orjson.JSONDecodeError, KeyError, TypeError, ValueError: a malformed depth frame.
+        """
+        if b"depthUpdate" not in payload:
+            return False
+        data = orjson.loads(payload)["data"]
+        self.apply(
+            ((p, q) for p, q, *_ in data["b"]), ((p, q) for p, q, *_ in data["a"]), int(data["u"])
+        )
+        return True
+
+    def rest_body(self) -> bytes:
+        """A ``GET /api/v3/depth`` body of the whole book now (best levels first)."""
+        bids, asks = self.top(max(len(self.bids), len(self.asks)))
+        return orjson.dumps(
+            {
+                "lastUpdateId": self.last_update_id,
+                "bids": [list(level) for level in bids],
+                "asks": [list(level) for level in asks],
+            }
+        )
 
     def top(self, limit: int) -> tuple[list[Level], list[Level]]:
         """Return the best ``limit`` levels of each side, best first.

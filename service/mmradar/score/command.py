@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 import msgspec
 
+from ..errors import OutputError
 from ..signals.params import SignalSettings
 from .matching import DEFAULT_TOLERANCE, Tolerance
 from .runner import RunResult, RunTask, score_task
@@ -197,8 +198,12 @@ def run_score(
 
     Returns:
         The scorecard.
+
+    Raises:
+        OutputError: ``options.out`` cannot be created or written (checked before any run).
     """
     started = time.perf_counter()
+    _writable(options.out)
     tasks = [
         RunTask(scenario, seed, options.duration_s, options.params)
         for scenario in options.scenarios
@@ -221,7 +226,6 @@ def run_score(
         + ".\n\nMatching:",
         1,
     )
-    options.out.mkdir(parents=True, exist_ok=True)
     if options.plot:
         from .plot import choose_run, plot_timeline
 
@@ -239,9 +243,10 @@ def run_score(
 
             validation = validation_markdown
         text += "\n" + validation(results, options, err)
-    (options.out / "scorecard.md").write_text(text, encoding="utf-8")
-    (options.out / "scorecard.json").write_text(
-        json.dumps(scorecard_json(card), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    _write(options.out / "scorecard.md", text)
+    _write(
+        options.out / "scorecard.json",
+        json.dumps(scorecard_json(card), indent=2, ensure_ascii=False) + "\n",
     )
     out.write(text)
     out.flush()
@@ -252,6 +257,23 @@ def run_score(
         flush=True,
     )
     return card
+
+
+def _writable(directory: Path) -> None:
+    """Create the output directory (if need be); OutputError if that fails."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{directory}: cannot create the directory: {exc.strerror or exc}"
+        ) from exc
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
 def _non_default(params: SignalSettings) -> str:

@@ -21,6 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from typing import Any, TextIO
 
+from ..fmt import fmt_fixed as _f
+from ..fmt import fmt_pct as _pct
 from .runner import RunResult
 from .stats import mean, stdev
 from .validation import (
@@ -77,14 +79,6 @@ def _inventory_job(skew: bool, seed: int) -> tuple[float, float]:
     run = sim.simulate("buy-burst", seed, params=dataclasses.replace(base, dealers=dealers))
     qs = [s.total_inventory for s in run.truth]
     return stdev(qs), mean([abs(q) for q in qs])
-
-
-def _f(x: float, d: int = 2) -> str:
-    return "–" if x != x else f"{x:.{d}f}"
-
-
-def _pct(x: float) -> str:
-    return "–" if x != x else f"{100 * x:.0f}%"
 
 
 def _call(job: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:

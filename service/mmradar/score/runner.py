@@ -31,10 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
 from ..book.sync import FetchSnapshot
-from ..pipeline import FeedPipeline
+from ..embedded.truth import TruthBook
+from ..pipeline import FeedPipeline, Instrument
 from ..signals.episodes import SYMPTOM_SIDES, EpisodeEvent
 from ..signals.params import SignalSettings
 from ..venues import make_venue
@@ -228,43 +227,155 @@ class _Observer:
         self.resyncs += 1
 
 
-class _ShadowBook:
-    """The venue's book, rebuilt from every depth frame, to serve resync snapshots.
+class _EpisodeCollector:
+    """The detected episodes, from the engine's ``on_episode`` hook (:meth:`on_episode`)."""
 
-    The simulator's feed faults (``gap``: one depth frame is not delivered; ``drop``: the
-    connection is lost) are transport faults: the venue's own book is unaffected, so a REST
-    snapshot taken during the run is this shadow's state.
+    def __init__(self) -> None:
+        self._opened: dict[tuple[str, str], tuple[int, str]] = {}
+        self._detected: list[Episode] = []
+
+    def on_episode(self, event: EpisodeEvent) -> None:
+        key = (event.symptom, event.side)
+        if event.state == "firing":
+            # the cause as the episode starts (liquidity_evaporation: pulled versus traded)
+            self._opened[key] = (event.started_at_ns, str(event.context.get("cause") or ""))
+        else:
+            start, cause = self._opened.pop(key, (event.started_at_ns, ""))
+            end = event.ended_at_ns if event.ended_at_ns is not None else start
+            self._detected.append(Episode(event.symptom, event.side, start, end, cause))
+
+    def finish(self, end_ns: int) -> list[Episode]:
+        """Every episode, by start; one still firing ends at ``end_ns`` (the last event)."""
+        detected = self._detected
+        for (symptom, side), (started, cause) in self._opened.items():
+            detected.append(Episode(symptom, side, started, max(started, end_ns), cause))
+        detected.sort(key=lambda e: (e.start_ns, e.symptom, e.side))
+        return detected
+
+
+class _GridSampler:
+    """The 1-s samples of the module docstring, taken as event time passes each grid second."""
+
+    def __init__(self, inst: Instrument, truth: Sequence[TruthSampleLike], start_ns: int) -> None:
+        self._inst = inst
+        self._engine = inst.signals
+        self._truth = truth
+        self._truth_ts = [s.ts_ns for s in truth]
+        self._grid = (start_ns // _NS + 1) * _NS
+        self._pressure_at: dict[int, float] = {}
+        self.series = Series()
+
+    def advance(self, ts_ns: int) -> None:
+        """Sample every grid second before ``ts_ns`` (call before the event at ``ts_ns``)."""
+        while ts_ns > self._grid:
+            self._sample(self._grid)
+            self._grid += _NS
+
+    def _note_pressure(self) -> None:
+        # the stat tick of second k ran before the first depth message at or after k: the
+        # latest tick done is next_tick_ns − 1 s.
+        engine = self._engine
+        if engine.live:
+            self._pressure_at[engine.next_tick_ns - _NS] = engine.pressure
+
+    def _sample(self, g: int) -> None:
+        self._note_pressure()
+        inst, engine, series = self._inst, self._engine, self.series
+        book = inst.book
+        bb = book.best_bid()
+        ba = book.best_ask()
+        mid = 0.5 * (bb[0] + ba[0]) if inst.valid and bb is not None and ba is not None else _NAN
+        i = bisect.bisect_right(self._truth_ts, g) - 1
+        if i >= 0:
+            ts = self._truth[i]
+            q, regime = float(ts.total_inventory), ts.regime
+        else:
+            q, regime = _NAN, ""
+        series.t_ns.append(g)
+        series.mid.append(mid)
+        series.q_true.append(q)
+        series.proxy.append(engine.flow.proxy_z(g) if engine.live else _NAN)
+        series.armed.append(inst.valid and engine.warm)
+        series.regime.append(regime)
+
+    def finish(self) -> Series:
+        """The samples, with the pressure of each grid second's tick (carried over a gap)."""
+        self._note_pressure()
+        last = _NAN
+        for g in self.series.t_ns:
+            last = self._pressure_at.get(g, last)
+            self.series.pressure.append(last)
+        return self.series
+
+
+class _FaultInjector:
+    """The run's feed faults, and the venue's own book that answers the resyncs they cause.
+
+    The faults are transport faults (``gap``: one depth frame is not delivered; ``drop``: the
+    connection is lost): the venue's book is unaffected, so a REST snapshot taken during the
+    run is :attr:`venue_book`'s state. A run without faults has no venue book.
     """
 
-    def __init__(self, snapshot: bytes) -> None:
-        body = orjson.loads(snapshot)
-        self.last_id = int(body["lastUpdateId"])
-        self.bids: dict[str, str] = {p: q for p, q, *_ in body["bids"]}
-        self.asks: dict[str, str] = {p: q for p, q, *_ in body["asks"]}
-
-    def apply(self, payload: bytes) -> bool:
-        """Apply a frame if it is a depth diff; True if it was one."""
-        if b"depthUpdate" not in payload:
-            return False
-        data = orjson.loads(payload)["data"]
-        for levels, book in ((data["b"], self.bids), (data["a"], self.asks)):
-            for p, q, *_ in levels:
-                if float(q) == 0.0:
-                    book.pop(p, None)
-                else:
-                    book[p] = q
-        self.last_id = int(data["u"])
-        return True
-
-    def body(self) -> bytes:
-        """A ``GET /api/v3/depth`` body of the book now."""
-        return orjson.dumps(
-            {
-                "lastUpdateId": self.last_id,
-                "bids": [[p, self.bids[p]] for p in sorted(self.bids, key=float, reverse=True)],
-                "asks": [[p, self.asks[p]] for p in sorted(self.asks, key=float)],
-            }
+    def __init__(self, run: SimRunLike, start_ns: int) -> None:
+        self._pending = sorted(
+            (round(start_ns + f.offset_s * _NS), f.kind) for f in getattr(run, "faults", ())
         )
+        self.venue_book = TruthBook.from_rest(run.snapshot) if self._pending else None
+
+    def at(self, payload: bytes, ts_ns: int) -> tuple[bool, int]:
+        """The faults due at a frame: ``(skip the frame, connections dropped before it)``."""
+        book = self.venue_book
+        if book is None:
+            return False, 0
+        is_depth = book.apply_frame(payload)
+        pending = self._pending
+        skip = False
+        drops = 0
+        while pending and ts_ns >= pending[0][0]:
+            fault = pending[0][1]
+            if fault == "gap" and not is_depth:
+                break  # a gap loses a depth message
+            pending.pop(0)
+            if fault == "gap":
+                skip = True
+            else:  # "drop": the connection is lost; a new one resyncs the book
+                drops += 1
+        return skip, drops
+
+
+class _SimFeed:
+    """The pipeline fed as the feed runner would, its snapshot requests answered at once.
+
+    Without a venue book only the run's start snapshot exists: a later request goes unanswered
+    and the book stays invalid.
+    """
+
+    def __init__(
+        self, pipeline: FeedPipeline, symbol: str, snapshot: bytes, venue_book: TruthBook | None
+    ) -> None:
+        self._pipeline = pipeline
+        self._symbol = symbol
+        self._snapshot = snapshot
+        self._venue_book = venue_book
+        self._parser = pipeline.new_parser()
+        self.snapshots = 0
+
+    def deliver(self, payload: bytes, ts_ns: int) -> None:
+        self._carry_out(self._pipeline.on_frame(self._parser, payload, ts_ns), ts_ns)
+
+    def reconnect(self, ts_ns: int) -> None:
+        self._carry_out(self._pipeline.invalidate([self._symbol], "reconnect"), ts_ns)
+        self._parser = self._pipeline.new_parser()
+
+    def _carry_out(self, commands: Sequence[object], ts_ns: int) -> None:
+        venue_book = self._venue_book
+        for command in commands:
+            if type(command) is FetchSnapshot:
+                if self.snapshots and venue_book is None:
+                    continue
+                body = self._snapshot if venue_book is None else venue_book.rest_body()
+                self.snapshots += 1
+                self._carry_out(self._pipeline.on_snapshot(self._symbol, body, ts_ns), ts_ns)
 
 
 def drive(
@@ -291,111 +402,30 @@ def drive(
     """
     symbol = run.symbol
     observer = _Observer()
-    opened: dict[tuple[str, str], tuple[int, str]] = {}
-    detected: list[Episode] = []
-
-    def on_episode(event: EpisodeEvent) -> None:
-        key = (event.symptom, event.side)
-        if event.state == "firing":
-            # the cause as the episode starts (liquidity_evaporation: pulled versus traded)
-            opened[key] = (event.started_at_ns, str(event.context.get("cause") or ""))
-        else:
-            start, cause = opened.pop(key, (event.started_at_ns, ""))
-            end = event.ended_at_ns if event.ended_at_ns is not None else start
-            detected.append(Episode(event.symptom, event.side, start, end, cause))
-
+    episodes = _EpisodeCollector()
     pipeline = FeedPipeline(
         make_venue(SIM_EXCHANGE),
         [symbol],
         observer,
         signal_params=params or SignalSettings(),
-        on_episode=on_episode,
+        on_episode=episodes.on_episode,
     )
-    inst = pipeline.instruments[symbol]
-    engine = inst.signals
-    flow = engine.flow
-    book = inst.book
-    parser = pipeline.new_parser()
-
-    truth = run.truth
-    truth_ts = [s.ts_ns for s in truth]
-    series = Series()
-    pressure_at: dict[int, float] = {}
     frames = run.frames
     start_ns = frames[0].ts_ns if frames else 0
     end_ns = start_ns
-    grid = (start_ns // _NS + 1) * _NS
-    faults = sorted(
-        (round(start_ns + f.offset_s * _NS), f.kind) for f in getattr(run, "faults", ())
-    )
-    # With feed faults, a shadow of the venue's book answers the snapshot requests of resyncs.
-    shadow = _ShadowBook(run.snapshot) if faults else None
-    snapshots = 0
-
-    def sample(g: int) -> None:
-        # the stat tick of second k ran before the first depth message at or after k: the
-        # latest tick done is next_tick_ns − 1 s.
-        if engine.live:
-            pressure_at[engine.next_tick_ns - _NS] = engine.pressure
-        bb = book.best_bid()
-        ba = book.best_ask()
-        mid = 0.5 * (bb[0] + ba[0]) if inst.valid and bb is not None and ba is not None else _NAN
-        i = bisect.bisect_right(truth_ts, g) - 1
-        if i >= 0:
-            ts = truth[i]
-            q, regime = float(ts.total_inventory), ts.regime
-        else:
-            q, regime = _NAN, ""
-        series.t_ns.append(g)
-        series.mid.append(mid)
-        series.q_true.append(q)
-        series.proxy.append(flow.proxy_z(g) if engine.live else _NAN)
-        series.armed.append(inst.valid and engine.warm)
-        series.regime.append(regime)
-
-    def carry_out(commands: Sequence[object], ts: int) -> None:
-        nonlocal snapshots
-        for command in commands:
-            if type(command) is FetchSnapshot:
-                if snapshots and shadow is None:
-                    continue  # only the start snapshot exists: the book stays invalid
-                body = run.snapshot if shadow is None else shadow.body()
-                snapshots += 1
-                carry_out(pipeline.on_snapshot(symbol, body, ts), ts)
-
+    sampler = _GridSampler(pipeline.instruments[symbol], run.truth, start_ns)
+    faults = _FaultInjector(run, start_ns)
+    feed = _SimFeed(pipeline, symbol, run.snapshot, faults.venue_book)
     for frame in frames:
         ts = frame.ts_ns
-        while ts > grid:
-            sample(grid)
-            grid += _NS
+        sampler.advance(ts)
         payload = frame.payload
-        skip = False
-        if shadow is not None:
-            is_depth = shadow.apply(payload)
-            while faults and ts >= faults[0][0]:
-                fault = faults[0][1]
-                if fault == "gap" and not is_depth:
-                    break  # a gap loses a depth message
-                faults.pop(0)
-                if fault == "gap":
-                    skip = True
-                else:  # "drop": the connection is lost; a new one resyncs the book
-                    carry_out(pipeline.invalidate([symbol], "reconnect"), ts)
-                    parser = pipeline.new_parser()
+        skip, drops = faults.at(payload, ts)
+        for _ in range(drops):
+            feed.reconnect(ts)
         if not skip:
-            carry_out(pipeline.on_frame(parser, payload, ts), ts)
+            feed.deliver(payload, ts)
         end_ns = ts
-    if engine.live:
-        pressure_at[engine.next_tick_ns - _NS] = engine.pressure
-    # pressure on the tick of each grid second (carried forward over a missing tick)
-    last = _NAN
-    for g in series.t_ns:
-        last = pressure_at.get(g, last)
-        series.pressure.append(last)
-    # episodes still firing at the end end there
-    for (symptom, side), (started, cause) in opened.items():
-        detected.append(Episode(symptom, side, started, max(started, end_ns), cause))
-    detected.sort(key=lambda e: (e.start_ns, e.symptom, e.side))
 
     truths = [
         TruthEpisode(Episode(e.symptom, e.side, int(e.start_ns), int(e.end_ns)), str(e.regime))
@@ -409,13 +439,13 @@ def drive(
         symbol=symbol,
         expected=tuple(expected),
         truth=truths,
-        detected=detected,
-        series=series,
+        detected=episodes.finish(end_ns),
+        series=sampler.finish(),
         start_ns=start_ns,
         end_ns=end_ns,
         frames=len(frames),
         resyncs=observer.resyncs,
-        snapshots=snapshots,
+        snapshots=feed.snapshots,
     )
 
 

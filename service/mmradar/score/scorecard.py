@@ -44,6 +44,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..fmt import fmt_fixed as _f
+from ..fmt import fmt_pct as _pct
 from ..signals.episodes import SYMPTOM_SIDES
 from .matching import (
     DEFAULT_TOLERANCE,
@@ -500,14 +502,6 @@ def build_scorecard(
 # --------------------------------------------------------------------------------------------
 # Markdown
 # --------------------------------------------------------------------------------------------
-
-
-def _f(x: float, digits: int = 2) -> str:
-    return "–" if x != x else f"{x:.{digits}f}"
-
-
-def _pct(x: float) -> str:
-    return "–" if x != x else f"{100 * x:.0f}%"
 
 
 def _seeds(seeds: Iterable[int]) -> str:

@@ -84,7 +84,6 @@ import json
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -93,6 +92,7 @@ import orjson
 from ..errors import MalformedMessage, UnknownMessage
 from ..model import BookEvent, BookKind, Event, Notice, NoticeKind, Side, TakerSide, Trade
 from .base import ConnectionPlan, FrameParser, SnapshotSource, Venue, Verdict, decode_object
+from .timestamps import parse_rfc3339_ns
 
 if TYPE_CHECKING:
     from ..book.l2book import L2Book
@@ -202,13 +202,12 @@ class KrakenParser:
     channel (see the module docstring, "Exact level text").
     """
 
-    __slots__ = ("_precision", "_sec_prefix", "_sec_value", "_venue")
+    __slots__ = ("_precision", "_ts_cache", "_venue")
 
     def __init__(self, venue: str = "kraken") -> None:
         self._venue = venue
         self._precision: dict[str, _Precision] = {}
-        self._sec_prefix = ""
-        self._sec_value = 0
+        self._ts_cache: list[Any] = ["", 0]  # [seconds prefix, epoch seconds]
 
     def precision(self, symbol: str) -> tuple[str, str] | None:
         """The ``(price, qty)`` printf formats learned for ``symbol``, if any."""
@@ -290,7 +289,7 @@ class KrakenParser:
                 return None
             checksum = entry.get("checksum")
             stamp = entry.get("timestamp")
-            ts_event_ns = ts_recv_ns if stamp is None else self._ts_ns(stamp)
+            ts_event_ns = ts_recv_ns if stamp is None else parse_rfc3339_ns(stamp, self._ts_cache)
             event: BookEvent = _tuple_new(
                 BookEvent,
                 (
@@ -348,7 +347,7 @@ class KrakenParser:
                     float(t["price"]),
                     float(t["qty"]),
                     _TAKER[t["side"]],
-                    self._ts_ns(t["timestamp"]),
+                    parse_rfc3339_ns(t["timestamp"], self._ts_cache),
                     ts_recv_ns,
                 )
             )
@@ -362,22 +361,6 @@ class KrakenParser:
             if type(pp) is not int or type(qp) is not int or not 0 <= pp <= 18 or not 0 <= qp <= 18:
                 raise ValueError(f"bad precision for {pair.get('symbol')!r}")
             self._precision[pair["symbol"]] = _Precision(pp, qp)
-
-    def _ts_ns(self, stamp: str) -> int:
-        """RFC 3339 ``2024-10-03T02:46:57.050170Z`` → ns since the epoch (UTC)."""
-        if type(stamp) is not str or len(stamp) < 20:
-            raise ValueError(f"bad timestamp {stamp!r}")
-        prefix = stamp[:19]
-        if prefix != self._sec_prefix:
-            self._sec_value = int(datetime.fromisoformat(prefix + "+00:00").timestamp())
-            self._sec_prefix = prefix
-        rest = stamp[19:]
-        if rest[-1] != "Z":
-            return int(datetime.fromisoformat(stamp).timestamp() * 1e9)
-        frac = rest[1:-1] if rest[0] == "." else ""
-        if frac and not frac.isdigit():
-            raise ValueError(f"bad timestamp {stamp!r}")
-        return self._sec_value * 1_000_000_000 + (int(frac[:9].ljust(9, "0")) if frac else 0)
 
 
 def _request(method: str, params: dict[str, Any], req_id: int) -> str:

@@ -6,7 +6,7 @@ is written out from the fixture text or computed independently with :mod:`dateti
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -21,7 +21,7 @@ from mmradar.model import BookEvent, BookKind, Notice, NoticeKind, Side, TakerSi
 from mmradar.pipeline import FeedPipeline, Reconnect
 from mmradar.venues import VENUES, make_venue
 from mmradar.venues.base import FrameParser, SnapshotSource, Verdict
-from mmradar.venues.coinbase import MAX_PRODUCTS_PER_CONNECTION, Coinbase, parse_rfc3339_ns
+from mmradar.venues.coinbase import MAX_PRODUCTS_PER_CONNECTION, Coinbase
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "coinbase"
 RECV = 1_700_000_000_123_456_789
@@ -410,79 +410,6 @@ def test_first_message_sets_the_origin() -> None:
 def test_bad_messages(raw: bytes, error: type[Exception]) -> None:
     with pytest.raises(error):
         parser().parse(raw, RECV)
-
-
-# -- timestamps -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds", "frac_ns"),
-    [
-        ("2023-02-09T20:32:50.714964855Z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 714964855),
-        ("2023-02-09T20:32:50.7149648Z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 714964800),
-        ("2023-02-09T20:32:50Z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 0),
-        ("2023-02-09t20:32:50.1z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 100000000),
-        ("2023-02-09 20:32:50.000000001Z", datetime(2023, 2, 9, 20, 32, 50, tzinfo=UTC), 1),
-        (
-            "2024-02-29T23:59:59.9999999999Z",
-            datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
-            999999999,
-        ),
-        (
-            "2023-02-09T21:32:50.5+01:00",
-            datetime(2023, 2, 9, 21, 32, 50, tzinfo=timezone(timedelta(hours=1))),
-            500000000,
-        ),
-        (
-            "2023-02-09T15:02:50.5-05:30",
-            datetime(2023, 2, 9, 15, 2, 50, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
-            500000000,
-        ),
-        ("1970-01-01T00:00:00Z", datetime(1970, 1, 1, tzinfo=UTC), 0),
-    ],
-)
-def test_rfc3339_exact(text: str, seconds: datetime, frac_ns: int) -> None:
-    assert parse_rfc3339_ns(text) == epoch_ns(seconds, frac_ns)
-    cache: list[object] = ["", 0]
-    assert parse_rfc3339_ns(text, cache) == epoch_ns(seconds, frac_ns)
-    assert parse_rfc3339_ns(text, cache) == epoch_ns(seconds, frac_ns)  # from the cache
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "2023-02-09",
-        "2023-02-09T20:32:50",
-        "2023-02-09T20:32:50.Z",
-        "2023-02-09T20:32:50.5",
-        "2023-02-09T20:32:50.5+0100",
-        "2023-02-30T20:32:50Z",
-        "2023-13-09T20:32:50Z",
-        "2023-02-09T24:32:50Z",
-        "2023-02-09X20:32:50Z",
-        "2023-0a-09T20:32:50Z",
-        "2023-02-09T20:32:50.5ZZ",
-    ],
-)
-def test_rfc3339_rejects(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_rfc3339_ns(text)
-
-
-@given(
-    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1)),
-    st.integers(0, 999),
-    st.integers(0, 9),
-)
-def test_rfc3339_property(moment: datetime, extra_ns: int, trim: int) -> None:
-    # Reference: datetime carries microseconds; three more digits of ns are appended.
-    frac = moment.microsecond * 1000 + extra_ns
-    digits = f"{frac:09d}"[: 9 - trim] if trim < 9 else ""
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{digits}" if digits else "") + "Z"
-    whole = moment.replace(microsecond=0, tzinfo=UTC)
-    expected = epoch_ns(whole, int((digits + "000000000")[:9]) if digits else 0)
-    assert parse_rfc3339_ns(text) == expected
 
 
 # -- sequence property ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from fakes.coinbase import BookGenerator, EmbeddedCoinbase, format_rfc3339_nano
-from mmradar.venues.coinbase import parse_rfc3339_ns
+from mmradar.venues.timestamps import parse_rfc3339_ns
 
 
 def sub(channel: str, products: list[str] | None = None, kind: str = "subscribe") -> str:
