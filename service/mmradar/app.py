@@ -185,7 +185,7 @@ class Service:
                     FeedRunner(
                         feed,
                         pipeline,
-                        self.metrics,
+                        self.metrics.shell(feed.exchange, feed.symbols),
                         session,
                         clock=self.clock,
                         backoff_factory=self.backoff_factory,

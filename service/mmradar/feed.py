@@ -56,8 +56,8 @@ from .book.sync import FetchSnapshot, Resubscribe
 from .clock import Clock, SystemClock
 from .config import FeedSettings
 from .errors import MalformedMessage, SnapshotError
-from .metrics import Metrics
 from .pipeline import Command, FeedObserver, FeedPipeline, Reconnect
+from .reporting import ShellObserver
 from .venues.base import ConnectionPlan, FrameParser, SnapshotSource
 
 __all__ = [
@@ -402,7 +402,9 @@ class FeedRunner:
     Args:
         feed: the exchange's feed (its ``[[feeds]]`` tables merged).
         pipeline: the feed's pure pipeline (its observer is wrapped to log resyncs).
-        metrics: the metric families.
+        observer: what the runner reports (connections, reconnects, REST snapshots and
+            weight, parked resyncs, per-frame processing time): the exchange's
+            :meth:`Metrics.shell <mmradar.metrics.Metrics.shell>` in the service.
         session: shared aiohttp client session for REST snapshots.
         clock: wall and monotonic clocks.
         backoff_factory: makes a fresh reconnect-delay iterator.
@@ -427,7 +429,7 @@ class FeedRunner:
         self,
         feed: FeedSettings,
         pipeline: FeedPipeline,
-        metrics: Metrics,
+        observer: ShellObserver,
         session: aiohttp.ClientSession,
         *,
         clock: Clock | None = None,
@@ -449,7 +451,7 @@ class FeedRunner:
         self.exchange = self.venue.name
         self._events = _ResyncEvents(pipeline.observer)
         pipeline.observer = self._events
-        self.metrics = metrics
+        self.observer = observer
         self.session = session
         self.clock = clock or SystemClock()
         self.backoff_factory = backoff_factory
@@ -495,11 +497,6 @@ class FeedRunner:
         self._depth_conn: dict[str, str] = {
             s: plan.name for plan in self.plans for s in plan.depth_symbols
         }
-        self._processing = metrics.processing
-        self._connected = metrics.feed_connected.labels(self.exchange)
-        self._connections = metrics.feed_connections.labels(self.exchange)
-        self._parked_gauge = {s: metrics.book_parked.labels(self.exchange, s) for s in feed.symbols}
-        self._parks = {s: metrics.book_parks.labels(self.exchange, s) for s in feed.symbols}
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -522,7 +519,7 @@ class FeedRunner:
             reason, established = await self._connect_once(plan)
             if established and self.clock.monotonic() - started >= self.stable_connection_s:
                 delays = self.backoff_factory()  # reset only after a connection that held
-            self.metrics.feed_reconnects.labels(self.exchange, reason).inc()
+            self.observer.reconnect(reason)
             delay = next(delays)
             refused = self._refused.pop(plan.name, None)
             if refused is None:
@@ -599,7 +596,7 @@ class FeedRunner:
         parser = pipeline.new_parser()
         self.parsers[plan.name] = parser  # the flight recorder's checkpoints read it
         wall_ns = self.clock.wall_ns
-        observe = self._processing.observe
+        observe = self.observer.frame_processed
         recorder = self.recorder
         exchange = self.exchange
         perf = time.perf_counter
@@ -638,8 +635,7 @@ class FeedRunner:
 
     def _update_connected(self) -> None:
         up = len(self._live)
-        self._connections.set(up)
-        self._connected.set(1 if up == len(self.plans) else 0)
+        self.observer.connections(up, all_up=up == len(self.plans))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -694,8 +690,7 @@ class FeedRunner:
 
     def _park(self, symbol: str, slot: ResyncSlot, kind: str) -> None:
         self._parked.add(symbol)
-        self._parked_gauge[symbol].set(1)
-        self._parks[symbol].inc()
+        self.observer.park(symbol)
         self._next_step[symbol] = f"parked for {self.policy.park_s:.0f} s"
         log.warning(
             "%s %s: book failed to resync %d times in a row (last: %s): parked, the next %s"
@@ -708,7 +703,7 @@ class FeedRunner:
         self._due.pop(symbol, None)
         if symbol in self._parked:
             self._parked.discard(symbol)
-            self._parked_gauge[symbol].set(0)
+            self.observer.unpark(symbol)
 
     def _enqueue_snapshot(self, symbol: str) -> None:
         if symbol not in self._snapshot_pending:
@@ -829,7 +824,7 @@ class FeedRunner:
             log.info("%s: REST weight budget: waiting %.1f s for %s", self.exchange, wait, symbol)
             await asyncio.sleep(wait)
         self.budget.spend(request.weight, self.clock.monotonic())
-        results = self.metrics.snapshot_requests
+        report = self.observer.snapshot_request
         try:
             async with self.session.get(
                 request.url, timeout=aiohttp.ClientTimeout(total=self.rest_timeout_s)
@@ -838,15 +833,13 @@ class FeedRunner:
                 used = self.venue.used_weight(resp.headers)
                 if used is not None:
                     self.budget.venue_reports(used, self.clock.monotonic())
-                self.metrics.rest_weight_used.labels(self.exchange).set(
-                    self.budget.used(self.clock.monotonic())
-                )
+                self.observer.rest_weight_used(self.budget.used(self.clock.monotonic()))
                 if resp.status in (418, 429):
                     retry_after = _retry_after(
                         resp.headers.get("Retry-After"), self.clock.wall_ns()
                     )
                     self.budget.block(retry_after, self.clock.monotonic())
-                    results.labels(self.exchange, "rate_limited").inc()
+                    report("rate_limited")
                     log.warning(
                         "%s: REST %d for %s snapshot; backing off %.0f s",
                         self.exchange, resp.status, symbol, retry_after,
@@ -859,13 +852,13 @@ class FeedRunner:
                 self.recorder.snapshot(self.exchange, symbol, ts, body)
             commands = self.pipeline.on_snapshot(symbol, body, ts)
         except (aiohttp.ClientError, TimeoutError, SnapshotError, MalformedMessage) as exc:
-            results.labels(self.exchange, "error").inc()
+            report("error")
             log.warning(
                 "%s: snapshot for %s failed: %s",
                 self.exchange, symbol, _failure(exc, self.rest_timeout_s),
             )  # fmt: skip
             return False
-        results.labels(self.exchange, "ok").inc()
+        report("ok")
         log.info("%s: %s snapshot loaded", self.exchange, symbol)
         with contextlib.suppress(_ReconnectRequested):
             await self._dispatch(commands)

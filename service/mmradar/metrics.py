@@ -51,10 +51,12 @@ __all__ = [
     "LOOP_LAG_BUCKETS",
     "LOOP_MONITOR_INTERVAL_S",
     "RECONNECT_REASONS",
+    "SNAPSHOT_RESULTS",
     "WEBHOOK_RESULTS",
     "FeedMetrics",
     "MarketCollector",
     "Metrics",
+    "ShellMetrics",
     "window_label",
 ]
 
@@ -62,6 +64,9 @@ __all__ = [
 RECONNECT_REASONS: tuple[str, ...] = (
     "error", "closed", "stale", "venue_closing", "gap", "max_age",
 )  # fmt: skip
+
+#: ``mmradar_snapshot_requests_total{result}`` label values.
+SNAPSHOT_RESULTS: tuple[str, ...] = ("ok", "error", "rate_limited")
 
 #: ``mmradar_webhook_deliveries_total{result}`` label values (see :mod:`mmradar.webhooks`).
 WEBHOOK_RESULTS: tuple[str, ...] = ("ok", "retry", "dropped")
@@ -149,6 +154,57 @@ class FeedMetrics:
 
     def resync(self, symbol: str, reason: str) -> None:
         self._resyncs[(symbol, reason)].inc()
+
+
+class ShellMetrics:
+    """The counters and gauges of one exchange's feed shell, pre-bound; implements
+    :class:`~mmradar.reporting.ShellObserver` (the feed runner's and the replayer's)."""
+
+    __slots__ = (
+        "_connected",
+        "_connections",
+        "_parked",
+        "_parks",
+        "_reconnects",
+        "_snapshots",
+        "_weight",
+        "frame_processed",
+    )
+
+    def __init__(self, metrics: Metrics, exchange: str, symbols: Sequence[str]) -> None:
+        self._reconnects = {
+            r: metrics.feed_reconnects.labels(exchange, r) for r in RECONNECT_REASONS
+        }
+        self._snapshots = {
+            r: metrics.snapshot_requests.labels(exchange, r) for r in SNAPSHOT_RESULTS
+        }
+        self._weight = metrics.rest_weight_used.labels(exchange)
+        self._connected = metrics.feed_connected.labels(exchange)
+        self._connections = metrics.feed_connections.labels(exchange)
+        self._parked = {s: metrics.book_parked.labels(exchange, s) for s in symbols}
+        self._parks = {s: metrics.book_parks.labels(exchange, s) for s in symbols}
+        #: ``mmradar_processing_seconds`` (all feeds share it): one call per frame.
+        self.frame_processed = metrics.processing.observe
+
+    def reconnect(self, reason: str) -> None:
+        self._reconnects[reason].inc()
+
+    def snapshot_request(self, result: str) -> None:
+        self._snapshots[result].inc()
+
+    def rest_weight_used(self, weight: int) -> None:
+        self._weight.set(weight)
+
+    def connections(self, up: int, *, all_up: bool) -> None:
+        self._connections.set(up)
+        self._connected.set(1 if all_up else 0)
+
+    def park(self, symbol: str) -> None:
+        self._parked[symbol].set(1)
+        self._parks[symbol].inc()
+
+    def unpark(self, symbol: str) -> None:
+        self._parked[symbol].set(0)
 
 
 class Metrics:
@@ -273,7 +329,7 @@ class Metrics:
                 self.feed_bad_messages.labels(exchange, reason)
             for reason in RECONNECT_REASONS:
                 self.feed_reconnects.labels(exchange, reason)
-            for result in ("ok", "error", "rate_limited"):
+            for result in SNAPSHOT_RESULTS:
                 self.snapshot_requests.labels(exchange, result)
             for symbol in symbols:
                 for reason in RESYNC_REASONS:
@@ -284,6 +340,10 @@ class Metrics:
     def feed(self, exchange: str, symbols: Sequence[str]) -> FeedMetrics:
         """The pre-bound hot-path counters of one feed."""
         return FeedMetrics(self, exchange, symbols)
+
+    def shell(self, exchange: str, symbols: Sequence[str]) -> ShellMetrics:
+        """What the feed's shell (runner or replayer) reports, pre-bound."""
+        return ShellMetrics(self, exchange, symbols)
 
     def register_pipelines(
         self,

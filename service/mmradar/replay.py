@@ -36,6 +36,7 @@ from .metrics import RECONNECT_REASONS, Metrics, window_label
 from .model import RESYNC_REASONS
 from .pipeline import BAD_MESSAGE_REASONS, Command, FeedObserver, FeedPipeline, Instrument
 from .record import Record, RecordedFeed, RecordingReader
+from .reporting import NullShellObserver, ShellObserver
 from .signals.engine import EpisodeRecord
 from .signals.market import MarketParams
 from .signals.params import SignalSettings
@@ -207,15 +208,21 @@ class Replayer:
 
     Args:
         pipelines: ``exchange → pipeline`` (see :func:`build_pipelines`).
-        metrics: when given, connection gauges and reconnect / snapshot counters are kept as
-            live keeps them.
+        observers: ``exchange → observer`` of the connections, reconnects and snapshots, as
+            live reports them (:meth:`Metrics.shell <mmradar.metrics.Metrics.shell>`); an
+            exchange without one reports nothing.
     """
 
     def __init__(
-        self, pipelines: Mapping[str, FeedPipeline], *, metrics: Metrics | None = None
+        self,
+        pipelines: Mapping[str, FeedPipeline],
+        *,
+        observers: Mapping[str, ShellObserver] | None = None,
     ) -> None:
         self.pipelines = dict(pipelines)
-        self.metrics = metrics
+        given = observers or {}
+        null = NullShellObserver()
+        self.observers: dict[str, ShellObserver] = {x: given.get(x, null) for x in self.pipelines}
         self.stats = ReplayStats()
         #: ``(exchange, symbol)`` of the books waiting for a REST snapshot.
         self.awaiting: set[tuple[str, str]] = set()
@@ -360,9 +367,8 @@ class Replayer:
         commands = pipeline.invalidate(symbols, "reconnect")
         if commands:
             self._commands(exchange, commands)
-        metrics = self.metrics
-        if metrics is not None and reason in RECONNECT_REASONS:
-            metrics.feed_reconnects.labels(exchange, reason).inc()
+        if reason in RECONNECT_REASONS:
+            self.observers[exchange].reconnect(reason)
         self._connection_gauges(exchange)
 
     def _rest(self, record: Record) -> None:
@@ -383,12 +389,10 @@ class Replayer:
         except MalformedMessage:
             stats.snapshots_bad += 1
             pipeline.snapshot_failed(symbol)
-            if self.metrics is not None:
-                self.metrics.snapshot_requests.labels(exchange, "error").inc()
+            self.observers[exchange].snapshot_request("error")
             return
         stats.snapshots_used += 1
-        if self.metrics is not None:
-            self.metrics.snapshot_requests.labels(exchange, "ok").inc()
+        self.observers[exchange].snapshot_request("ok")
         if commands:
             self._commands(exchange, commands)
 
@@ -400,12 +404,8 @@ class Replayer:
                 self.stats.commands_ignored += 1
 
     def _connection_gauges(self, exchange: str) -> None:
-        metrics = self.metrics
-        if metrics is None:
-            return
         n = sum(1 for x, _ in self._conns if x == exchange)
-        metrics.feed_connections.labels(exchange).set(n)
-        metrics.feed_connected.labels(exchange).set(1 if n else 0)
+        self.observers[exchange].connections(n, all_up=n > 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -808,7 +808,10 @@ async def replay(
     metrics.register_pipelines(list(pipelines.values()))
     if on_pipelines is not None:
         on_pipelines(list(pipelines.values()))
-    replayer = Replayer(pipelines, metrics=metrics)
+    replayer = Replayer(
+        pipelines,
+        observers={x: metrics.shell(x, list(p.instruments)) for x, p in pipelines.items()},
+    )
     stats = replayer.stats
 
     loop = asyncio.get_running_loop()

@@ -143,8 +143,8 @@ async def _run(server: ToyServer, body: object) -> FeedRunner:
         pipeline = FeedPipeline(venue, SYMBOLS, metrics.feed("toy", SYMBOLS))
         async with aiohttp.ClientSession() as session:
             runner = FeedRunner(
-                feed, pipeline, metrics, session, backoff_factory=_fast_backoff,
-                ping_interval_s=None, watchdog_interval_s=0.05,
+                feed, pipeline, metrics.shell("toy", SYMBOLS), session,
+                backoff_factory=_fast_backoff, ping_interval_s=None, watchdog_interval_s=0.05,
             )  # fmt: skip
             task = asyncio.create_task(runner.run())
             try:
@@ -255,7 +255,7 @@ async def test_a_connection_that_drops_at_once_keeps_backing_off() -> None:
         pipeline = FeedPipeline(venue, ("AAA",), metrics.feed("toy", ("AAA",)))
         async with aiohttp.ClientSession() as session:
             runner = FeedRunner(
-                feed, pipeline, metrics, session, backoff_factory=doubling,
+                feed, pipeline, metrics.shell("toy", ("AAA",)), session, backoff_factory=doubling,
                 ping_interval_s=None, watchdog_interval_s=0.05,
             )  # fmt: skip
             task = asyncio.create_task(runner.run())
