@@ -41,7 +41,6 @@ import logging
 import math
 import random
 import socket
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from .book.sync import FetchSnapshot, Resubscribe
-from .clock import Clock, SystemClock
+from .clock import Clock, ShellClock, SystemClock
 from .config import FeedSettings
 from .errors import MalformedMessage, SnapshotError
 from .pipeline import Command, FeedObserver, FeedPipeline, Reconnect
@@ -338,7 +337,7 @@ class _TrackedConnection(ClientConnection):
     """
 
     last_bytes_at = 0.0
-    monotonic: ClassVar[Callable[[], float]] = time.monotonic
+    monotonic: ClassVar[Callable[[], float]] = SystemClock().monotonic
 
     def data_received(self, data: bytes) -> None:
         self.last_bytes_at = type(self).monotonic()
@@ -406,7 +405,9 @@ class FeedRunner:
             weight, parked resyncs, per-frame processing time): the exchange's
             :meth:`Metrics.shell <mmradar.metrics.Metrics.shell>` in the service.
         session: shared aiohttp client session for REST snapshots.
-        clock: wall and monotonic clocks.
+        clock: wall and monotonic clocks, and every wait of the runner (back-off, pacing,
+            the watchdog's interval, the REST budget): :class:`~mmradar.clock.SystemClock`
+            by default.
         backoff_factory: makes a fresh reconnect-delay iterator.
         recorder: optional raw-frame recorder.
         open_timeout_s: websocket opening-handshake timeout.
@@ -432,7 +433,7 @@ class FeedRunner:
         observer: ShellObserver,
         session: aiohttp.ClientSession,
         *,
-        clock: Clock | None = None,
+        clock: ShellClock | None = None,
         backoff_factory: Callable[[], Iterator[float]] = backoff,
         recorder: FrameRecorder | None = None,
         open_timeout_s: float = 10.0,
@@ -453,7 +454,7 @@ class FeedRunner:
         pipeline.observer = self._events
         self.observer = observer
         self.session = session
-        self.clock = clock or SystemClock()
+        self.clock: ShellClock = clock or SystemClock()
         self.backoff_factory = backoff_factory
         self.recorder = recorder
         self.open_timeout_s = open_timeout_s
@@ -512,7 +513,7 @@ class FeedRunner:
 
     async def _supervise(self, plan: ConnectionPlan, start_delay_s: float = 0.0) -> None:
         if start_delay_s > 0:
-            await asyncio.sleep(start_delay_s)  # the venue's connection-rate limit
+            await self.clock.sleep(start_delay_s)  # the venue's connection-rate limit
         delays = self.backoff_factory()
         while True:
             started = self.clock.monotonic()
@@ -537,7 +538,7 @@ class FeedRunner:
                         f" ({sum(left_out.values())} more attempts since the last line)"
                         if left_out else "",
                     )  # fmt: skip
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
     async def _connect_once(self, plan: ConnectionPlan) -> tuple[str, bool]:
         """One connection's life. Returns the reconnect reason and whether it was established."""
@@ -599,7 +600,7 @@ class FeedRunner:
         observe = self.observer.frame_processed
         recorder = self.recorder
         exchange = self.exchange
-        perf = time.perf_counter
+        perf = self.clock.perf_counter
         events = self._events.pending
         async for raw in ws:
             ts = wall_ns()
@@ -720,8 +721,7 @@ class FeedRunner:
                 continue
             next_at = min(at for at, _ in self._due.values())
             if next_at > now:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), next_at - now)
+                await self._wait_woken(next_at - now)
                 continue
             resubscribe: dict[str, list[str]] = {}
             for symbol, (at, kind) in list(self._due.items()):
@@ -738,6 +738,17 @@ class FeedRunner:
                         resubscribe.setdefault(name, []).append(symbol)
             for name, symbols in resubscribe.items():
                 await self._resubscribe(name, symbols)
+
+    async def _wait_woken(self, seconds: float) -> None:
+        """Wait until a resync is scheduled or ``seconds`` of the clock have passed."""
+        woken = asyncio.ensure_future(self._wake.wait())
+        timer = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait((woken, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (woken, timer):
+                task.cancel()
+            await asyncio.gather(woken, timer, return_exceptions=True)
 
     async def _resubscribe(self, name: str, symbols: list[str]) -> None:
         """Ask the venue for fresh snapshots of ``symbols`` on connection ``name``."""
@@ -756,7 +767,7 @@ class FeedRunner:
         """Send a client frame on connection ``name`` within the venue's message rate."""
         pacer = self._pacers[name]
         while (wait := pacer.delay(self.clock.monotonic())) > 0:
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
         pacer.sent(self.clock.monotonic())
         await ws.send(text)
 
@@ -811,7 +822,7 @@ class FeedRunner:
             self._snapshot_pending.discard(symbol)
             wait = self._last_fetch.get(symbol, -1e18) + self.venue.snapshot_refetch_delay_s
             if wait > self.clock.monotonic():
-                await asyncio.sleep(wait - self.clock.monotonic())
+                await self.clock.sleep(wait - self.clock.monotonic())
             self._last_fetch[symbol] = self.clock.monotonic()
             self._backoff.attempted(symbol, self.clock.monotonic())
             ok = await self._fetch_snapshot(symbol)
@@ -822,7 +833,7 @@ class FeedRunner:
         request = self.venue.snapshot_request(symbol)
         while (wait := self.budget.delay(request.weight, self.clock.monotonic())) > 0:
             log.info("%s: REST weight budget: waiting %.1f s for %s", self.exchange, wait, symbol)
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
         self.budget.spend(request.weight, self.clock.monotonic())
         report = self.observer.snapshot_request
         try:
@@ -872,7 +883,7 @@ class FeedRunner:
         heartbeat_s = self.heartbeat_window_s
         max_age = self.venue.max_connection_age_s
         while True:
-            await asyncio.sleep(self.watchdog_interval_s)
+            await self.clock.sleep(self.watchdog_interval_s)
             self.pipeline.mark_stale(self.clock.wall_ns(), stale_ns)  # no resync: no commands
             self._report()
             self._watch_books()
@@ -1009,7 +1020,7 @@ def parse_retry_after(value: str | None, now_ns: int | None = None) -> float | N
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
-    now = time.time_ns() if now_ns is None else now_ns
+    now = SystemClock().wall_ns() if now_ns is None else now_ns
     return max(0.0, when.timestamp() - now / 1e9)
 
 

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from . import __version__
 from .book.sync import FetchSnapshot
+from .clock import ShellClock, SystemClock
 from .errors import ContractError, MalformedMessage
 from .flight import CheckpointError, restore_checkpoint
 from .metrics import RECONNECT_REASONS, Metrics, window_label
@@ -762,6 +763,7 @@ async def replay(
     out: TextIO | None = sys.stdout,
     serve_until: Callable[[], Awaitable[None]] | None = None,
     on_pipelines: Callable[[Sequence[FeedPipeline]], None] | None = None,
+    clock: ShellClock | None = None,
 ) -> ReplayResult:
     """Replay recordings through the live pipeline.
 
@@ -784,6 +786,8 @@ async def replay(
         on_pipelines: called with the pipelines as soon as they exist (``/readyz``).
         serve_until: awaited after the replay ended and the summary was printed (``--serve``:
             keep ``/metrics`` up until it returns).
+        clock: paces ``speed`` and times the replay (``wall_seconds``):
+            :class:`~mmradar.clock.SystemClock` by default.
 
     Returns:
         The result, with the final state of every instrument.
@@ -814,8 +818,8 @@ async def replay(
     )
     stats = replayer.stats
 
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    clock = clock or SystemClock()
+    started = clock.monotonic()
     sizes = [path.stat().st_size for path in files]
     bar = _progress_bar(sum(sizes), progress)
     try:
@@ -827,13 +831,13 @@ async def replay(
                 for n, record in enumerate(reader, start=1):
                     if speed is not None:
                         if anchor_t is None:
-                            anchor_t, anchor_wall = record.t, loop.time()
+                            anchor_t, anchor_wall = record.t, clock.monotonic()
                         else:
                             target = anchor_wall + (record.t - anchor_t) / _NS / speed
-                            delay = target - loop.time()
+                            delay = target - clock.monotonic()
                             while delay > _MIN_SLEEP_S:
-                                await asyncio.sleep(min(delay, _MAX_SLEEP_S))
-                                delay = target - loop.time()
+                                await clock.sleep(min(delay, _MAX_SLEEP_S))
+                                delay = target - clock.monotonic()
                     replayer.feed(record)
                     if n % _BATCH == 0:
                         if bar is not None:
@@ -864,7 +868,7 @@ async def replay(
         },
         first_ns=replayer.first_ns,
         last_ns=replayer.last_ns,
-        wall_seconds=loop.time() - started,
+        wall_seconds=clock.monotonic() - started,
         speed=speed,
     )
     if out is not None:
