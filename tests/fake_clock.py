@@ -29,10 +29,17 @@ class FakeClock:
     Args:
         wall_ns: the wall time at monotonic 0.
         start_s: the monotonic time to start at.
+        auto: ``sleep`` itself moves the time on by what it was asked (one pass of the loop,
+            no waiting): for a single task that paces itself, with no test driving the clock.
     """
 
-    def __init__(self, wall_ns: int = 1_700_000_000_000_000_000, start_s: float = 0.0) -> None:
+    def __init__(
+        self, wall_ns: int = 1_700_000_000_000_000_000, start_s: float = 0.0, *, auto: bool = False
+    ) -> None:
         self.now = start_s
+        self.auto = auto
+        #: every positive ``sleep`` asked for, in order
+        self.slept: list[float] = []
         self._wall0_ns = wall_ns
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
@@ -50,6 +57,11 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        self.slept.append(seconds)
+        if self.auto:
+            self.now += seconds
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
