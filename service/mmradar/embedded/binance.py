@@ -593,6 +593,15 @@ class EmbeddedBinance(LoopbackVenue):
         for client in list(self._clients):
             self._push(client, wrapped if client.combined else payload)
 
+    async def ping(self) -> None:
+        """Send one ping frame on every open connection now (what the keep-alive sends every
+        ``ping_interval_s``), for a client whose clock is not the wall clock."""
+        for client in list(self._clients):
+            try:
+                await client.ws.ping()
+            except ConnectionClosed:
+                continue
+
     def pause(self) -> None:
         """Hold the replay before its next event (connections stay open, pings continue)."""
         self._paused = True
