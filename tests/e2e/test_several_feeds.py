@@ -48,9 +48,16 @@ class Router:
     Args:
         backends: symbol (any case) → the venue serving it.
         default: the venue for any other symbol (its streams stay silent there).
+        monotonic: the clock :attr:`rest_requests` are timed on (a test's fake clock).
     """
 
-    def __init__(self, backends: Mapping[str, EmbeddedBinance], default: Any = None) -> None:
+    def __init__(
+        self,
+        backends: Mapping[str, EmbeddedBinance],
+        default: Any = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._monotonic = monotonic
         self._backends = {s.upper(): v for s, v in backends.items()}
         self._default = default
         self._runner: web.AppRunner | None = None
@@ -166,7 +173,7 @@ class Router:
         if backend is None:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         if request.path.endswith("/depth"):
-            self.rest_requests.append((time.monotonic(), symbol))
+            self.rest_requests.append((self._monotonic(), symbol))
             if self.rest_fail:
                 self.rest_failed += 1
                 return web.json_response({"code": -1000, "msg": "Internal error."}, status=500)
