@@ -28,7 +28,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from . import __version__
-from .clock import Clock, SystemClock
+from .clock import ShellClock, SystemClock
 from .config import FeedSettings, Settings, merge_feeds
 from .errors import ContractError, MalformedMessage, RateLimited, SnapshotError
 from .feed import FeedRunner, FrameRecorder, ResyncPolicy, backoff
@@ -68,7 +68,8 @@ class Service:
     Args:
         settings: validated settings.
         registry: metrics registry (a fresh one by default).
-        clock: wall/monotonic clocks.
+        clock: wall/monotonic clocks and the shell's waits (feeds, webhooks, flight recorder,
+            loop monitor): :class:`~mmradar.clock.SystemClock` by default.
         recorder: optional raw-frame recorder (``mmradar record``).
         backoff_factory: reconnect delays (tests shorten them).
         serve_http: start the ``/metrics`` server (``mmradar record`` does not need it).
@@ -86,7 +87,7 @@ class Service:
         settings: Settings,
         *,
         registry: CollectorRegistry | None = None,
-        clock: Clock | None = None,
+        clock: ShellClock | None = None,
         recorder: FrameRecorder | None = None,
         backoff_factory: Callable[[], Iterator[float]] = backoff,
         serve_http: bool = True,
@@ -101,7 +102,7 @@ class Service:
         self.heartbeat_window_s = heartbeat_window_s
         self.on_episode = on_episode
         self.registry = registry or CollectorRegistry()
-        self.clock = clock or SystemClock()
+        self.clock: ShellClock = clock or SystemClock()
         self.recorder = recorder
         self.backoff_factory = backoff_factory
         #: the feeds run, one per exchange: its ``[[feeds]]`` tables merged
@@ -113,7 +114,7 @@ class Service:
         )
         # [[webhooks]]: every episode is queued on each webhook (never blocks the feed task).
         self.webhooks = (
-            Webhooks(settings.webhooks, self.metrics.webhook_deliveries)
+            Webhooks(settings.webhooks, self.metrics.webhook_deliveries, clock=self.clock)
             if settings.webhooks
             else None
         )
@@ -128,6 +129,7 @@ class Service:
                 [(f.exchange, f.symbols, f.trades) for f in self.feeds],
                 version=__version__,
                 on_recording=lambda reason: flight_counts.labels(reason).inc(),
+                clock=self.clock,
             )
             if settings.flight_recorder.enabled
             else None
@@ -186,7 +188,7 @@ class Service:
                     FeedRunner(
                         feed,
                         pipeline,
-                        self.metrics,
+                        self.metrics.shell(feed.exchange, feed.symbols),
                         session,
                         clock=self.clock,
                         backoff_factory=self.backoff_factory,
@@ -214,10 +216,14 @@ class Service:
                             tg.create_task(self.webhooks.run(), name="webhooks")
                         for coro in extra:
                             tg.create_task(coro())
-                        tg.create_task(watch_event_loop(self.metrics), name="loop-monitor")
+                        tg.create_task(
+                            watch_event_loop(self.metrics, self.clock), name="loop-monitor"
+                        )
                         trim = heap_trimmer()
                         if trim is not None:
-                            tg.create_task(trim_heap_forever(trim), name="heap-trim")
+                            tg.create_task(
+                                trim_heap_forever(trim, sleep=self.clock.sleep), name="heap-trim"
+                            )
                         tg.create_task(_until(stop))
                 except* _Stopped:
                     log.info("stopping")
@@ -264,7 +270,7 @@ async def load_contracts(runner: FeedRunner, requests: Sequence[SnapshotRequest]
                 "%s: contract sizes not loaded (%s); retrying in %.1f s",
                 runner.exchange, exc, delay,
             )  # fmt: skip
-            await asyncio.sleep(delay)
+            await runner.clock.sleep(delay)
     pipeline.use_contracts(sizes)
     if runner.recorder is not None:  # replays read quantities in the same units
         runner.recorder.contracts(runner.exchange, runner.clock.wall_ns(), bodies)
@@ -281,7 +287,7 @@ async def _rest_get(runner: FeedRunner, request: SnapshotRequest) -> bytes:
     """
     clock, budget = runner.clock, runner.budget
     while (wait := budget.delay(request.weight, clock.monotonic())) > 0:
-        await asyncio.sleep(wait)
+        await clock.sleep(wait)
     budget.spend(request.weight, clock.monotonic())
     async with runner.session.get(request.url, timeout=aiohttp.ClientTimeout(total=15)) as resp:
         body = await resp.read()
@@ -307,8 +313,10 @@ def _both(
     return both
 
 
-async def watch_event_loop(metrics: Metrics, interval_s: float = LOOP_MONITOR_INTERVAL_S) -> None:
-    """Sample the event loop's lag and task count every ``interval_s``, forever.
+async def watch_event_loop(
+    metrics: Metrics, clock: ShellClock, interval_s: float = LOOP_MONITOR_INTERVAL_S
+) -> None:
+    """Sample the event loop's lag and task count every ``interval_s`` of ``clock``, forever.
 
     The lag is how much later than asked the loop woke this task: the time it spent on other
     work in between (``mmradar_event_loop_lag_seconds``); ``mmradar_asyncio_tasks`` counts the
@@ -317,9 +325,9 @@ async def watch_event_loop(metrics: Metrics, interval_s: float = LOOP_MONITOR_IN
     loop = asyncio.get_running_loop()
     observe, tasks = metrics.event_loop_lag.observe, metrics.asyncio_tasks
     while True:
-        t0 = loop.time()
-        await asyncio.sleep(interval_s)
-        observe(max(0.0, loop.time() - t0 - interval_s))
+        t0 = clock.monotonic()
+        await clock.sleep(interval_s)
+        observe(max(0.0, clock.monotonic() - t0 - interval_s))
         tasks.set(len(asyncio.all_tasks(loop)))
 
 

@@ -39,7 +39,6 @@ import logging
 import math
 import random
 import socket
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,11 +50,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from .book.sync import FetchSnapshot, Resubscribe
-from .clock import Clock, SystemClock
+from .clock import Clock, ShellClock, SystemClock
 from .config import FeedSettings
 from .errors import MalformedMessage, SnapshotError
-from .metrics import Metrics
 from .pipeline import Command, FeedObserver, FeedPipeline, Reconnect
+from .reporting import ShellObserver
 from .retry_after import parse_retry_after
 from .venues.base import ConnectionPlan, FrameParser, SnapshotSource
 
@@ -336,7 +335,7 @@ class _TrackedConnection(ClientConnection):
     """
 
     last_bytes_at = 0.0
-    monotonic: ClassVar[Callable[[], float]] = time.monotonic
+    monotonic: ClassVar[Callable[[], float]] = SystemClock().monotonic
 
     def data_received(self, data: bytes) -> None:
         self.last_bytes_at = type(self).monotonic()
@@ -400,9 +399,13 @@ class FeedRunner:
     Args:
         feed: the exchange's feed (its ``[[feeds]]`` tables merged).
         pipeline: the feed's pure pipeline (its observer is wrapped to log resyncs).
-        metrics: the metric families.
+        observer: what the runner reports (connections, reconnects, REST snapshots and
+            weight, parked resyncs, per-frame processing time): the exchange's
+            :meth:`Metrics.shell <mmradar.metrics.Metrics.shell>` in the service.
         session: shared aiohttp client session for REST snapshots.
-        clock: wall and monotonic clocks.
+        clock: wall and monotonic clocks, and every wait of the runner (back-off, pacing,
+            the watchdog's interval, the REST budget): :class:`~mmradar.clock.SystemClock`
+            by default.
         backoff_factory: makes a fresh reconnect-delay iterator.
         recorder: optional raw-frame recorder.
         open_timeout_s: websocket opening-handshake timeout.
@@ -425,10 +428,10 @@ class FeedRunner:
         self,
         feed: FeedSettings,
         pipeline: FeedPipeline,
-        metrics: Metrics,
+        observer: ShellObserver,
         session: aiohttp.ClientSession,
         *,
-        clock: Clock | None = None,
+        clock: ShellClock | None = None,
         backoff_factory: Callable[[], Iterator[float]] = backoff,
         recorder: FrameRecorder | None = None,
         open_timeout_s: float = 10.0,
@@ -447,9 +450,9 @@ class FeedRunner:
         self.exchange = self.venue.name
         self._events = _ResyncEvents(pipeline.observer)
         pipeline.observer = self._events
-        self.metrics = metrics
+        self.observer = observer
         self.session = session
-        self.clock = clock or SystemClock()
+        self.clock: ShellClock = clock or SystemClock()
         self.backoff_factory = backoff_factory
         self.recorder = recorder
         self.open_timeout_s = open_timeout_s
@@ -493,11 +496,6 @@ class FeedRunner:
         self._depth_conn: dict[str, str] = {
             s: plan.name for plan in self.plans for s in plan.depth_symbols
         }
-        self._processing = metrics.processing
-        self._connected = metrics.feed_connected.labels(self.exchange)
-        self._connections = metrics.feed_connections.labels(self.exchange)
-        self._parked_gauge = {s: metrics.book_parked.labels(self.exchange, s) for s in feed.symbols}
-        self._parks = {s: metrics.book_parks.labels(self.exchange, s) for s in feed.symbols}
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -513,14 +511,14 @@ class FeedRunner:
 
     async def _supervise(self, plan: ConnectionPlan, start_delay_s: float = 0.0) -> None:
         if start_delay_s > 0:
-            await asyncio.sleep(start_delay_s)  # the venue's connection-rate limit
+            await self.clock.sleep(start_delay_s)  # the venue's connection-rate limit
         delays = self.backoff_factory()
         while True:
             started = self.clock.monotonic()
             reason, established = await self._connect_once(plan)
             if established and self.clock.monotonic() - started >= self.stable_connection_s:
                 delays = self.backoff_factory()  # reset only after a connection that held
-            self.metrics.feed_reconnects.labels(self.exchange, reason).inc()
+            self.observer.reconnect(reason)
             delay = next(delays)
             refused = self._refused.pop(plan.name, None)
             if refused is None:
@@ -538,7 +536,7 @@ class FeedRunner:
                         f" ({sum(left_out.values())} more attempts since the last line)"
                         if left_out else "",
                     )  # fmt: skip
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
     async def _connect_once(self, plan: ConnectionPlan) -> tuple[str, bool]:
         """One connection's life. Returns the reconnect reason and whether it was established."""
@@ -597,10 +595,10 @@ class FeedRunner:
         parser = pipeline.new_parser()
         self.parsers[plan.name] = parser  # the flight recorder's checkpoints read it
         wall_ns = self.clock.wall_ns
-        observe = self._processing.observe
+        observe = self.observer.frame_processed
         recorder = self.recorder
         exchange = self.exchange
-        perf = time.perf_counter
+        perf = self.clock.perf_counter
         events = self._events.pending
         async for raw in ws:
             ts = wall_ns()
@@ -636,8 +634,7 @@ class FeedRunner:
 
     def _update_connected(self) -> None:
         up = len(self._live)
-        self._connections.set(up)
-        self._connected.set(1 if up == len(self.plans) else 0)
+        self.observer.connections(up, all_up=up == len(self.plans))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -692,8 +689,7 @@ class FeedRunner:
 
     def _park(self, symbol: str, slot: ResyncSlot, kind: str) -> None:
         self._parked.add(symbol)
-        self._parked_gauge[symbol].set(1)
-        self._parks[symbol].inc()
+        self.observer.park(symbol)
         self._next_step[symbol] = f"parked for {self.policy.park_s:.0f} s"
         log.warning(
             "%s %s: book failed to resync %d times in a row (last: %s): parked, the next %s"
@@ -706,7 +702,7 @@ class FeedRunner:
         self._due.pop(symbol, None)
         if symbol in self._parked:
             self._parked.discard(symbol)
-            self._parked_gauge[symbol].set(0)
+            self.observer.unpark(symbol)
 
     def _enqueue_snapshot(self, symbol: str) -> None:
         if symbol not in self._snapshot_pending:
@@ -723,8 +719,7 @@ class FeedRunner:
                 continue
             next_at = min(at for at, _ in self._due.values())
             if next_at > now:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), next_at - now)
+                await self._wait_woken(next_at - now)
                 continue
             resubscribe: dict[str, list[str]] = {}
             for symbol, (at, kind) in list(self._due.items()):
@@ -741,6 +736,17 @@ class FeedRunner:
                         resubscribe.setdefault(name, []).append(symbol)
             for name, symbols in resubscribe.items():
                 await self._resubscribe(name, symbols)
+
+    async def _wait_woken(self, seconds: float) -> None:
+        """Wait until a resync is scheduled or ``seconds`` of the clock have passed."""
+        woken = asyncio.ensure_future(self._wake.wait())
+        timer = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait((woken, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (woken, timer):
+                task.cancel()
+            await asyncio.gather(woken, timer, return_exceptions=True)
 
     async def _resubscribe(self, name: str, symbols: list[str]) -> None:
         """Ask the venue for fresh snapshots of ``symbols`` on connection ``name``."""
@@ -759,7 +765,7 @@ class FeedRunner:
         """Send a client frame on connection ``name`` within the venue's message rate."""
         pacer = self._pacers[name]
         while (wait := pacer.delay(self.clock.monotonic())) > 0:
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
         pacer.sent(self.clock.monotonic())
         await ws.send(text)
 
@@ -814,7 +820,7 @@ class FeedRunner:
             self._snapshot_pending.discard(symbol)
             wait = self._last_fetch.get(symbol, -1e18) + self.venue.snapshot_refetch_delay_s
             if wait > self.clock.monotonic():
-                await asyncio.sleep(wait - self.clock.monotonic())
+                await self.clock.sleep(wait - self.clock.monotonic())
             self._last_fetch[symbol] = self.clock.monotonic()
             self._backoff.attempted(symbol, self.clock.monotonic())
             ok = await self._fetch_snapshot(symbol)
@@ -825,9 +831,9 @@ class FeedRunner:
         request = self.venue.snapshot_request(symbol)
         while (wait := self.budget.delay(request.weight, self.clock.monotonic())) > 0:
             log.info("%s: REST weight budget: waiting %.1f s for %s", self.exchange, wait, symbol)
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
         self.budget.spend(request.weight, self.clock.monotonic())
-        results = self.metrics.snapshot_requests
+        report = self.observer.snapshot_request
         try:
             async with self.session.get(
                 request.url, timeout=aiohttp.ClientTimeout(total=self.rest_timeout_s)
@@ -836,15 +842,13 @@ class FeedRunner:
                 used = self.venue.used_weight(resp.headers)
                 if used is not None:
                     self.budget.venue_reports(used, self.clock.monotonic())
-                self.metrics.rest_weight_used.labels(self.exchange).set(
-                    self.budget.used(self.clock.monotonic())
-                )
+                self.observer.rest_weight_used(self.budget.used(self.clock.monotonic()))
                 if resp.status in (418, 429):
                     retry_after = _retry_after(
                         resp.headers.get("Retry-After"), self.clock.wall_ns()
                     )
                     self.budget.block(retry_after, self.clock.monotonic())
-                    results.labels(self.exchange, "rate_limited").inc()
+                    report("rate_limited")
                     log.warning(
                         "%s: REST %d for %s snapshot; backing off %.0f s",
                         self.exchange, resp.status, symbol, retry_after,
@@ -857,13 +861,13 @@ class FeedRunner:
                 self.recorder.snapshot(self.exchange, symbol, ts, body)
             commands = self.pipeline.on_snapshot(symbol, body, ts)
         except (aiohttp.ClientError, TimeoutError, SnapshotError, MalformedMessage) as exc:
-            results.labels(self.exchange, "error").inc()
+            report("error")
             log.warning(
                 "%s: snapshot for %s failed: %s",
                 self.exchange, symbol, _failure(exc, self.rest_timeout_s),
             )  # fmt: skip
             return False
-        results.labels(self.exchange, "ok").inc()
+        report("ok")
         log.info("%s: %s snapshot loaded", self.exchange, symbol)
         with contextlib.suppress(_ReconnectRequested):
             await self._dispatch(commands)
@@ -877,7 +881,7 @@ class FeedRunner:
         heartbeat_s = self.heartbeat_window_s
         max_age = self.venue.max_connection_age_s
         while True:
-            await asyncio.sleep(self.watchdog_interval_s)
+            await self.clock.sleep(self.watchdog_interval_s)
             self.pipeline.mark_stale(self.clock.wall_ns(), stale_ns)  # no resync: no commands
             self._report()
             self._watch_books()

@@ -55,7 +55,6 @@ import os
 import pickle
 import re
 import tempfile
-import time
 import types
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -66,6 +65,7 @@ from typing import IO, Any, Final
 
 import orjson
 
+from .clock import ShellClock, SystemClock
 from .config import FlightRecorderSettings
 from .errors import CheckpointError
 from .pipeline import FeedPipeline
@@ -384,8 +384,8 @@ class FlightRecorder:
         version: the mmradar version, for the recordings' headers.
         on_recording: called with the reason of every recording started (``episode``,
             ``resync``) or trigger skipped (``skipped``): ``mmradar_flight_recordings_total``.
-        clock_ns: wall clock (ns) for triggers that arrive with no frame (default
-            ``time.time_ns``).
+        clock: the wall clock for triggers that arrive with no frame, and the flush tick's
+            waits (:class:`~mmradar.clock.SystemClock` by default).
     """
 
     def __init__(
@@ -395,13 +395,13 @@ class FlightRecorder:
         *,
         version: str,
         on_recording: Callable[[str], None] = lambda reason: None,
-        clock_ns: Callable[[], int] = time.time_ns,
+        clock: ShellClock | None = None,
     ) -> None:
         self.settings = settings
         self.directory = flight_directory(settings)
         self.version = version
         self._on_recording = on_recording
-        self._clock_ns = clock_ns
+        self._clock: ShellClock = clock or SystemClock()
         self._feeds = {x: _Feed(x, s, tr) for x, s, tr in feeds}
         self._pre_ns = int(settings.pre_seconds * _NS)
         self._post_ns = int(settings.post_seconds * _NS)
@@ -610,8 +610,8 @@ class FlightRecorder:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(_TICK_S)
-            now = self._clock_ns()
+            await self._clock.sleep(_TICK_S)
+            now = self._clock.wall_ns()
             for feed in self._feeds.values():
                 rec = feed.recording
                 if rec is None:
@@ -627,7 +627,7 @@ class FlightRecorder:
         last = feed.segments[-1] if feed.segments else None
         if last is not None and last.entries:
             return max(last.entries[-1][1], last.start_ns)
-        return self._clock_ns()
+        return self._clock.wall_ns()
 
     def _path(self, feed: _Feed, reason: str, now_ns: int) -> Path:
         stamp = datetime.fromtimestamp(now_ns / _NS, tz=UTC).strftime("%Y%m%dT%H%M%S")

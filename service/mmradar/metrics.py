@@ -41,20 +41,22 @@ from prometheus_client.utils import floatToGoString
 from .clock import Clock
 from .flows import LATENCY_BUCKETS, PROCESSING_BUCKETS, FastHistogram
 from .model import BAND_BPS, RESYNC_REASONS, Side
-from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline, Instrument
+from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline
 from .signals.crossvenue import SYMPTOM as CROSS_VENUE_SYMPTOM
 from .signals.crossvenue import CrossVenueView
-from .signals.engine import PRESSURE_COMPONENTS
+from .signals.engine import PRESSURE_COMPONENTS, EngineReading
 
 __all__ = [
     "FLIGHT_RECORDING_REASONS",
     "LOOP_LAG_BUCKETS",
     "LOOP_MONITOR_INTERVAL_S",
     "RECONNECT_REASONS",
+    "SNAPSHOT_RESULTS",
     "WEBHOOK_RESULTS",
     "FeedMetrics",
     "MarketCollector",
     "Metrics",
+    "ShellMetrics",
     "window_label",
 ]
 
@@ -62,6 +64,9 @@ __all__ = [
 RECONNECT_REASONS: tuple[str, ...] = (
     "error", "closed", "stale", "venue_closing", "gap", "max_age",
 )  # fmt: skip
+
+#: ``mmradar_snapshot_requests_total{result}`` label values.
+SNAPSHOT_RESULTS: tuple[str, ...] = ("ok", "error", "rate_limited")
 
 #: ``mmradar_webhook_deliveries_total{result}`` label values (see :mod:`mmradar.webhooks`).
 WEBHOOK_RESULTS: tuple[str, ...] = ("ok", "retry", "dropped")
@@ -149,6 +154,57 @@ class FeedMetrics:
 
     def resync(self, symbol: str, reason: str) -> None:
         self._resyncs[(symbol, reason)].inc()
+
+
+class ShellMetrics:
+    """The counters and gauges of one exchange's feed shell, pre-bound; implements
+    :class:`~mmradar.reporting.ShellObserver` (the feed runner's and the replayer's)."""
+
+    __slots__ = (
+        "_connected",
+        "_connections",
+        "_parked",
+        "_parks",
+        "_reconnects",
+        "_snapshots",
+        "_weight",
+        "frame_processed",
+    )
+
+    def __init__(self, metrics: Metrics, exchange: str, symbols: Sequence[str]) -> None:
+        self._reconnects = {
+            r: metrics.feed_reconnects.labels(exchange, r) for r in RECONNECT_REASONS
+        }
+        self._snapshots = {
+            r: metrics.snapshot_requests.labels(exchange, r) for r in SNAPSHOT_RESULTS
+        }
+        self._weight = metrics.rest_weight_used.labels(exchange)
+        self._connected = metrics.feed_connected.labels(exchange)
+        self._connections = metrics.feed_connections.labels(exchange)
+        self._parked = {s: metrics.book_parked.labels(exchange, s) for s in symbols}
+        self._parks = {s: metrics.book_parks.labels(exchange, s) for s in symbols}
+        #: ``mmradar_processing_seconds`` (all feeds share it): one call per frame.
+        self.frame_processed = metrics.processing.observe
+
+    def reconnect(self, reason: str) -> None:
+        self._reconnects[reason].inc()
+
+    def snapshot_request(self, result: str) -> None:
+        self._snapshots[result].inc()
+
+    def rest_weight_used(self, weight: int) -> None:
+        self._weight.set(weight)
+
+    def connections(self, up: int, *, all_up: bool) -> None:
+        self._connections.set(up)
+        self._connected.set(1 if all_up else 0)
+
+    def park(self, symbol: str) -> None:
+        self._parked[symbol].set(1)
+        self._parks[symbol].inc()
+
+    def unpark(self, symbol: str) -> None:
+        self._parked[symbol].set(0)
 
 
 class Metrics:
@@ -273,7 +329,7 @@ class Metrics:
                 self.feed_bad_messages.labels(exchange, reason)
             for reason in RECONNECT_REASONS:
                 self.feed_reconnects.labels(exchange, reason)
-            for result in ("ok", "error", "rate_limited"):
+            for result in SNAPSHOT_RESULTS:
                 self.snapshot_requests.labels(exchange, result)
             for symbol in symbols:
                 for reason in RESYNC_REASONS:
@@ -284,6 +340,10 @@ class Metrics:
     def feed(self, exchange: str, symbols: Sequence[str]) -> FeedMetrics:
         """The pre-bound hot-path counters of one feed."""
         return FeedMetrics(self, exchange, symbols)
+
+    def shell(self, exchange: str, symbols: Sequence[str]) -> ShellMetrics:
+        """What the feed's shell (runner or replayer) reports, pre-bound."""
+        return ShellMetrics(self, exchange, symbols)
 
     def register_pipelines(
         self,
@@ -415,8 +475,9 @@ class MarketCollector(Collector):
                 levels.add_metric([*lv, "ask"], float(book.levels(Side.ASK)))
                 taker.add_metric([*lv, "buy"], inst.market.taker_buy)
                 taker.add_metric([*lv, "sell"], inst.market.taker_sell)
-                proxy.add_metric(lv, inst.signals.inventory_proxy())
-                sig.add(inst, lv)
+                reading = inst.signals.read()
+                proxy.add_metric(lv, reading.inventory_proxy_z)
+                sig.add(reading, lv)
                 rv = inst.market.realized_volatility_bps() if ok else [nan] * len(windows)
                 for w, value in zip(windows, rv, strict=True):
                     vol.add_metric([*lv, w], value)
@@ -555,49 +616,47 @@ class _SignalFamilies:
             labels=[*es, "side", "band_bps"],
         )
 
-    def add(self, inst: Instrument, lv: list[str]) -> None:
-        eng = inst.signals
-        nan = math.nan
-        live = eng.live
-        for symptom, side, machine in eng.machines():
-            labels = [*lv, symptom, side]
-            self.active.add_metric(labels, 1.0 if machine.firing else 0.0)
-            self.score.add_metric(labels, eng.score(symptom, side))
-            self.episodes.add_metric(labels, float(machine.episodes))
-        self.pressure.add_metric(lv, eng.pressure if live else nan)
-        for name in PRESSURE_COMPONENTS:
-            self.component.add_metric([*lv, name], eng.components[name] if live else nan)
-        self.warm.add_metric(lv, 1.0 if eng.warm else 0.0)
-        flow = eng.flow
-        for i, w in enumerate(flow.ofi_windows_s):
+    def add(self, r: EngineReading, lv: list[str]) -> None:
+        for m in r.symptoms:
+            labels = [*lv, m.symptom, m.side]
+            self.active.add_metric(labels, 1.0 if m.firing else 0.0)
+            self.score.add_metric(labels, m.score)
+            self.episodes.add_metric(labels, float(m.episodes))
+        self.pressure.add_metric(lv, r.dealer_pressure)
+        for name, z in zip(PRESSURE_COMPONENTS, r.pressure_components_z, strict=True):
+            self.component.add_metric([*lv, name], z)
+        self.warm.add_metric(lv, 1.0 if r.warm else 0.0)
+        for w, ofi, ofi_z in zip(r.ofi_windows_s, r.ofi_base, r.ofi_z, strict=True):
             label = window_label(w)
-            self.ofi.add_metric([*lv, label], flow.ofi_sum(i) if live else nan)
-            self.ofi_z.add_metric([*lv, label], flow.ofi_z(i) if live else nan)
-        for i, w in enumerate(flow.tfi_windows_s):
-            self.tfi.add_metric([*lv, window_label(w)], flow.tfi(i) if live else nan)
-        decayed = flow.decayed(eng.last_event_ns)
-        for h, x in zip(flow.half_lives_s, decayed, strict=True):
+            self.ofi.add_metric([*lv, label], ofi)
+            self.ofi_z.add_metric([*lv, label], ofi_z)
+        for w, tfi in zip(r.tfi_windows_s, r.trade_flow_imbalance, strict=True):
+            self.tfi.add_metric([*lv, window_label(w)], tfi)
+        for h, x in zip(r.half_lives_s, r.signed_taker_volume_decayed_base, strict=True):
             self.decayed.add_metric([*lv, half_life_label(h)], x)
-        base = eng.depth_baselines
-        for band, b, a in zip(BAND_BPS, base.bids, base.asks, strict=True):
+        for band, b, a in zip(
+            BAND_BPS, r.depth_baseline_bid_notional, r.depth_baseline_ask_notional, strict=True
+        ):
             self.baseline.add_metric([*lv, "bid", str(band)], b)
             self.baseline.add_metric([*lv, "ask", str(band)], a)
-        self.spread_base.add_metric(lv, math.exp(eng.spread.log_spread.median))
-        s = eng.sample
-        self.skew.add_metric(lv, eng.skew.skew if live else nan)
-        self.di_fast.add_metric(lv, eng.asymmetry.fast.value if live else nan)
-        self.vr.add_metric(lv, eng.volatility.ratio if live else nan)
-        self.fill.add_metric([*lv, "bid"], s.fill_bid_bps if live else nan)
-        self.fill.add_metric([*lv, "ask"], s.fill_ask_bps if live else nan)
-        self.tick.add_metric(lv, eng.tick_size)
-        for bid, side in ((True, "bid"), (False, "ask")):
-            for i, band in enumerate(BAND_BPS):
-                traded, cancelled = eng.removed_notional(bid, i)
-                self.removed.add_metric([*lv, side, str(band), "trade"], traded)
-                self.removed.add_metric([*lv, side, str(band), "cancel"], cancelled)
-                self.cancel_share.add_metric(
-                    [*lv, side, str(band)], eng.removed_cancel_share(bid, i)
-                )
+        self.spread_base.add_metric(lv, r.spread_baseline_bps)
+        self.skew.add_metric(lv, r.quote_skew)
+        self.di_fast.add_metric(lv, r.depth_imbalance_smoothed)
+        self.vr.add_metric(lv, r.volatility_ratio)
+        self.fill.add_metric([*lv, "bid"], r.depth_to_fill_bid_bps)
+        self.fill.add_metric([*lv, "ask"], r.depth_to_fill_ask_bps)
+        self.tick.add_metric(lv, r.tick_size_price)
+        sides = (
+            ("bid", r.removed_traded_bid_notional, r.removed_cancelled_bid_notional,
+             r.removed_cancel_share_bid),
+            ("ask", r.removed_traded_ask_notional, r.removed_cancelled_ask_notional,
+             r.removed_cancel_share_ask),
+        )  # fmt: skip
+        for side, traded, cancelled, share in sides:
+            for band, t, c, sh in zip(BAND_BPS, traded, cancelled, share, strict=True):
+                self.removed.add_metric([*lv, side, str(band), "trade"], t)
+                self.removed.add_metric([*lv, side, str(band), "cancel"], c)
+                self.cancel_share.add_metric([*lv, side, str(band)], sh)
 
     def add_cross_venue(self, view: CrossVenueView) -> None:
         for m in view.members:

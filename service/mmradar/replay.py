@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from . import __version__
 from .book.sync import FetchSnapshot
+from .clock import ShellClock, SystemClock
 from .errors import ContractError, MalformedMessage, RecordingError
 from .flight import CheckpointError, restore_checkpoint
 from .fmt import fmt_clock_duration as _duration
@@ -38,6 +39,7 @@ from .metrics import RECONNECT_REASONS, Metrics, window_label
 from .model import RESYNC_REASONS
 from .pipeline import BAD_MESSAGE_REASONS, Command, FeedObserver, FeedPipeline, Instrument
 from .record import Record, RecordedFeed, RecordingReader
+from .reporting import NullShellObserver, ShellObserver
 from .signals.engine import EpisodeRecord
 from .signals.market import MarketParams
 from .signals.params import SignalSettings
@@ -209,15 +211,21 @@ class Replayer:
 
     Args:
         pipelines: ``exchange → pipeline`` (see :func:`build_pipelines`).
-        metrics: when given, connection gauges and reconnect / snapshot counters are kept as
-            live keeps them.
+        observers: ``exchange → observer`` of the connections, reconnects and snapshots, as
+            live reports them (:meth:`Metrics.shell <mmradar.metrics.Metrics.shell>`); an
+            exchange without one reports nothing.
     """
 
     def __init__(
-        self, pipelines: Mapping[str, FeedPipeline], *, metrics: Metrics | None = None
+        self,
+        pipelines: Mapping[str, FeedPipeline],
+        *,
+        observers: Mapping[str, ShellObserver] | None = None,
     ) -> None:
         self.pipelines = dict(pipelines)
-        self.metrics = metrics
+        given = observers or {}
+        null = NullShellObserver()
+        self.observers: dict[str, ShellObserver] = {x: given.get(x, null) for x in self.pipelines}
         self.stats = ReplayStats()
         #: ``(exchange, symbol)`` of the books waiting for a REST snapshot.
         self.awaiting: set[tuple[str, str]] = set()
@@ -362,9 +370,8 @@ class Replayer:
         commands = pipeline.invalidate(symbols, "reconnect")
         if commands:
             self._commands(exchange, commands)
-        metrics = self.metrics
-        if metrics is not None and reason in RECONNECT_REASONS:
-            metrics.feed_reconnects.labels(exchange, reason).inc()
+        if reason in RECONNECT_REASONS:
+            self.observers[exchange].reconnect(reason)
         self._connection_gauges(exchange)
 
     def _rest(self, record: Record) -> None:
@@ -385,12 +392,10 @@ class Replayer:
         except MalformedMessage:
             stats.snapshots_bad += 1
             pipeline.snapshot_failed(symbol)
-            if self.metrics is not None:
-                self.metrics.snapshot_requests.labels(exchange, "error").inc()
+            self.observers[exchange].snapshot_request("error")
             return
         stats.snapshots_used += 1
-        if self.metrics is not None:
-            self.metrics.snapshot_requests.labels(exchange, "ok").inc()
+        self.observers[exchange].snapshot_request("ok")
         if commands:
             self._commands(exchange, commands)
 
@@ -402,12 +407,8 @@ class Replayer:
                 self.stats.commands_ignored += 1
 
     def _connection_gauges(self, exchange: str) -> None:
-        metrics = self.metrics
-        if metrics is None:
-            return
         n = sum(1 for x, _ in self._conns if x == exchange)
-        metrics.feed_connections.labels(exchange).set(n)
-        metrics.feed_connected.labels(exchange).set(1 if n else 0)
+        self.observers[exchange].connections(n, all_up=n > 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -748,6 +749,7 @@ async def replay(
     out: TextIO | None = sys.stdout,
     serve_until: Callable[[], Awaitable[None]] | None = None,
     on_pipelines: Callable[[Sequence[FeedPipeline]], None] | None = None,
+    clock: ShellClock | None = None,
 ) -> ReplayResult:
     """Replay recordings through the live pipeline.
 
@@ -770,6 +772,8 @@ async def replay(
         on_pipelines: called with the pipelines as soon as they exist (``/readyz``).
         serve_until: awaited after the replay ended and the summary was printed (``--serve``:
             keep ``/metrics`` up until it returns).
+        clock: paces ``speed`` and times the replay (``wall_seconds``):
+            :class:`~mmradar.clock.SystemClock` by default.
 
     Returns:
         The result, with the final state of every instrument.
@@ -793,11 +797,14 @@ async def replay(
     metrics.register_pipelines(list(pipelines.values()))
     if on_pipelines is not None:
         on_pipelines(list(pipelines.values()))
-    replayer = Replayer(pipelines, metrics=metrics)
+    replayer = Replayer(
+        pipelines,
+        observers={x: metrics.shell(x, list(p.instruments)) for x, p in pipelines.items()},
+    )
     stats = replayer.stats
 
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    clock = clock or SystemClock()
+    started = clock.monotonic()
     sizes = [path.stat().st_size for path in files]
     bar = _progress_bar(sum(sizes), progress)
     try:
@@ -809,13 +816,13 @@ async def replay(
                 for n, record in enumerate(reader, start=1):
                     if speed is not None:
                         if anchor_t is None:
-                            anchor_t, anchor_wall = record.t, loop.time()
+                            anchor_t, anchor_wall = record.t, clock.monotonic()
                         else:
                             target = anchor_wall + (record.t - anchor_t) / _NS / speed
-                            delay = target - loop.time()
+                            delay = target - clock.monotonic()
                             while delay > _MIN_SLEEP_S:
-                                await asyncio.sleep(min(delay, _MAX_SLEEP_S))
-                                delay = target - loop.time()
+                                await clock.sleep(min(delay, _MAX_SLEEP_S))
+                                delay = target - clock.monotonic()
                     replayer.feed(record)
                     if n % _BATCH == 0:
                         if bar is not None:
@@ -846,7 +853,7 @@ async def replay(
         },
         first_ns=replayer.first_ns,
         last_ns=replayer.last_ns,
-        wall_seconds=loop.time() - started,
+        wall_seconds=clock.monotonic() - started,
         speed=speed,
     )
     if out is not None:

@@ -5,13 +5,18 @@ A toy stream-snapshot venue declares the limits real venues declare in their mod
 small websocket server records what the runner sends and answers subscriptions with snapshots
 (or, when told to, ignores them). Venue-specific behaviour lives in the venue class only: the
 runner is the production :class:`mmradar.feed.FeedRunner`.
+
+The runner and the server read one :class:`~fake_clock.FakeClock`: every wait of the runner
+(connection pacing, back-off, the watchdog, the message rate) is on fake time, which the test
+moves from one sleeper to the next, so the times asserted are exact and nothing sleeps. The
+venue's intervals are binary fractions (0.25 s, 0.0625 s) so that sums of them are exact too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import time
+import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -22,6 +27,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.server import ServerConnection, serve
 
+from fake_clock import FakeClock
 from mmradar.config import FeedSettings
 from mmradar.feed import FeedRunner, WeightBudget
 from mmradar.metrics import Metrics
@@ -48,9 +54,9 @@ class ToyVenue(Venue):
     name: ClassVar[str] = "toy"
     snapshot_source: ClassVar[SnapshotSource] = SnapshotSource.STREAM
     keepalive_text: ClassVar[str | None] = "ping"
-    keepalive_interval_s: ClassVar[float] = 0.2
+    keepalive_interval_s: ClassVar[float] = 0.25
     max_messages_per_s: ClassVar[float | None] = 4.0
-    connect_interval_s: ClassVar[float] = 0.3
+    connect_interval_s: ClassVar[float] = 0.25
     resubscribe_timeout_s: ClassVar[float] = 0.5
 
     def connections(self, symbols: Sequence[str], *, trades: bool) -> list[ConnectionPlan]:
@@ -82,10 +88,16 @@ class ToyVenue(Venue):
         return Verdict.APPLY if delta.last_id == previous.last_id + 1 else Verdict.GAP
 
 
+WATCHDOG_S = 0.0625  # the runner's watchdog interval
+RETRY_S = 0.0625  # the reconnect back-off
+
+
 @dataclass
 class ToyServer:
-    """Records every client frame with its arrival time; answers ``sub:`` with a snapshot."""
+    """Records every client frame with its (fake) arrival time; answers ``sub:`` with a
+    snapshot."""
 
+    clock: FakeClock
     received: list[tuple[float, str, str]] = field(default_factory=list)  # (t, path, frame)
     opened: list[tuple[float, str]] = field(default_factory=list)
     ignore_subs: int = 0  # ignore this many resubscriptions (after the first subscribe)
@@ -94,12 +106,12 @@ class ToyServer:
 
     async def handle(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/"
-        self.opened.append((time.monotonic(), path))
+        self.opened.append((self.clock.monotonic(), path))
         symbol = path.strip("/")
         self.conns[symbol] = ws
         async for frame in ws:
             assert isinstance(frame, str)
-            self.received.append((time.monotonic(), path, frame))
+            self.received.append((self.clock.monotonic(), path, frame))
             if frame == "ping":
                 await ws.send("pong")
             elif frame.startswith("sub:"):
@@ -131,7 +143,7 @@ class ToyServer:
 
 def _fast_backoff() -> Iterator[float]:
     while True:
-        yield 0.05
+        yield RETRY_S
 
 
 async def _run(server: ToyServer, body: object) -> FeedRunner:
@@ -143,8 +155,9 @@ async def _run(server: ToyServer, body: object) -> FeedRunner:
         pipeline = FeedPipeline(venue, SYMBOLS, metrics.feed("toy", SYMBOLS))
         async with aiohttp.ClientSession() as session:
             runner = FeedRunner(
-                feed, pipeline, metrics, session, backoff_factory=_fast_backoff,
-                ping_interval_s=None, watchdog_interval_s=0.05,
+                feed, pipeline, metrics.shell("toy", SYMBOLS), session, clock=server.clock,
+                backoff_factory=_fast_backoff, ping_interval_s=None,
+                watchdog_interval_s=WATCHDOG_S, rng=random.Random(7),
             )  # fmt: skip
             task = asyncio.create_task(runner.run())
             try:
@@ -156,67 +169,71 @@ async def _run(server: ToyServer, body: object) -> FeedRunner:
     return runner
 
 
-async def _until(predicate: object, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 def _valid(runner: FeedRunner, symbol: str) -> bool:
     return runner.pipeline.instruments[symbol].valid
 
 
 async def test_connections_are_paced_frames_rate_limited_and_keepalives_sent() -> None:
-    server = ToyServer()
+    clock = FakeClock()
+    server = ToyServer(clock)
 
     async def body(runner: FeedRunner) -> None:
-        await _until(lambda: all(_valid(runner, s) for s in SYMBOLS))
-        await asyncio.sleep(1.0)
+        await clock.run_until(lambda: all(_valid(runner, s) for s in SYMBOLS), within_s=5.0)
+        await clock.advance(1.0)
 
     await _run(server, body)
-    # the second connection opened at least connect_interval_s after the first
+    # the second connection opened connect_interval_s after the first
     (t0, p0), (t1, p1) = server.opened[:2]
     assert (p0, p1) == ("/AAA", "/BBB")
-    assert t1 - t0 >= 0.3 - 0.02
+    assert (t0, t1) == (0.0, 0.25)
     # The venue's 4 frames/s are shared by the two connections: 2 per second each, so the
     # rate holds per connection and for both together. AAA's five subscribe frames: a burst
-    # of two at once, the fifth in the third second.
-    sent = [t for t, f in server.frames("/AAA") if f != "ping"]
-    assert len(sent) == 5
-    assert sent[1] - sent[0] < 0.25
-    assert sent[4] - sent[0] >= 2.0 - 0.05
-    # application keep-alives every 0.2 s at most, answered by the venue (a heartbeat
-    # notice); they count against the connection's share like every other frame
-    pings = server.frames("/BBB", "ping")
+    # of two at once, two more a second later, the fifth in the third second.
+    sent = [(t, f) for t, f in server.frames("/AAA") if f != "ping"]
+    assert sent == [
+        (0.0, "hello:0"), (0.0, "hello:1"), (1.0, "hello:2"), (1.0, "hello:3"), (2.0, "sub:AAA")
+    ]  # fmt: skip
+    # application keep-alives every keepalive_interval_s, on a watchdog tick, answered by the
+    # venue (a heartbeat notice); they count against the connection's share like every other
+    # frame: BBB's subscribe at 0.25 and its first ping use up its share of the second that
+    # follows, so the next ping waits for the first frame to leave the window.
+    bbb = server.frames("/BBB")
+    assert bbb[:4] == [(0.25, "sub:BBB"), (0.5, "ping"), (1.25, "ping"), (1.5, "ping")]
+    pings = [t for t, f in bbb if f == "ping"]
     assert len(pings) >= 2
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(pings)]
-    assert min(gaps) >= 0.2 - 0.06
+    assert min(b - a for a, b in itertools.pairwise(pings)) >= ToyVenue.keepalive_interval_s
     for path in ("/AAA", "/BBB"):
         times = [t for t, _ in server.frames(path)]
-        assert all(b - a >= 1.0 - 0.05 for a, b in zip(times, times[2:], strict=False)), path
+        assert all(b - a >= 1.0 for a, b in zip(times, times[2:], strict=False)), path
     both = sorted(t for t, _, _ in server.received)
-    assert all(b - a >= 1.0 - 0.05 for a, b in zip(both, both[4:], strict=False))
+    assert all(b - a >= 1.0 for a, b in zip(both, both[4:], strict=False))
 
 
 async def test_a_resubscribe_that_gets_no_snapshot_is_sent_again() -> None:
-    server = ToyServer(ignore_subs=1)
+    clock = FakeClock()
+    server = ToyServer(clock, ignore_subs=1)
 
     async def body(runner: FeedRunner) -> None:
-        await _until(lambda: _valid(runner, "AAA"))
-        await asyncio.sleep(1.1)  # let the subscribe burst's rate window pass
+        await clock.run_until(lambda: _valid(runner, "AAA"), within_s=5.0)
+        await clock.advance(2.0)  # let the subscribe burst's rate window pass
         await server.gap("AAA")
-        await _until(lambda: not _valid(runner, "AAA"))
+        await clock.run_until(lambda: not _valid(runner, "AAA"), within_s=1.0)
         # the first resubscribe is ignored by the venue: the book stays invalid ...
-        await asyncio.sleep(0.3)
+        await clock.advance(0.25)
         assert not _valid(runner, "AAA")
         # ... until the runner asks again after resubscribe_timeout_s
-        await _until(lambda: _valid(runner, "AAA"), timeout_s=3.0)
+        await clock.run_until(lambda: _valid(runner, "AAA"), within_s=3.0)
 
     runner = await _run(server, body)
     subs = server.frames("/AAA", "sub:")
     assert len(subs) == 3  # subscribe, ignored resubscribe, retried resubscribe
-    assert subs[2][0] - subs[1][0] >= 0.5 - 0.06
+    # The subscribe went at 2 s, the gap arrived at 4 s. The resubscribe waits for AAA's
+    # share of the message rate (its keep-alives at 3.25 and 4.0 s fill it): 4.25 s. No
+    # snapshot by 4.5 s (resubscribe_timeout_s after the request): asked again, through the
+    # symbol's back-off (the second resync in a row: 0.5-1 s, seeded jitter) and the rate
+    # (the resubscribe at 4.25 and a keep-alive at 5.0 s fill it): 5.25 s.
+    assert [t for t, _ in subs] == [2.0, 4.25, 5.25]
+    assert subs[2][0] - subs[1][0] >= ToyVenue.resubscribe_timeout_s
     assert runner.pipeline.instruments["AAA"].book.best_bid_price() == 9.0
 
 
@@ -235,14 +252,15 @@ def test_weight_budget_counts_over_the_venues_window() -> None:
 async def test_a_connection_that_drops_at_once_keeps_backing_off() -> None:
     """A venue that accepts and closes at once (or gaps on every connect) is retried with a
     growing delay: only a connection that held for ``stable_connection_s`` resets the back-off."""
+    clock = FakeClock()
     opened: list[float] = []
 
     async def slam(ws: ServerConnection) -> None:
-        opened.append(time.monotonic())
+        opened.append(clock.monotonic())
         await ws.close(1011, "go away")
 
     def doubling() -> Iterator[float]:
-        delay = 0.05
+        delay = RETRY_S
         while True:
             yield delay
             delay *= 2
@@ -255,18 +273,17 @@ async def test_a_connection_that_drops_at_once_keeps_backing_off() -> None:
         pipeline = FeedPipeline(venue, ("AAA",), metrics.feed("toy", ("AAA",)))
         async with aiohttp.ClientSession() as session:
             runner = FeedRunner(
-                feed, pipeline, metrics, session, backoff_factory=doubling,
-                ping_interval_s=None, watchdog_interval_s=0.05,
+                feed, pipeline, metrics.shell("toy", ("AAA",)), session, clock=clock,
+                backoff_factory=doubling, ping_interval_s=None, watchdog_interval_s=WATCHDOG_S,
             )  # fmt: skip
             task = asyncio.create_task(runner.run())
             try:
-                await _until(lambda: len(opened) >= 5, timeout_s=10.0)
+                await clock.run_until(lambda: len(opened) >= 5, within_s=10.0)
             finally:
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
     gaps = [b - a for a, b in itertools.pairwise(opened[:5])]
-    # 0.05, 0.1, 0.2, 0.4 s (plus handshake time): every wait longer than the one before;
-    # a back-off reset after each established connection would give 0.05 s every time.
-    assert all(b > a for a, b in itertools.pairwise(gaps)), gaps
-    assert gaps[-1] >= 0.4 - 0.02, gaps
+    # every wait twice the one before; a back-off reset after each established connection
+    # would give RETRY_S every time.
+    assert gaps == [RETRY_S, 2 * RETRY_S, 4 * RETRY_S, 8 * RETRY_S]

@@ -6,18 +6,22 @@ behind one router) answering BTCUSDT's REST snapshots crossed, and the fake Krak
 (``tests/fakes/kraken.py``) sending BTC/USD with a wrong checksum on every message. The
 service runs its production back-off (:class:`mmradar.feed.ResyncPolicy`) with shortened
 times; the requests the fake venue receives over a window must stay within the bound that
-schedule allows, where the service without back-off sent thousands.
+schedule allows, where the service without back-off sent thousands. The Binance case runs the
+venues and the service on one fake clock (the requests fall at the schedule's exact steps);
+the fake Kraken paces itself on the wall clock, so its case waits for real.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
 
 import pytest
 
+from fake_clock import FakeClock
 from fakes.kraken import EmbeddedKraken
 from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.embedded.source import SimulatedSource
@@ -33,6 +37,9 @@ POLICY = ResyncPolicy(
     log_interval_s=30.0,
 )  # fmt: skip
 WINDOW_S = 4.0
+#: The longest wait for the next depth message of the embedded Binance venue at speed 5 (its
+#: capture's depth stream is 100 ms, a few intervals a little longer).
+DEPTH_S = 0.15 / 5
 
 
 def max_attempts(policy: ResyncPolicy, window_s: float) -> int:
@@ -62,43 +69,55 @@ def parked_lines(caplog: pytest.LogCaptureFixture, symbol: str) -> list[str]:
 async def test_a_persistently_crossed_rest_snapshot_is_backed_off_and_parked(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The venues and the service share one fake clock: the venues' streams are paced on it
+    and the service's back-off and parks wait on it, so the requests are counted over an exact
+    window of (fake) time and nothing sleeps."""
     caplog.set_level(logging.INFO, logger="mmradar.feed")
+    clock = FakeClock(wall_ns=time.time_ns())
     exchange = "binance"
     eth_source = SimulatedSource(
         "calm", 7, duration_s=300.0, params=SimParams(symbol="ETHUSDT"), faults=False
     )
-    btc = EmbeddedBinance("spot", speed=5.0, loop=False)
-    eth = EmbeddedBinance("spot", source=eth_source, speed=5.0, loop=False)
-    router = Router({"BTCUSDT": btc, "ETHUSDT": eth})
+    # both venues paced on the fake clock, their event times from its wall time
+    btc = EmbeddedBinance("spot", speed=5.0, loop=False, clock=clock.wall_ns, pace_clock=clock)
+    eth = EmbeddedBinance(
+        "spot", source=eth_source, speed=5.0, loop=False, clock=clock.wall_ns, pace_clock=clock
+    )
+    router = Router({"BTCUSDT": btc, "ETHUSDT": eth}, monotonic=clock.monotonic)
     router.cross.add("BTCUSDT")  # every BTCUSDT snapshot is crossed: unusable, every time
     async with btc, eth:
         await router.start()
         try:
             feeds = [{"exchange": exchange, "symbols": ["BTCUSDT", "ETHUSDT"]}]
-            async with serving(router, feeds, resync_policy=POLICY) as running:
-                started = time.monotonic()
-                await asyncio.sleep(WINDOW_S)
+            async with serving(router, feeds, resync_policy=POLICY, clock=clock) as running:
+                insts = running.service.pipelines[0].instruments
+                await clock.run_until(lambda: router.rest_requests != [], within_s=1.0)
+                started = clock.now
+                await clock.advance(WINDOW_S)
                 in_window = [t for t, s in router.rest_requests if s == "BTCUSDT"]
-                in_window = [t for t in in_window if t <= started + WINDOW_S]
+                assert all(started <= t <= started + WINDOW_S for t in in_window)
                 # Without back-off the book asked again at once after every crossed snapshot,
-                # until the exchange's whole REST budget was gone (12 snapshots here).
-                assert 2 <= len(in_window) <= max_attempts(POLICY, WINDOW_S), in_window
-                samples = await running.wait_for(
-                    lambda s: book(s, exchange, "BTCUSDT", "mmradar_book_parked") == 1,
-                    what="BTCUSDT parked",
-                )
+                # until the exchange's whole REST budget was gone (12 snapshots here). With it:
+                # the first request, one after a back-off of 0.05-0.1 s, then one per park of
+                # 1 s (the park starts at the depth message after the failure).
+                assert len(in_window) == 5 <= max_attempts(POLICY, WINDOW_S), in_window
+                assert in_window[0] == started
+                assert 0.05 <= in_window[1] - in_window[0] <= 0.1 + DEPTH_S
+                for a, b in itertools.pairwise(in_window[1:]):
+                    assert POLICY.park_s <= b - a <= POLICY.park_s + DEPTH_S, in_window
+                await clock.run_until(lambda: not insts["BTCUSDT"].valid, within_s=1.0)
+                samples = await running.scrape()
+                assert book(samples, exchange, "BTCUSDT", "mmradar_book_parked") == 1
                 crossed = book(
                     samples, exchange, "BTCUSDT", "mmradar_book_resyncs_total", reason="crossed"
                 )
-                assert 2 <= crossed <= len(router.rest_requests)
                 parks = book(samples, exchange, "BTCUSDT", "mmradar_book_parks_total")
-                assert parks >= 1
-                # one log line per park (counted between two scrapes: parks go on meanwhile)
-                lines = len(parked_lines(caplog, "BTCUSDT"))
-                later = await running.scrape()
-                assert (
-                    parks <= lines <= book(later, exchange, "BTCUSDT", "mmradar_book_parks_total")
-                )
+                assert crossed == len(in_window)  # every BTCUSDT snapshot was crossed
+                # from the second failure on, the next request is the park_after-th in a row
+                # or later: parked, every time
+                assert parks == len(in_window) - 1
+                # one log line per park
+                assert len(parked_lines(caplog, "BTCUSDT")) == parks
                 assert book(samples, exchange, "BTCUSDT", "mmradar_book_valid") == 0
                 # the other symbol on the same connection and budget is unaffected
                 assert book(samples, exchange, "ETHUSDT", "mmradar_book_valid") == 1
@@ -107,29 +126,21 @@ async def test_a_persistently_crossed_rest_snapshot_is_backed_off_and_parked(
                 # The venue serves good snapshots again: the next attempt (after the park)
                 # heals the book and unparks it.
                 router.cross.clear()
-                samples = await running.wait_for(
-                    lambda s: (
-                        book(s, exchange, "BTCUSDT", "mmradar_book_valid") == 1
-                        and book(s, exchange, "BTCUSDT", "mmradar_book_parked") == 0
-                    ),
-                    timeout_s=POLICY.park_s + 10,
-                    what="BTCUSDT valid again",
-                )
+                await clock.run_until(lambda: insts["BTCUSDT"].valid, within_s=POLICY.park_s + 0.5)
+                samples = await running.scrape()
+                assert book(samples, exchange, "BTCUSDT", "mmradar_book_valid") == 1
+                assert book(samples, exchange, "BTCUSDT", "mmradar_book_parked") == 0
                 btc.pause()
                 eth.pause()
+                await clock.settle()
+                samples = await running.scrape()
                 for symbol, venue in (("BTCUSDT", btc), ("ETHUSDT", eth)):
                     bids, asks = venue.truth_book(symbol)
                     best = (max(float(p) for p in bids), min(float(p) for p in asks))
-                    await running.wait_for(
-                        lambda s, sym=symbol, want=best: (
-                            (
-                                book(s, exchange, sym, "mmradar_best_bid_price"),
-                                book(s, exchange, sym, "mmradar_best_ask_price"),
-                            )
-                            == want
-                        ),
-                        what=f"{symbol} equal to the venue's truth",
-                    )
+                    assert (
+                        book(samples, exchange, symbol, "mmradar_best_bid_price"),
+                        book(samples, exchange, symbol, "mmradar_best_ask_price"),
+                    ) == best, symbol
                 assert (
                     book(samples, exchange, "ETHUSDT", "mmradar_book_resyncs_total", reason="gap")
                     == 0

@@ -27,6 +27,7 @@ import orjson
 import pytest
 from aiohttp import WSMsgType, web
 
+from fake_clock import FakeClock
 from mmradar.app import Service
 from mmradar.config import parse_settings
 from mmradar.embedded.binance import EmbeddedBinance
@@ -48,9 +49,16 @@ class Router:
     Args:
         backends: symbol (any case) → the venue serving it.
         default: the venue for any other symbol (its streams stay silent there).
+        monotonic: the clock :attr:`rest_requests` are timed on (a test's fake clock).
     """
 
-    def __init__(self, backends: Mapping[str, EmbeddedBinance], default: Any = None) -> None:
+    def __init__(
+        self,
+        backends: Mapping[str, EmbeddedBinance],
+        default: Any = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._monotonic = monotonic
         self._backends = {s.upper(): v for s, v in backends.items()}
         self._default = default
         self._runner: web.AppRunner | None = None
@@ -166,7 +174,7 @@ class Router:
         if backend is None:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         if request.path.endswith("/depth"):
-            self.rest_requests.append((time.monotonic(), symbol))
+            self.rest_requests.append((self._monotonic(), symbol))
             if self.rest_fail:
                 self.rest_failed += 1
                 return web.json_response({"code": -1000, "msg": "Internal error."}, status=500)
@@ -251,15 +259,20 @@ def test_service_runs_one_feed_per_exchange() -> None:
 
 
 async def test_two_binance_tables_are_one_feed() -> None:
-    """Frames, connections and REST weight of two ``binance`` tables, counted as one exchange."""
+    """Frames, connections and REST weight of two ``binance`` tables, counted as one exchange.
+
+    The venues and the service run on one fake clock (the venues' streams paced on it, the
+    service's back-off and REST budget waiting on it): the budget's window is exact."""
+    clock = FakeClock(wall_ns=time.time_ns())
     exchange = "binance"
     eth_source = SimulatedSource(
         "calm", 7, duration_s=300.0, params=SimParams(symbol="ETHUSDT"), faults=False
     )
-    btc = EmbeddedBinance("spot", speed=SPEED, loop=False)
-    eth = EmbeddedBinance("spot", source=eth_source, speed=SPEED, loop=False)
-    router = Router({"BTCUSDT": btc, "ETHUSDT": eth})
-    both = valid(exchange, "BTCUSDT", "ETHUSDT")
+    btc = EmbeddedBinance("spot", speed=SPEED, loop=False, clock=clock.wall_ns, pace_clock=clock)
+    eth = EmbeddedBinance(
+        "spot", source=eth_source, speed=SPEED, loop=False, clock=clock.wall_ns, pace_clock=clock
+    )
+    router = Router({"BTCUSDT": btc, "ETHUSDT": eth}, monotonic=clock.monotonic)
     async with btc, eth:
         await router.start()
         try:
@@ -270,8 +283,14 @@ async def test_two_binance_tables_are_one_feed() -> None:
             # Each book's resyncs are backed off but never parked here, so that failing books
             # keep asking and only the exchange's one REST budget holds them back.
             policy = ResyncPolicy(backoff_initial_s=0.05, backoff_max_s=0.05, park_after=10**6)
-            async with serving(router, feeds, resync_policy=policy) as running:
-                samples = await running.wait_for(both, what="both books valid")
+            async with serving(router, feeds, resync_policy=policy, clock=clock) as running:
+                insts = running.service.pipelines[0].instruments
+
+                def both() -> bool:
+                    return insts["BTCUSDT"].valid and insts["ETHUSDT"].valid
+
+                await clock.run_until(both, within_s=5.0)
+                samples = await running.scrape()
 
                 # One feed: both tables' streams on one connection (4 streams fit in one), and
                 # the gauges read what the venue sees.
@@ -279,18 +298,16 @@ async def test_two_binance_tables_are_one_feed() -> None:
                 assert connections(samples, exchange) == (router.open(), 1) == (1, 1)
 
                 # Every frame the venues sent, to either table's symbols, is counted once.
-                deadline = time.monotonic() + 20
-                while min(btc.stats.frames_sent, eth.stats.frames_sent) < 100:
-                    assert time.monotonic() < deadline, "the venues sent too few frames"
-                    await asyncio.sleep(0.05)
+                await clock.run_until(
+                    lambda: min(btc.stats.frames_sent, eth.stats.frames_sent) >= 100,
+                    within_s=60.0,
+                )
                 btc.pause()
                 eth.pause()
-
-                def all_frames(s: Samples) -> bool:
-                    sent = btc.stats.frames_sent + eth.stats.frames_sent
-                    return sample(s, "mmradar_feed_messages_total", exchange=exchange) == sent
-
-                samples = await running.wait_for(all_frames, what="every frame counted")
+                await clock.settle()
+                samples = await running.scrape()
+                sent = btc.stats.frames_sent + eth.stats.frames_sent
+                assert sample(samples, "mmradar_feed_messages_total", exchange=exchange) == sent
                 latency = sample(samples, "mmradar_feed_latency_seconds_count", exchange=exchange)
                 assert latency > 0
                 btc.resume()
@@ -299,16 +316,14 @@ async def test_two_binance_tables_are_one_feed() -> None:
                 # A drop: the gauges follow the venue's side down and up again.
                 router.refused.add("/stream")
                 router.drop()
-                await running.wait_for(
-                    lambda s: router.open() == 0 and connections(s, exchange) == (0, 0),
-                    what="connection down",
-                )
+                await clock.advance(0.5)  # reconnects every 0.05 s, refused
+                samples = await running.scrape()
+                assert router.open() == 0 and connections(samples, exchange) == (0, 0)
                 router.refused.clear()
-                samples = await running.wait_for(
-                    lambda s: both(s) and connections(s, exchange) == (1, 1),
-                    what="reconnected and resynced",
-                )
-                assert router.open() == 1
+                await clock.run_until(lambda: router.open() == 1 and both(), within_s=1.0)
+                samples = await running.scrape()
+                assert connections(samples, exchange) == (1, 1)
+                assert router.accepted == 2
 
                 # REST: one weight budget for the exchange. Every snapshot request now fails,
                 # and both books keep asking; together they must stay within the one budget.
@@ -318,16 +333,17 @@ async def test_two_binance_tables_are_one_feed() -> None:
                 ).cap
                 router.rest_fail = True
                 router.drop()
-                deadline = time.monotonic() + 20
-                while len(router.rest_requests) * weight < cap:
-                    assert time.monotonic() < deadline, "the budget was never used up"
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(1.5)  # more requests now would exceed the budget
+                spent = len(router.rest_requests)
+                await clock.run_until(
+                    lambda: len(router.rest_requests) * weight >= cap, within_s=20.0
+                )
+                await clock.advance(1.5)  # more requests now would exceed the budget
                 times = [t for t, _ in router.rest_requests]
                 assert max(times) - min(times) < BinanceSpot.rest_window_s
-                assert len(router.rest_requests) * weight <= cap, router.rest_requests
-                failing = {s for _, s in router.rest_requests[-router.rest_failed :]}
+                assert len(router.rest_requests) * weight == cap, router.rest_requests
+                failing = {s for _, s in router.rest_requests[spent:]}
                 assert failing == {"BTCUSDT", "ETHUSDT"}
+                assert router.rest_failed == len(router.rest_requests) - spent
                 samples = await running.scrape()
                 assert sample(samples, "mmradar_rest_weight_used", exchange=exchange) == cap
                 errors = sample(

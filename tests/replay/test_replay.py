@@ -15,6 +15,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from fake_clock import FakeClock
 from mmradar.book.sync import FetchSnapshot
 from mmradar.embedded.capture import capture_path
 from mmradar.model import Side
@@ -368,8 +369,14 @@ def test_replayer_is_pure_and_counts_orphans(tmp_path: Path) -> None:
 async def test_results_do_not_depend_on_speed(tmp_path: Path) -> None:
     paths = _record(tmp_path, _script(step_ns=2 * SEC))
     fast, fast_registry = await _replay(paths, speed=None)
-    paced, paced_registry = await _replay(paths, speed=1000.0)
-    assert paced.wall_seconds >= (paced.last_ns - paced.first_ns) / SEC / 1000 * 0.9  # type: ignore[operator]
+    clock = FakeClock(auto=True)  # its sleep moves the fake time on: nothing waits
+    paced, paced_registry = await _replay(paths, speed=1000.0, clock=clock)
+    assert paced.first_ns is not None and paced.last_ns is not None
+    span_s = (paced.last_ns - paced.first_ns) / SEC
+    # ×1000: every record waits its recorded spacing (2 s) / 1000, and the replay took the
+    # recording's span / 1000 on the replay's clock
+    assert clock.slept == pytest.approx([2.0 / 1000] * round(span_s / 2.0), abs=1e-12)
+    assert paced.wall_seconds == pytest.approx(span_s / 1000, abs=1e-12)
     assert format_summary(fast) == format_summary(paced)
     assert _samples(fast_registry) == _samples(paced_registry)
     labels = {"exchange": "binance", "symbol": SYM}

@@ -77,6 +77,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..clock import ShellClock, SystemClock
 from .capture import CaptureSource, DepthDiff, Level, Market, Trade
 from .loopback import LoopbackVenue
 from .plan import AggTradeEnd, FaultStep, FlushTick, ReplayPlan, Step, depth_intervals
@@ -277,6 +278,7 @@ class EmbeddedBinance(LoopbackVenue):
         port: int = 0,
         ping_interval_s: float | None = None,
         clock: Clock = time.time_ns,
+        pace_clock: ShellClock | None = None,
         rest_weight_per_minute: int | None = None,
         max_queue_frames: int = 10_000,
         slow_client_timeout_s: float = 5.0,
@@ -299,6 +301,8 @@ class EmbeddedBinance(LoopbackVenue):
                 that is longer.
             clock: wall clock in ns (event-time origin, REST minute windows, ``E`` of
                 injected events).
+            pace_clock: the clock the replay is paced on (its ``monotonic`` and ``sleep``);
+                default the wall clock. A test on a fake clock passes it here and as ``clock``.
             rest_weight_per_minute: REST weight budget per clock minute; default 6000 (spot) /
                 2400 (USD-M).
             max_queue_frames: per-connection send-queue bound; a client whose queue overflows
@@ -338,6 +342,7 @@ class EmbeddedBinance(LoopbackVenue):
         )
         self._ping_timeout_s = max(60.0 if spot else 600.0, self._ping_interval_s)
         self._clock = clock
+        self._pace: ShellClock = pace_clock or SystemClock()
         self._weight_budget = rest_weight_per_minute or (6000 if spot else 2400)
         self._max_queue_frames = max_queue_frames
         self._slow_client_timeout_s = slow_client_timeout_s
@@ -593,6 +598,15 @@ class EmbeddedBinance(LoopbackVenue):
         for client in list(self._clients):
             self._push(client, wrapped if client.combined else payload)
 
+    async def ping(self) -> None:
+        """Send one ping frame on every open connection now (what the keep-alive sends every
+        ``ping_interval_s``), for a client whose clock is not the wall clock."""
+        for client in list(self._clients):
+            try:
+                await client.ws.ping()
+            except ConnectionClosed:
+                continue
+
     def pause(self) -> None:
         """Hold the replay before its next event (connections stay open, pings continue)."""
         self._paused = True
@@ -667,14 +681,13 @@ class EmbeddedBinance(LoopbackVenue):
         """Wait while the replay is gated; return the seconds spent waiting."""
         if self._may_run.is_set():
             return 0.0
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+        began = self._pace.monotonic()
         await self._may_run.wait()
-        return loop.time() - began
+        return self._pace.monotonic() - began
 
     async def _run_pass(self, plan: ReplayPlan) -> None:
         """Release every step of the timeline once, paced by receive time / ``speed``."""
-        loop = asyncio.get_running_loop()
+        pace = self._pace
         origin: float | None = None
         idle = 0
         for step in plan.steps:
@@ -689,12 +702,12 @@ class EmbeddedBinance(LoopbackVenue):
                 continue
             offset_s = (step.recv_ns - plan.recv_first_ns) / 1e9 / self._speed
             if origin is None:
-                origin = loop.time() - offset_s
+                origin = pace.monotonic() - offset_s
             else:
                 origin += held
-            while (delay := origin + offset_s - loop.time()) > 0:
+            while (delay := origin + offset_s - pace.monotonic()) > 0:
                 idle = 0
-                await asyncio.sleep(delay)
+                await pace.sleep(delay)
                 origin += await self._hold()
             self._release(step)
             idle += 1

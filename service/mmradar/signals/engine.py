@@ -93,7 +93,13 @@ from .market import MarketState
 from .params import SignalSettings
 from .removal import RemovalAttribution
 
-__all__ = ["PRESSURE_COMPONENTS", "EpisodeRecord", "SignalEngine"]
+__all__ = [
+    "PRESSURE_COMPONENTS",
+    "EngineReading",
+    "EpisodeRecord",
+    "SignalEngine",
+    "SymptomReading",
+]
 
 _NS = 1_000_000_000
 
@@ -137,6 +143,108 @@ class EpisodeRecord:
     ended_ns: int | None
     peak: float
     book_invalidated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SymptomReading:
+    """One (symptom, side) alert machine as read now.
+
+    Attributes:
+        symptom: the symptom.
+        side: its side label.
+        firing: an episode is in progress.
+        score: the detector's current score (NaN while the engine is not live).
+        episodes: episodes started since start-up.
+    """
+
+    symptom: str
+    side: str
+    firing: bool
+    score: float
+    episodes: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineReading:
+    """What one instrument's signal engine shows right now, flat (:meth:`SignalEngine.read`).
+
+    Built on demand (a scrape, an episode event), never per message. Book-derived values read
+    NaN while the engine is not live (the book is not valid); the trade-derived inventory
+    measures keep counting; baselines stay readable. Per-window, per-half-life and per-band
+    tuples are in the order of the matching ``*_s`` tuple or of ``BAND_BPS``; notionals are in
+    the quote currency, volumes and OFI in the base currency.
+
+    Attributes:
+        live: the engine follows a valid book.
+        warm: the warm-up of the current book life is over (``mmradar_signals_warm``).
+        last_event_ns: the latest venue event time seen (0 before any).
+        symptoms: every alert machine, in ``SYMPTOM_SIDES`` order.
+        dealer_pressure: the composite in [-1, 1].
+        pressure_components_z: its components, in :data:`PRESSURE_COMPONENTS` order.
+        inventory_proxy_z: the dealer-inventory proxy decayed to ``last_event_ns``.
+        ofi_windows_s: OFI windows.
+        ofi_base: OFI at the touch per window.
+        ofi_z: OFI per window over its EWMA RMS.
+        tfi_windows_s: trade-flow-imbalance windows.
+        trade_flow_imbalance: TFI per window, in [-1, 1].
+        half_lives_s: half-lives of the decayed taker volume.
+        signed_taker_volume_decayed_base: taker volume, buys positive, per half-life.
+        depth_baseline_bid_notional: baseline bid depth per band.
+        depth_baseline_ask_notional: baseline ask depth per band.
+        spread_baseline_bps: baseline (median) quoted spread.
+        quote_skew: time-averaged touch skew, in [-0.5, 0.5].
+        depth_imbalance_smoothed: depth imbalance at the asymmetry band, EWMA-smoothed.
+        volatility_ratio: fast over slow realized volatility.
+        depth_to_fill_bid_bps: depth-to-fill on the bid side at the last stat tick.
+        depth_to_fill_ask_bps: likewise, ask side.
+        tick_size_price: estimated price tick.
+        removed_traded_bid_notional: bid size removed by trades per band, since start.
+        removed_cancelled_bid_notional: bid size removed by cancels per band, since start.
+        removed_traded_ask_notional: likewise, ask side.
+        removed_cancelled_ask_notional: likewise, ask side.
+        removed_cancel_share_bid: share of missing bid size cancelled, per band.
+        removed_cancel_share_ask: likewise, ask side.
+        tick_best_bid_price: best bid at the last stat tick.
+        tick_best_ask_price: best ask at the last stat tick.
+        tick_mid_price: mid at the last stat tick.
+        tick_depth_bid_notional: bid depth per band at the last stat tick.
+        tick_depth_ask_notional: ask depth per band at the last stat tick.
+    """
+
+    live: bool
+    warm: bool
+    last_event_ns: int
+    symptoms: tuple[SymptomReading, ...]
+    dealer_pressure: float
+    pressure_components_z: tuple[float, ...]
+    inventory_proxy_z: float
+    ofi_windows_s: tuple[int, ...]
+    ofi_base: tuple[float, ...]
+    ofi_z: tuple[float, ...]
+    tfi_windows_s: tuple[int, ...]
+    trade_flow_imbalance: tuple[float, ...]
+    half_lives_s: tuple[float, ...]
+    signed_taker_volume_decayed_base: tuple[float, ...]
+    depth_baseline_bid_notional: tuple[float, ...]
+    depth_baseline_ask_notional: tuple[float, ...]
+    spread_baseline_bps: float
+    quote_skew: float
+    depth_imbalance_smoothed: float
+    volatility_ratio: float
+    depth_to_fill_bid_bps: float
+    depth_to_fill_ask_bps: float
+    tick_size_price: float
+    removed_traded_bid_notional: tuple[float, ...]
+    removed_cancelled_bid_notional: tuple[float, ...]
+    removed_traded_ask_notional: tuple[float, ...]
+    removed_cancelled_ask_notional: tuple[float, ...]
+    removed_cancel_share_bid: tuple[float, ...]
+    removed_cancel_share_ask: tuple[float, ...]
+    tick_best_bid_price: float
+    tick_best_ask_price: float
+    tick_mid_price: float
+    tick_depth_bid_notional: tuple[float, ...]
+    tick_depth_ask_notional: tuple[float, ...]
 
 
 def _json_num(x: float) -> float | None:
@@ -325,6 +433,72 @@ class SignalEngine:
     def inventory_proxy(self) -> float:
         """``mmradar_dealer_inventory_proxy`` decayed to the latest event time seen."""
         return self.flow.proxy_z(self._last_ns)
+
+    def read(self, settle: bool = True) -> EngineReading:
+        """Everything the engine shows now, as one :class:`EngineReading` (O(bands + windows);
+        for scrapes and episode events, not for the per-message path).
+
+        Args:
+            settle: the removed-notional totals read count as reported (the scrape's read:
+                the counters never decrease from one scrape to the next); False leaves that
+                memory alone (an episode context's read).
+        """
+        live = self.live
+        flow = self.flow
+        s = self.sample
+        n = len(BAND_BPS)
+        book = self._book
+        removal = self.removal
+        removed = [
+            removal.removed_total(book, bid, i, settle) for bid in (True, False) for i in range(n)
+        ]
+        return EngineReading(
+            live=live,
+            warm=self.warm,
+            last_event_ns=self._last_ns,
+            symptoms=tuple(
+                SymptomReading(
+                    symptom, side, machine.firing, self.score(symptom, side), machine.episodes
+                )
+                for symptom, side, machine in self.machines()
+            ),
+            dealer_pressure=self.pressure if live else _NAN,
+            pressure_components_z=tuple(
+                self.components[name] if live else _NAN for name in PRESSURE_COMPONENTS
+            ),
+            inventory_proxy_z=self.inventory_proxy(),
+            ofi_windows_s=flow.ofi_windows_s,
+            ofi_base=tuple(
+                flow.ofi_sum(i) if live else _NAN for i in range(len(flow.ofi_windows_s))
+            ),
+            ofi_z=tuple(flow.ofi_z(i) if live else _NAN for i in range(len(flow.ofi_windows_s))),
+            tfi_windows_s=flow.tfi_windows_s,
+            trade_flow_imbalance=tuple(
+                flow.tfi(i) if live else _NAN for i in range(len(flow.tfi_windows_s))
+            ),
+            half_lives_s=flow.half_lives_s,
+            signed_taker_volume_decayed_base=tuple(flow.decayed(self._last_ns)),
+            depth_baseline_bid_notional=self.depth_baselines.bids,
+            depth_baseline_ask_notional=self.depth_baselines.asks,
+            spread_baseline_bps=math.exp(self.spread.log_spread.median),
+            quote_skew=self.skew.skew if live else _NAN,
+            depth_imbalance_smoothed=self.asymmetry.fast.value if live else _NAN,
+            volatility_ratio=self.volatility.ratio if live else _NAN,
+            depth_to_fill_bid_bps=s.fill_bid_bps if live else _NAN,
+            depth_to_fill_ask_bps=s.fill_ask_bps if live else _NAN,
+            tick_size_price=self.tick_size,
+            removed_traded_bid_notional=tuple(t for t, _ in removed[:n]),
+            removed_cancelled_bid_notional=tuple(c for _, c in removed[:n]),
+            removed_traded_ask_notional=tuple(t for t, _ in removed[n:]),
+            removed_cancelled_ask_notional=tuple(c for _, c in removed[n:]),
+            removed_cancel_share_bid=tuple(self.removed_cancel_share(True, i) for i in range(n)),
+            removed_cancel_share_ask=tuple(self.removed_cancel_share(False, i) for i in range(n)),
+            tick_best_bid_price=s.best_bid,
+            tick_best_ask_price=s.best_ask,
+            tick_mid_price=s.mid,
+            tick_depth_bid_notional=s.bids,
+            tick_depth_ask_notional=s.asks,
+        )
 
     def all_episodes(self) -> list[EpisodeRecord]:
         """Finished episodes then those still firing (peaks updated), by start time."""
@@ -667,29 +841,34 @@ class SignalEngine:
             )
 
     def _context(self, det: Detector, side: str, valid: bool) -> dict[str, Any]:
-        s = self.sample
-        base_b = self.depth_baselines.bids
-        base_a = self.depth_baselines.asks
+        """The episode context (module docstring): the market values from one
+        :class:`EngineReading`, the detector's statistics from the detector itself."""
+        r = self.read(settle=False)
         ctx: dict[str, Any] = {"book_valid": valid}
         if valid:
-            ctx["best_bid"] = _json_num(s.best_bid)
-            ctx["best_ask"] = _json_num(s.best_ask)
-            ctx["mid"] = _json_num(s.mid)
-            ctx["spread_bps"] = _json_num(1e4 * (s.best_ask - s.best_bid) / s.mid)
+            bid, ask, mid = r.tick_best_bid_price, r.tick_best_ask_price, r.tick_mid_price
+            ctx["best_bid"] = _json_num(bid)
+            ctx["best_ask"] = _json_num(ask)
+            ctx["mid"] = _json_num(mid)
+            ctx["spread_bps"] = _json_num(1e4 * (ask - bid) / mid)
         else:
             ctx["best_bid"] = ctx["best_ask"] = ctx["mid"] = ctx["spread_bps"] = None
-        ctx["spread_baseline_bps"] = _json_num(math.exp(self.spread.log_spread.median))
+        ctx["spread_baseline_bps"] = _json_num(r.spread_baseline_bps)
         ctx["depth"] = {
             str(band): (
                 {"bid": _json_num(b), "ask": _json_num(a)} if valid else {"bid": None, "ask": None}
             )
-            for band, b, a in zip(BAND_BPS, s.bids, s.asks, strict=True)
+            for band, b, a in zip(
+                BAND_BPS, r.tick_depth_bid_notional, r.tick_depth_ask_notional, strict=True
+            )
         }
         ctx["depth_baseline"] = {
             str(band): {"bid": _json_num(b), "ask": _json_num(a)}
-            for band, b, a in zip(BAND_BPS, base_b, base_a, strict=True)
+            for band, b, a in zip(
+                BAND_BPS, r.depth_baseline_bid_notional, r.depth_baseline_ask_notional, strict=True
+            )
         }
-        ctx["dealer_pressure"] = _json_num(self.pressure)
+        ctx["dealer_pressure"] = _json_num(r.dealer_pressure)
         if det is self.evaporation:
             # pulled versus traded: what removed the side's near-touch depth
             ctx["cause"] = self.evaporation.cause(side) or None

@@ -233,10 +233,14 @@ class RemovalAttribution:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def removed_total(self, book: L2Book, bid: bool, band: int) -> tuple[float, float]:
+    def removed_total(
+        self, book: L2Book, bid: bool, band: int, record: bool = True
+    ) -> tuple[float, float]:
         """``(traded, cancelled)`` notional removed within band index ``band`` since start.
 
-        Cumulative and never decreasing (``mmradar_depth_removed_notional_total``).
+        Cumulative and never decreasing (``mmradar_depth_removed_notional_total``) over the
+        reads that ``record`` (the scrapes); a read with ``record=False`` leaves that memory
+        alone.
         """
         n = len(BAND_BPS)
         f = list(self._done[: 4 * n])
@@ -254,7 +258,8 @@ class RemovalAttribution:
         key = (bid, band)
         last_t, last_c = self._reported.get(key, (0.0, 0.0))
         out = (max(traded, last_t), max(cancelled, last_c))
-        self._reported[key] = out
+        if record:
+            self._reported[key] = out
         return out
 
     def window_flows(self, bid: bool, band: int) -> tuple[float, float, float]:

@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 from prometheus_client import Counter
 
-from ..clock import Clock, SystemClock
+from ..clock import ShellClock, SystemClock
 from ..config import WebhookSettings
 from ..errors import truncate
 from ..feed import backoff
@@ -127,7 +127,7 @@ class WebhookSender:
         flush_timeout_s: float = 1.0,
         backoff_factory: Callable[[], Iterator[float]] = _default_backoff,
         session: aiohttp.ClientSession | None = None,
-        clock: Clock | None = None,
+        clock: ShellClock | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be >= 1")
@@ -147,7 +147,7 @@ class WebhookSender:
         )
         self._backoff_factory = backoff_factory
         self._session = session
-        self._clock = clock or SystemClock()
+        self._clock: ShellClock = clock or SystemClock()
         self._ok = deliveries.labels(settings.format, "ok")
         self._retry = deliveries.labels(settings.format, "retry")
         self._dropped = deliveries.labels(settings.format, "dropped")
@@ -269,7 +269,7 @@ class WebhookSender:
                     outcome.reason,
                     delay,
                 )
-            await asyncio.sleep(delay)
+            await self._clock.sleep(delay)
 
     async def _attempt(self, session: aiohttp.ClientSession, body: bytes) -> _Outcome:
         try:
