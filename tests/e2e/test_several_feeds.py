@@ -36,6 +36,7 @@ from mmradar.pipeline import FeedPipeline
 from mmradar.sim import SimParams
 from mmradar.venues import VENUE_NAMES
 from mmradar.venues.binance import BinanceSpot
+from support import wait_until
 
 from .harness import Running, Samples, fast_backoff, sample
 
@@ -198,10 +199,8 @@ async def serving(
     task = asyncio.create_task(service.run(stop))
     try:
         assert service.server is not None
-        deadline = time.monotonic() + 10
-        while service.server.port == 0:
-            assert time.monotonic() < deadline, "metrics server did not start"
-            await asyncio.sleep(0.01)
+        server = service.server
+        await wait_until(lambda: server.port != 0, "the metrics server to start", timeout_s=10)
         async with aiohttp.ClientSession() as session:
             yield Running(router, service, service.server.url, session)
     finally:
@@ -279,10 +278,12 @@ async def test_two_binance_tables_are_one_feed() -> None:
                 assert connections(samples, exchange) == (router.open(), 1) == (1, 1)
 
                 # Every frame the venues sent, to either table's symbols, is counted once.
-                deadline = time.monotonic() + 20
-                while min(btc.stats.frames_sent, eth.stats.frames_sent) < 100:
-                    assert time.monotonic() < deadline, "the venues sent too few frames"
-                    await asyncio.sleep(0.05)
+                await wait_until(
+                    lambda: min(btc.stats.frames_sent, eth.stats.frames_sent) >= 100,
+                    "100 frames sent by each venue",
+                    timeout_s=20,
+                    interval_s=0.05,
+                )
                 btc.pause()
                 eth.pause()
 
@@ -318,10 +319,12 @@ async def test_two_binance_tables_are_one_feed() -> None:
                 ).cap
                 router.rest_fail = True
                 router.drop()
-                deadline = time.monotonic() + 20
-                while len(router.rest_requests) * weight < cap:
-                    assert time.monotonic() < deadline, "the budget was never used up"
-                    await asyncio.sleep(0.05)
+                await wait_until(
+                    lambda: len(router.rest_requests) * weight >= cap,
+                    "the REST weight budget used up",
+                    timeout_s=20,
+                    interval_s=0.05,
+                )
                 await asyncio.sleep(1.5)  # more requests now would exceed the budget
                 times = [t for t, _ in router.rest_requests]
                 assert max(times) - min(times) < BinanceSpot.rest_window_s
