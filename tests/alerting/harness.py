@@ -16,13 +16,10 @@ service discovery is throttled) and Alertmanager discovery are polled.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +29,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+
+from support import free_ports, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "grafana" / "prometheus"
@@ -84,15 +83,6 @@ def run_tool(argv: Sequence[str], cwd: Path | None = None) -> subprocess.Complet
     )
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-
-
 class Process:
     """A child process with its output in a log file; :meth:`stop` ends it by its PID."""
 
@@ -142,7 +132,6 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.notifications: list[Notification] = []
         self.port = 0
-        self._changed = asyncio.Event()
         app = web.Application()
         app.router.add_post("/alerts", self._post)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -164,7 +153,6 @@ class WebhookReceiver:
         body = await request.json()
         body["_received_monotonic"] = time.monotonic()
         self.notifications.append(body)
-        self._changed.set()
         return web.Response(text="ok")
 
     def alerts(self, alertname: str | None = None, status: str | None = None) -> list[Alert]:
@@ -187,22 +175,25 @@ class WebhookReceiver:
         what: str,
         on_wait: Callable[[], None] = lambda: None,
     ) -> Alert:
-        """The first recorded alert matching ``predicate``, waiting up to ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for alert in self.alerts():
-                if predicate(alert):
-                    return alert
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"no webhook notification {what} within {timeout_s:g} s; got "
-                    f"{[(a['labels'].get('alertname'), a['status']) for a in self.alerts()]}"
-                )
-            on_wait()
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+        """The first recorded alert matching ``predicate``, waiting up to ``timeout_s``;
+        ``on_wait`` is called while none does (it may raise, e.g. a process exited)."""
+
+        def matched() -> Alert | None:
+            found = next((a for a in self.alerts() if predicate(a)), None)
+            if found is None:
+                on_wait()
+            return found
+
+        def received() -> str:
+            return f"got {[(a['labels'].get('alertname'), a['status']) for a in self.alerts()]}"
+
+        return await wait_until(
+            matched,
+            f"a webhook notification {what}",
+            timeout_s=timeout_s,
+            interval_s=0.05,
+            detail=received,
+        )
 
 
 def prometheus_config(target: str, alertmanager: str, rules: Path = RULES) -> str:
@@ -316,19 +307,18 @@ class AlertStack:
             return await resp.json()
 
     async def _poll(self, what: str, probe: Callable[[], Any], timeout_s: float) -> Any:
-        deadline = time.monotonic() + timeout_s
-        last: object = None
-        while True:
+        async def running_probe() -> Any:
             self.check_running()
-            try:
-                result = await probe()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                result, last = None, exc
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what} ({last!r})\n{self.logs()}")
-            await asyncio.sleep(0.1)
+            return await probe()
+
+        return await wait_until(
+            running_probe,
+            what,
+            timeout_s=timeout_s,
+            interval_s=0.1,
+            ignore=(aiohttp.ClientError, TimeoutError),
+            detail=self.logs,
+        )
 
     async def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant query against Prometheus: the result vector."""

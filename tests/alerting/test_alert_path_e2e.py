@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from mmradar.http import MetricsServer
 from mmradar.model import RESYNC_REASONS
 from mmradar.signals.episodes import SYMPTOM_SIDES
+from support import limit, timed
 
 from .harness import PATH_BUDGET_S, AlertStack
 
@@ -92,8 +93,9 @@ async def stand_in() -> AsyncIterator[StandIn]:
         await exporter.server.stop()
 
 
+@timed
 async def test_symptom_alert_fires_and_resolves_end_to_end(
-    stand_in: StandIn, alert_stack: Callable[..., Awaitable[AlertStack]]
+    timed: bool, stand_in: StandIn, alert_stack: Callable[..., Awaitable[AlertStack]]
 ) -> None:
     target = f"127.0.0.1:{stand_in.server.port}"
     stack = await alert_stack(target)  # returns once scraped and Alertmanager discovered
@@ -113,7 +115,7 @@ async def test_symptom_alert_fires_and_resolves_end_to_end(
     flipped = time.monotonic()
     fired = await stack.receiver.wait_for(
         lambda a: a["labels"]["alertname"] == "MMRadarSpreadWidening" and a["status"] == "firing",
-        PATH_BUDGET_S,
+        limit(PATH_BUDGET_S, timed),
         "firing MMRadarSpreadWidening",
         stack.check_running,
     )
@@ -153,7 +155,7 @@ async def test_symptom_alert_fires_and_resolves_end_to_end(
     flipped = time.monotonic()
     resolved = await stack.receiver.wait_for(
         lambda a: a["labels"]["alertname"] == "MMRadarSpreadWidening" and a["status"] == "resolved",
-        PATH_BUDGET_S,
+        limit(PATH_BUDGET_S, timed),
         "resolved MMRadarSpreadWidening",
         stack.check_running,
     )

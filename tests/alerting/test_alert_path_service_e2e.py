@@ -37,6 +37,7 @@ from mmradar.app import Service
 from mmradar.config import parse_settings
 from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.venues import VENUE_NAMES
+from support import limit, timed, wait_until
 
 from .harness import PATH_BUDGET_S, AlertStack
 
@@ -145,14 +146,15 @@ async def _symptom_active(session: aiohttp.ClientSession, url: str) -> float | N
 async def _wait_active(
     session: aiohttp.ClientSession, url: str, value: float, timeout_s: float
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (got := await _symptom_active(session, url)) != value:
-        assert time.monotonic() < deadline, f"spread_widening active={got}, waited for {value}"
-        await asyncio.sleep(0.05)
+    async def reached() -> bool:
+        return await _symptom_active(session, url) == value
+
+    await wait_until(reached, f"spread_widening active == {value}", timeout_s=timeout_s)
 
 
+@timed
 async def test_service_symptom_alert_fires_and_resolves(
-    tmp_path: Path, alert_stack: Callable[..., Awaitable[AlertStack]]
+    timed: bool, tmp_path: Path, alert_stack: Callable[..., Awaitable[AlertStack]]
 ) -> None:
     capture = tmp_path / "spread_widening.gz"
     write_capture(capture)
@@ -182,10 +184,8 @@ async def test_service_symptom_alert_fires_and_resolves(
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
     try:
         assert service.server is not None
-        deadline = time.monotonic() + 10
-        while service.server.port == 0:
-            assert time.monotonic() < deadline, "metrics server did not start"
-            await asyncio.sleep(0.01)
+        server = service.server
+        await wait_until(lambda: server.port != 0, "the metrics server to start", timeout_s=10)
         url = service.server.url
         target = f"127.0.0.1:{service.server.port}"
         stack = await alert_stack(target)  # returns once scraped and Alertmanager discovered
@@ -200,7 +200,7 @@ async def test_service_symptom_alert_fires_and_resolves(
             lambda a: (
                 a["labels"]["alertname"] == "MMRadarSpreadWidening" and a["status"] == "firing"
             ),
-            PATH_BUDGET_S,
+            limit(PATH_BUDGET_S, timed),
             "firing MMRadarSpreadWidening",
             stack.check_running,
         )
@@ -228,7 +228,7 @@ async def test_service_symptom_alert_fires_and_resolves(
             lambda a: (
                 a["labels"]["alertname"] == "MMRadarSpreadWidening" and a["status"] == "resolved"
             ),
-            PATH_BUDGET_S,
+            limit(PATH_BUDGET_S, timed),
             "resolved MMRadarSpreadWidening",
             stack.check_running,
         )

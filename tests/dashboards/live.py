@@ -38,11 +38,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from alerting.harness import Process, free_ports, require_binary
+from alerting.harness import Process, require_binary
 from mmradar.app import Service
 from mmradar.config import parse_settings
 from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.venues import VENUE_NAMES
+from support import free_port, wait_until
 
 #: The demo instrument: the one single-value variables are set to.
 EXCHANGE = "binance"
@@ -138,13 +139,15 @@ class LiveStack:
         self._lockstep_task = asyncio.create_task(self._lockstep())
         server = self.service.server
         assert server is not None
-        deadline = time.monotonic() + 10
-        while server.port == 0:
-            assert not self._task.done(), "service stopped before serving /metrics"
-            assert time.monotonic() < deadline, "metrics server did not start"
-            await asyncio.sleep(0.01)
+        task = self._task
 
-        (port,) = free_ports(1)
+        def serving() -> bool:
+            assert not task.done(), "service stopped before serving /metrics"
+            return server.port != 0
+
+        await wait_until(serving, "the metrics server to start", timeout_s=10)
+
+        port = free_port()
         config = self.workdir / "prometheus.yml"
         config.write_text(
             json.dumps(
@@ -313,8 +316,9 @@ class LiveStack:
         }
         missing = list(conditions)
         injected = False
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        async def exercised() -> bool:
+            nonlocal missing, injected
             self.check_running()
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, AssertionError):
                 missing = [
@@ -336,13 +340,21 @@ class LiveStack:
                 # A frame the venue never sends: bad-message counters get real data.
                 self.venue.send_raw("{not json")
                 injected = True
-            history_s = time.time() - self.first_scrape_s
-            if not missing and history_s >= MIN_HISTORY_S:
-                return self.first_scrape_s
-            if time.monotonic() > deadline:
-                log = self.prometheus.log_tail() if self.prometheus else ""
-                raise AssertionError(
-                    f"within {timeout_s:g} s Prometheus still lacked: {missing} "
-                    f"(history {history_s:.1f} s)\n--- prometheus log ---\n{log}"
-                )
-            await asyncio.sleep(0.5)
+            return not missing and time.time() - self.first_scrape_s >= MIN_HISTORY_S
+
+        def lacking() -> str:
+            log = self.prometheus.log_tail() if self.prometheus else ""
+            return (
+                f"Prometheus still lacked: {missing} "
+                f"(history {time.time() - self.first_scrape_s:.1f} s)\n"
+                f"--- prometheus log ---\n{log}"
+            )
+
+        await wait_until(
+            exercised,
+            "Prometheus to hold everything the dashboards show",
+            timeout_s=timeout_s,
+            interval_s=0.5,
+            detail=lacking,
+        )
+        return self.first_scrape_s

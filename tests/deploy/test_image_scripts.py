@@ -16,8 +16,9 @@ from types import ModuleType
 import pytest
 
 from mmradar.receiver import AlertReceiver
+from support import free_port
 
-from .dockerenv import REPO, clean_env, free_port
+from .dockerenv import REPO, clean_env
 
 ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
 HEALTHCHECK = REPO / "docker" / "healthcheck.py"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +21,7 @@ from mmradar.app import Service
 from mmradar.config import parse_settings
 from mmradar.model import BAND_BPS
 from mmradar.venues import VENUE_NAMES
+from support import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 V = TypeVar("V")
@@ -67,14 +67,18 @@ class Running(Generic[V]):
     async def wait_for(
         self, predicate: Callable[[Samples], bool], timeout_s: float | None = None, what: str = ""
     ) -> Samples:
-        deadline = time.monotonic() + (self.wait_timeout_s if timeout_s is None else timeout_s)
-        while True:
+        """Scrape until ``predicate`` holds for the samples; those samples."""
+
+        async def matching() -> Samples | None:
             samples = await self.scrape()
-            if predicate(samples):
-                return samples
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what or predicate}")
-            await asyncio.sleep(0.05)
+            return samples if predicate(samples) else None
+
+        return await wait_until(
+            matching,
+            what or repr(predicate),
+            timeout_s=self.wait_timeout_s if timeout_s is None else timeout_s,
+            interval_s=0.05,
+        )
 
 
 def market_reference(
@@ -159,10 +163,8 @@ class ServiceStack:
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
         assert service.server is not None
-        deadline = time.monotonic() + 10
-        while service.server.port == 0:
-            assert time.monotonic() < deadline, "metrics server did not start"
-            await asyncio.sleep(0.01)
+        server = service.server
+        await wait_until(lambda: server.port != 0, "the metrics server to start", timeout_s=10)
         session = aiohttp.ClientSession()
         self._started.append((venue, stop, task, session))
         return service, service.server.url, session

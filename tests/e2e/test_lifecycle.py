@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import re
 
 import orjson
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
+
+from support import wait_until
 
 from .harness import Running, Samples, ServiceStack, sample
 
@@ -93,17 +95,16 @@ async def test_the_service_closes_its_websockets_normally() -> None:
                 "rest_url": venue.ws_base.replace("ws://", "http://"),
             },
         )
-        for _ in range(200):
-            if venue.conns:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: venue.conns, "a connection to the venue", timeout_s=30)
         # A reconnect the feed decides itself (the venue announces its shutdown) is a normal
         # closure too.
         await venue.conns[0].send(orjson.dumps({"e": "serverShutdown", "E": 1}).decode())
-        for _ in range(200):
-            if len(venue.closes) == 1 and len(venue.conns) == 2:
-                break
-            await asyncio.sleep(0.02)
+        with contextlib.suppress(AssertionError):  # what happened instead is asserted below
+            await wait_until(
+                lambda: len(venue.closes) == 1 and len(venue.conns) == 2,
+                "the closure and a new connection",
+                timeout_s=30,
+            )
         assert venue.closes == [(1000, "reconnecting")]
     finally:
         await stack.close()  # what SIGTERM does: the stop event is set

@@ -37,6 +37,7 @@ from mmradar.pipeline import FeedPipeline
 from mmradar.sim import SimParams
 from mmradar.venues import VENUE_NAMES
 from mmradar.venues.binance import BinanceSpot
+from support import wait_until
 
 from .harness import Running, Samples, fast_backoff, sample
 
@@ -206,10 +207,8 @@ async def serving(
     task = asyncio.create_task(service.run(stop))
     try:
         assert service.server is not None
-        deadline = time.monotonic() + 10
-        while service.server.port == 0:
-            assert time.monotonic() < deadline, "metrics server did not start"
-            await asyncio.sleep(0.01)
+        server = service.server
+        await wait_until(lambda: server.port != 0, "the metrics server to start", timeout_s=10)
         async with aiohttp.ClientSession() as session:
             yield Running(router, service, service.server.url, session)
     finally:

@@ -26,6 +26,7 @@ from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.embedded.capture import DepthDiff, Trade
 from mmradar.embedded.source import CaptureSource, FrameSource, SimulatedSource
 from mmradar.sim import FeedFault, Phase, ScenarioSpec
+from support import wait_until
 
 from .test_embedded_binance import (
     END,
@@ -167,9 +168,12 @@ async def test_mid_stream_snapshot_plus_diffs_reproduces_the_truth(
     async with EmbeddedBinance("spot", source=source, speed=math.inf, loop=False) as venue:
         async with connect(venue.ws_base + "/ws/btcusdt@depth@100ms") as ws:
             reader = asyncio.create_task(read_until_end(ws))
-            async with asyncio.timeout(10):
-                while venue.stats.depth_events < 150:
-                    await asyncio.sleep(0.001)
+            await wait_until(
+                lambda: venue.stats.depth_events >= 150,
+                "150 depth events sent",
+                timeout_s=10,
+                interval_s=0.001,
+            )
             status, _, snapshot = await get_json(
                 session, venue.rest_base + "/api/v3/depth", symbol="BTCUSDT", limit="5000"
             )
@@ -191,9 +195,12 @@ async def test_skip_next_depth_breaks_the_chain_exactly_once(kind: str) -> None:
     async with EmbeddedBinance("spot", source=source, speed=math.inf, loop=False) as venue:
         async with connect(venue.ws_base + "/ws/btcusdt@depth@100ms") as ws:
             reader = asyncio.create_task(read_until_end(ws))
-            async with asyncio.timeout(10):
-                while venue.stats.depth_events < 100:
-                    await asyncio.sleep(0.001)
+            await wait_until(
+                lambda: venue.stats.depth_events >= 100,
+                "100 depth events sent",
+                timeout_s=10,
+                interval_s=0.001,
+            )
             venue.skip_next_depth("btcusdt")
             await venue.wait_drained()
             venue.send_raw(END)

@@ -49,7 +49,6 @@ import logging
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -58,11 +57,10 @@ from typing import Any, Literal
 import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from mmradar.embedded.capture import DepthDiff, Market, Trade, capture_path, load_capture
-from mmradar.embedded.loopback import LoopbackVenue
+from mmradar.embedded.loopback import Connection, LoopbackVenue
 from mmradar.embedded.plan import build_plan
 
 __all__ = ["BybitStats", "EmbeddedBybit", "WindowBook"]
@@ -324,22 +322,17 @@ class BybitStats:
     trades: int
 
 
-class _Client:
+class _Client(Connection):
     def __init__(self, ws: ServerConnection, conn_id: str) -> None:
-        self.ws = ws
+        super().__init__(ws)  # unbounded: the real venue has no documented queue limit
         self.conn_id = conn_id
         self.topics: set[str] = set()
-        self.frames: deque[bytes] = deque()
-        self.wakeup = asyncio.Event()
-        self.closing = False
 
-    def push(self, frame: bytes) -> None:
-        if not self.closing:
-            self.frames.append(frame)
-            self.wakeup.set()
+    def forget(self) -> None:
+        self.topics.clear()
 
 
-class EmbeddedBybit(LoopbackVenue):
+class EmbeddedBybit(LoopbackVenue[_Client]):
     """A Bybit v5 public venue (``linear`` or ``spot``) on 127.0.0.1 with a ground-truth book.
 
     The replay advances only while some connection is subscribed to one of the venue's topics
@@ -387,10 +380,7 @@ class EmbeddedBybit(LoopbackVenue):
         self._periodic = periodic_snapshot_every
         self._clock = clock
         self._timeline: _Timeline | None = None
-        self._clients: set[_Client] = set()
-        self._may_run = asyncio.Event()
         self._drained = asyncio.Event()
-        self._paused = False
         self._time_off = 0
         self._truth: _Window | None = None
         self._u = 0
@@ -402,7 +392,6 @@ class EmbeddedBybit(LoopbackVenue):
         self._last_trade_price: Decimal | None = None
         self._taker = {"buy": Decimal(0), "sell": Decimal(0)}
         self._n_conn = 0
-        self._n_frames = 0
         self._n_deltas = 0
         self._n_skipped = 0
         self._n_snapshots = 0
@@ -483,8 +472,7 @@ class EmbeddedBybit(LoopbackVenue):
     async def wait_drained(self) -> None:
         """Wait until the whole capture has been released and every send queue is empty."""
         await self._drained.wait()
-        while any(c.frames for c in self._clients):
-            await asyncio.sleep(0.005)
+        await self._flushed()
 
     # -- fault injection ---------------------------------------------------------------------
 
@@ -497,27 +485,6 @@ class EmbeddedBybit(LoopbackVenue):
         """Make the next push a ``snapshot`` with ``u == 1`` (a Bybit service restart)."""
         self._require_truth(symbol)
         self._restart = True
-
-    def drop_connections(self) -> None:
-        """Abort every connection's TCP transport (no close frame)."""
-        for client in list(self._clients):
-            self._abandon(client)
-            client.ws.transport.abort()
-
-    def send_raw(self, text: str) -> None:
-        """Send ``text`` verbatim as one text frame to every connection."""
-        for client in list(self._clients):
-            client.push(text.encode())
-
-    def pause(self) -> None:
-        """Hold the replay before its next step."""
-        self._paused = True
-        self._refresh_gate()
-
-    def resume(self) -> None:
-        """Continue a paused replay."""
-        self._paused = False
-        self._refresh_gate()
 
     # -- websocket ---------------------------------------------------------------------------
 
@@ -538,54 +505,19 @@ class EmbeddedBybit(LoopbackVenue):
         headers = Headers([("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return Response(404, "Not Found", headers, body)
 
-    def _refresh_gate(self) -> None:
-        if not self._paused and any(c.topics for c in self._clients):
-            self._may_run.set()
-        else:
-            self._may_run.clear()
-
-    def _abandon(self, client: _Client) -> None:
-        client.closing = True
-        client.topics.clear()
-        self._clients.discard(client)
-        self._refresh_gate()
+    def _active(self) -> bool:
+        return any(c.topics for c in self._clients)
 
     async def _handle(self, ws: ServerConnection) -> None:
         self._n_conn += 1
-        client = _Client(ws, f"conn-{self._n_conn:08d}")
-        self._clients.add(client)
-        writer = asyncio.create_task(self._write(client), name="embedded-bybit-writer")
-        try:
-            async for message in ws:
-                if not client.closing:
-                    self._on_request(client, message)
-        except ConnectionClosed:
-            pass
-        finally:
-            self._abandon(client)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-
-    async def _write(self, client: _Client) -> None:
-        try:
-            while True:
-                if not client.frames:
-                    client.wakeup.clear()
-                    await client.wakeup.wait()
-                    continue
-                await client.ws.send(client.frames.popleft(), text=True)
-                self._n_frames += 1
-        except ConnectionClosed:
-            pass
-        finally:
-            client.frames.clear()
+        await self._serve(_Client(ws, f"conn-{self._n_conn:08d}"), self._on_request)
 
     def _reply(self, client: _Client, op: str, req_id: Any, ok: bool, ret_msg: str) -> None:
         body: dict[str, Any] = {"success": ok, "ret_msg": ret_msg, "conn_id": client.conn_id}
         if self.category == "linear" or req_id is not None:
             body["req_id"] = "" if req_id is None else req_id
         body["op"] = op
-        client.push(orjson.dumps(body))
+        self._push(client, orjson.dumps(body))
 
     def _on_request(self, client: _Client, message: str | bytes) -> None:
         try:
@@ -626,7 +558,7 @@ class EmbeddedBybit(LoopbackVenue):
         for topic in args:
             client.topics.add(topic)
             if topic == self.depth_topic:
-                client.push(self._snapshot_frame())
+                self._push(client, self._snapshot_frame())
         self._refresh_gate()
 
     # -- messages ----------------------------------------------------------------------------
@@ -656,7 +588,7 @@ class EmbeddedBybit(LoopbackVenue):
     def _publish(self, topic: str, frame: bytes) -> None:
         for client in list(self._clients):
             if topic in client.topics:
-                client.push(frame)
+                self._push(client, frame)
 
     def _release_push(self, push: _Push) -> None:
         assert self._truth is not None
@@ -717,14 +649,6 @@ class EmbeddedBybit(LoopbackVenue):
         self._publish(self.trade_topic, frame)
 
     # -- replay ------------------------------------------------------------------------------
-
-    async def _hold(self) -> float:
-        if self._may_run.is_set():
-            return 0.0
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        await self._may_run.wait()
-        return loop.time() - began
 
     async def _replay(self) -> None:
         tl = self._require_timeline()

@@ -69,10 +69,9 @@ from typing import Any
 import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from mmradar.embedded.loopback import LoopbackVenue
+from mmradar.embedded.loopback import Connection, LoopbackVenue
 
 __all__ = [
     "TOO_MANY_L2_STREAMS",
@@ -380,26 +379,25 @@ class VenueStats:
     snapshots_sent: int
 
 
-class _Client:
-    """One websocket connection: its subscriptions, sequence counter and send queue."""
+class _Client(Connection):
+    """One websocket connection: its subscriptions and sequence counter."""
 
     def __init__(self, ws: ServerConnection, max_frames: int) -> None:
-        self.ws = ws
+        super().__init__(ws, max_frames)
         self.subs: dict[str, dict[str, None]] = {}  # channel → ordered set of products
         self.seq = 0  # sequence_num of the next message
         self.heartbeat_counter = 0
         self.subscribed = asyncio.Event()
-        self.frames: deque[bytes | tuple[int, str]] = deque()
-        self.max_frames = max_frames
-        self.wakeup = asyncio.Event()
-        self.closing = False
+
+    def forget(self) -> None:
+        self.subs.clear()
 
     def wants(self, channel: str, product: str) -> bool:
         products = self.subs.get(channel)
         return products is not None and product in products
 
 
-class EmbeddedCoinbase(LoopbackVenue):
+class EmbeddedCoinbase(LoopbackVenue[_Client]):
     """A Coinbase Advanced Trade market-data venue on 127.0.0.1, with ground truth.
 
     The generator advances only while some connection subscribes ``level2`` or
@@ -452,7 +450,7 @@ class EmbeddedCoinbase(LoopbackVenue):
         self._rate_hz = rate_hz
         self._fast = rate_hz == 0 or rate_hz == float("inf")
         self._steps_limit = steps
-        super().__init__(host, port, "coinbase")
+        super().__init__(host, port, "coinbase", paused=paused)
         self._clock = clock
         self._heartbeat_interval_s = heartbeat_interval_s
         self._subscribe_timeout_s = subscribe_timeout_s
@@ -462,9 +460,6 @@ class EmbeddedCoinbase(LoopbackVenue):
         self._max_l2_products = max_l2_products
         self._pause_after_loss = False
 
-        self._clients: set[_Client] = set()
-        self._paused = paused
-        self._may_run = asyncio.Event()
         self._done = asyncio.Event()
         self._lose: dict[str, int] = {}
         self._incoming: deque[float] = deque()
@@ -476,12 +471,10 @@ class EmbeddedCoinbase(LoopbackVenue):
         self._taker: dict[str, dict[str, Decimal]] = {
             p: {"buy": Decimal(0), "sell": Decimal(0)} for p in products
         }
-        self._n_accepted = 0
         self._n_refused = 0
         self._n_client = 0
         self._n_client_refused = 0
         self._n_l2_refused = 0
-        self._n_frames = 0
         self._n_steps = 0
         self._n_lost = 0
         self._n_snapshots = 0
@@ -551,8 +544,7 @@ class EmbeddedCoinbase(LoopbackVenue):
     async def wait_done(self) -> None:
         """Wait until the last step (``steps``) is released and every queue is flushed."""
         await self._done.wait()
-        while any(c.frames for c in self._clients):
-            await asyncio.sleep(0.005)
+        await self._flushed()
 
     def _known(self, product: str) -> str:
         if product not in self._generator.books:
@@ -577,46 +569,14 @@ class EmbeddedCoinbase(LoopbackVenue):
         for client in self._clients:
             client.seq += 1
 
-    def drop_connections(self) -> None:
-        """Abort every connection's TCP transport: no close frame (clients see 1006)."""
-        for client in list(self._clients):
-            self._abandon(client)
-            client.ws.transport.abort()
-        logger.info("embedded coinbase: dropped all connections")
-
-    def close_connections(self, code: int = 1001, reason: str = "going away") -> None:
-        """Close every connection with a close frame, after its queued frames."""
-        for client in list(self._clients):
-            self._enqueue(client, (code, reason))
-            self._abandon(client)
-
-    def send_raw(self, text: str) -> None:
-        """Send ``text`` verbatim as one frame to every open connection (no sequence number)."""
-        for client in list(self._clients):
-            self._enqueue(client, text.encode())
-
-    def pause(self) -> None:
-        """Hold the generator before its next step (heartbeats continue)."""
-        self._paused = True
-        self._refresh_gate()
-
-    def resume(self) -> None:
-        """Continue a paused generator."""
-        self._paused = False
-        self._refresh_gate()
-
     # -- generator and heartbeats ------------------------------------------------------------
 
-    def _refresh_gate(self) -> None:
-        active = any(
+    def _active(self) -> bool:
+        return any(
             c.subs.get("level2") or c.subs.get("market_trades")
             for c in self._clients
             if not c.closing
         )
-        if active and not self._paused:
-            self._may_run.set()
-        else:
-            self._may_run.clear()
 
     async def _generate(self) -> None:
         loop = asyncio.get_running_loop()
@@ -738,40 +698,10 @@ class EmbeddedCoinbase(LoopbackVenue):
                 b"}",
             )
         )
-        self._enqueue(client, frame)
-
-    def _enqueue(self, client: _Client, frame: bytes | tuple[int, str]) -> None:
-        if client.closing:
-            return
-        if isinstance(frame, bytes) and len(client.frames) >= client.max_frames:
-            logger.info("embedded coinbase: dropping a slow client (%d queued)", len(client.frames))
-            self._abandon(client)
-            client.ws.transport.abort()
-            return
-        client.frames.append(frame)
-        client.wakeup.set()
-
-    async def _write(self, client: _Client) -> None:
-        ws = client.ws
-        try:
-            while True:
-                if not client.frames:
-                    client.wakeup.clear()
-                    await client.wakeup.wait()
-                    continue
-                item = client.frames.popleft()
-                if isinstance(item, tuple):
-                    await ws.close(item[0], item[1])
-                    return
-                await ws.send(item, text=True)
-                self._n_frames += 1
-        except ConnectionClosed:
-            pass
-        finally:
-            client.frames.clear()
+        self._push(client, frame)
 
     def _error(self, client: _Client, message: str) -> None:
-        self._enqueue(client, orjson.dumps({"type": "error", "message": message}))
+        self._push(client, orjson.dumps({"type": "error", "message": message}))
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -791,35 +721,22 @@ class EmbeddedCoinbase(LoopbackVenue):
         self._handshakes.append(now)
         return None
 
-    def _abandon(self, client: _Client) -> None:
-        client.closing = True
-        client.subs.clear()
-        self._clients.discard(client)
-        self._refresh_gate()
-
     async def _handle(self, ws: ServerConnection) -> None:
         client = _Client(ws, self._max_queue_frames)
-        self._clients.add(client)
-        self._n_accepted += 1
-        writer = asyncio.create_task(self._write(client), name="embedded-coinbase-writer")
         watchdog = asyncio.create_task(self._subscribe_deadline(client))
         try:
-            async for message in ws:
-                self._n_client += 1
-                if client.closing:
-                    continue
-                if self._rate_exceeded():
-                    self._n_client_refused += 1
-                    self._error(client, "rate limit exceeded")
-                    continue
-                self._on_message(client, message)
-        except ConnectionClosed:
-            pass
+            await self._serve(client, self._on_frame)
         finally:
-            self._abandon(client)
             watchdog.cancel()
-            writer.cancel()
-            await asyncio.gather(writer, watchdog, return_exceptions=True)
+            await asyncio.gather(watchdog, return_exceptions=True)
+
+    def _on_frame(self, client: _Client, message: str | bytes) -> None:
+        self._n_client += 1
+        if self._rate_exceeded():
+            self._n_client_refused += 1
+            self._error(client, "rate limit exceeded")
+            return
+        self._on_message(client, message)
 
     async def _subscribe_deadline(self, client: _Client) -> None:
         try:
@@ -827,8 +744,7 @@ class EmbeddedCoinbase(LoopbackVenue):
                 await client.subscribed.wait()
         except TimeoutError:
             logger.info("embedded coinbase: no subscribe within %.1f s", self._subscribe_timeout_s)
-            self._enqueue(client, (1008, "subscribe timeout"))
-            self._abandon(client)
+            self._close(client, 1008, "subscribe timeout")
 
     def _rate_exceeded(self) -> bool:
         now = time.monotonic()

@@ -67,7 +67,6 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from mmradar.embedded.capture import (
@@ -78,7 +77,7 @@ from mmradar.embedded.capture import (
     capture_path,
     load_capture,
 )
-from mmradar.embedded.loopback import LoopbackVenue
+from mmradar.embedded.loopback import Connection, LoopbackVenue
 from mmradar.embedded.plan import ReplayPlan, build_plan
 
 __all__ = ["DEFAULT_PAIRS", "PAIRS", "EmbeddedKraken", "KrakenPair", "KrakenVenueStats"]
@@ -337,41 +336,24 @@ class _Book:
 # -- connections ---------------------------------------------------------------------------------
 
 
-class _Close:
-    def __init__(self, code: int, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-
-
-class _Client:
+class _Client(Connection):
     def __init__(self, ws: ServerConnection, max_frames: int) -> None:
-        self.ws = ws
-        self.max_frames = max_frames
-        self.frames: deque[bytes | _Close] = deque()
-        self.wakeup = asyncio.Event()
+        super().__init__(ws, max_frames)
         self.book: dict[str, int] = {}  # symbol → subscribed depth
         self.trade: set[str] = set()
         self.instrument = False
-        self.last_push = 0.0
         self.requests: deque[float] = deque()
-        self.closing = False
 
-    def push(self, frame: bytes | _Close) -> bool:
-        if self.closing:
-            return True
-        if isinstance(frame, bytes) and len(self.frames) >= self.max_frames:
-            return False
-        self.frames.append(frame)
-        self.last_push = time.monotonic()
-        self.wakeup.set()
-        return True
+    def forget(self) -> None:
+        self.book.clear()
+        self.trade.clear()
 
     @property
     def subscribed(self) -> bool:
         return bool(self.book or self.trade or self.instrument)
 
 
-class EmbeddedKraken(LoopbackVenue):
+class EmbeddedKraken(LoopbackVenue[_Client]):
     """A Kraken v2 venue on 127.0.0.1 replaying re-encoded captures, with ground truth.
 
     Args:
@@ -422,20 +404,14 @@ class EmbeddedKraken(LoopbackVenue):
         self._trade_ids: dict[str, int] = {}
         self._taker: dict[str, dict[str, Decimal]] = {}
         self._corrupt: dict[str, int] = {}
-        self._clients: set[_Client] = set()
         self._start_ms = 0
-        self._paused = False
-        self._may_run = asyncio.Event()
         self._drained = asyncio.Event()
         self._connection_id = 0x5EED_0000_0000_0000
 
-        self._n_accepted = 0
-        self._n_frames = 0
         self._n_updates = 0
         self._n_trades = 0
         self._n_requests = 0
         self._n_corrupted = 0
-        self._n_slow = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -519,8 +495,7 @@ class EmbeddedKraken(LoopbackVenue):
     async def wait_drained(self) -> None:
         """Wait until the whole capture was released and every send queue is empty."""
         await self._drained.wait()
-        while any(c.frames for c in self._clients):
-            await asyncio.sleep(0.005)
+        await self._flushed()
 
     # -- fault injection ---------------------------------------------------------------------
 
@@ -528,41 +503,10 @@ class EmbeddedKraken(LoopbackVenue):
         """Send the next book message(s) of ``symbol`` (one release) with a wrong checksum."""
         self._corrupt[symbol] += 1
 
-    def drop_connections(self) -> None:
-        """Abort every connection's TCP transport (no close frame; clients see 1006)."""
-        for client in list(self._clients):
-            self._abandon(client)
-            client.ws.transport.abort()
-
-    def close_connections(self, code: int = 1001, reason: str = "going away") -> None:
-        """Close every connection with a close frame after its queued frames."""
-        for client in list(self._clients):
-            client.push(_Close(code, reason))
-            client.closing = True
-
-    def send_raw(self, text: str) -> None:
-        """Send ``text`` as one text frame to every open connection."""
-        for client in list(self._clients):
-            self._push(client, text.encode())
-
-    def pause(self) -> None:
-        """Hold the replay before its next step (heartbeats continue)."""
-        self._paused = True
-        self._refresh_gate()
-
-    def resume(self) -> None:
-        """Continue a paused replay."""
-        self._paused = False
-        self._refresh_gate()
-
     # -- replay --------------------------------------------------------------------------------
 
-    def _refresh_gate(self) -> None:
-        active = any(c.book or c.trade for c in self._clients if not c.closing)
-        if active and not self._paused:
-            self._may_run.set()
-        else:
-            self._may_run.clear()
+    def _active(self) -> bool:
+        return any(c.book or c.trade for c in self._clients if not c.closing)
 
     async def _replay(self) -> None:
         merged: list[tuple[int, int, str, _Diff | _Fill]] = []
@@ -672,24 +616,8 @@ class EmbeddedKraken(LoopbackVenue):
             return connection.respond(404, f"Not found: {request.path}\n")
         return None
 
-    def _push(self, client: _Client, frame: bytes | _Close) -> None:
-        if not client.push(frame):
-            self._n_slow += 1
-            logger.info("embedded kraken: dropping a slow client")
-            self._abandon(client)
-            client.ws.transport.abort()
-
-    def _abandon(self, client: _Client) -> None:
-        client.closing = True
-        client.book.clear()
-        client.trade.clear()
-        self._clients.discard(client)
-        self._refresh_gate()
-
     async def _handle(self, ws: ServerConnection) -> None:
         client = _Client(ws, self._max_frames)
-        self._clients.add(client)
-        self._n_accepted += 1
         self._connection_id += 1
         status = {
             "channel": "status",
@@ -704,38 +632,11 @@ class EmbeddedKraken(LoopbackVenue):
             "type": "update",
         }
         self._push(client, orjson.dumps(status))
-        writer = asyncio.create_task(self._write(client), name="embedded-kraken-writer")
-        try:
-            async for message in ws:
-                if client.closing:
-                    continue
-                self._n_requests += 1
-                self._on_request(client, message)
-        except ConnectionClosed:
-            pass
-        finally:
-            self._abandon(client)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+        await self._serve(client, self._on_frame)
 
-    async def _write(self, client: _Client) -> None:
-        ws = client.ws
-        try:
-            while True:
-                if not client.frames:
-                    client.wakeup.clear()
-                    await client.wakeup.wait()
-                    continue
-                item = client.frames.popleft()
-                if isinstance(item, _Close):
-                    await ws.close(item.code, item.reason)
-                    return
-                await ws.send(item, text=True)
-                self._n_frames += 1
-        except ConnectionClosed:
-            pass
-        finally:
-            client.frames.clear()
+    def _on_frame(self, client: _Client, message: str | bytes) -> None:
+        self._n_requests += 1
+        self._on_request(client, message)
 
     # -- requests ------------------------------------------------------------------------------
 

@@ -77,10 +77,9 @@ from typing import Any
 import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from mmradar.embedded.loopback import LoopbackVenue
+from mmradar.embedded.loopback import Connection, LoopbackVenue
 
 __all__ = ["EmbeddedOkx", "OkxVenueStats"]
 
@@ -317,20 +316,20 @@ class _Instrument:
         return prev, self.seq
 
 
-class _Client:
-    """One websocket connection: its subscriptions and its bounded send queue."""
+class _Client(Connection):
+    """One websocket connection: its id and subscriptions."""
 
     def __init__(self, ws: ServerConnection, conn_id: str, max_frames: int) -> None:
-        self.ws = ws
+        super().__init__(ws, max_frames)
         self.conn_id = conn_id
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=max_frames)
         self.subscriptions: set[tuple[str, str]] = set()
         self.ops: deque[float] = deque()
-        self.last_push = time.monotonic()
-        self.closed = False
+
+    def forget(self) -> None:
+        self.subscriptions.clear()
 
 
-class EmbeddedOkx(LoopbackVenue):
+class EmbeddedOkx(LoopbackVenue[_Client]):
     """An OKX public venue on 127.0.0.1 with seeded books, ground truth and fault injection.
 
     The generator advances every instrument by one update each ``interval_s`` (in
@@ -390,17 +389,12 @@ class EmbeddedOkx(LoopbackVenue):
         super().__init__(host, port, "okx")
         self._clock = clock
         self._max_queue_frames = max_queue_frames
-        self._clients: set[_Client] = set()
-        self._paused = False
-        self._wake = asyncio.Event()
         self._conn_seq = 0
         self._rest_times: deque[float] = deque()
         self._instrument_times: dict[str, deque[float]] = {}
         self._instrument_overrides = instrument_overrides or {}
         self._forced: deque[int] = deque()
         # counters
-        self._n_accepted = 0
-        self._n_frames = 0
         self._n_updates = 0
         self._n_skipped = 0
         self._n_trades = 0
@@ -432,6 +426,7 @@ class EmbeddedOkx(LoopbackVenue):
                 self._advance(inst)  # nobody can have subscribed yet: truth only
             inst.taker = {"buy": Decimal(0), "sell": Decimal(0)}  # warm-up trades: unseen
             inst.trades.clear()
+        self._refresh_gate()
         self._tasks = [
             asyncio.create_task(self._generate(), name="embedded-okx-generator"),
             asyncio.create_task(self._idle_watch(), name="embedded-okx-idle"),
@@ -522,16 +517,10 @@ class EmbeddedOkx(LoopbackVenue):
         }
         self._publish_books(symbol, "update", item)
 
-    def drop_connections(self) -> None:
-        """Abort every connection's TCP transport (no close frame; clients see 1006)."""
-        for client in list(self._clients):
-            self._abandon(client)
-            client.ws.transport.abort()
-
     def send_upgrade_notice(self) -> None:
         """Tell every connection it will be closed for a service upgrade (code 64008)."""
         for client in list(self._clients):
-            self._push(
+            self._send(
                 client,
                 {
                     "event": "notice",
@@ -542,23 +531,9 @@ class EmbeddedOkx(LoopbackVenue):
                 },
             )
 
-    def send_raw(self, text: str) -> None:
-        """Send ``text`` verbatim to every connection."""
-        for client in list(self._clients):
-            self._push_bytes(client, text.encode())
-
     def fail_next_rest(self, count: int = 1) -> None:
         """Answer the next ``count`` book or instruments requests with HTTP 429 (``50011``)."""
         self._forced.extend([429] * count)
-
-    def pause(self) -> None:
-        """Hold the generator (connections stay open, pings are answered)."""
-        self._paused = True
-
-    def resume(self) -> None:
-        """Resume the generator."""
-        self._paused = False
-        self._wake.set()
 
     # -- generator -------------------------------------------------------------------------
 
@@ -566,9 +541,8 @@ class EmbeddedOkx(LoopbackVenue):
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
-            if self._paused:
-                self._wake.clear()
-                await self._wake.wait()
+            if not self._may_run.is_set():
+                await self._may_run.wait()
                 next_at = loop.time()
             active = [
                 inst
@@ -620,57 +594,20 @@ class EmbeddedOkx(LoopbackVenue):
         payload = orjson.dumps(message)
         for client in list(self._clients):
             if (channel, symbol) in client.subscriptions:
-                self._push_bytes(client, payload)
+                self._push(client, payload)
 
-    def _push(self, client: _Client, message: dict[str, Any]) -> None:
-        self._push_bytes(client, orjson.dumps(message))
+    def _send(self, client: _Client, message: dict[str, Any]) -> None:
+        self._push(client, orjson.dumps(message))
 
-    def _push_bytes(self, client: _Client, payload: bytes | None) -> None:
-        if client.closed:
-            return
-        try:
-            client.queue.put_nowait(payload)
-        except asyncio.QueueFull:
-            logger.info("embedded okx: dropping a slow client %s", client.conn_id)
-            self._abandon(client)
-            client.ws.transport.abort()
+    def _active(self) -> bool:
+        return True  # the generator runs unless paused, for whichever books are subscribed
 
     # -- websocket connections ---------------------------------------------------------------
-
-    def _abandon(self, client: _Client) -> None:
-        client.closed = True
-        client.subscriptions.clear()
-        self._clients.discard(client)
 
     async def _handle(self, ws: ServerConnection) -> None:
         self._conn_seq += 1
         client = _Client(ws, f"{self._conn_seq:08x}", self._max_queue_frames)
-        self._clients.add(client)
-        self._n_accepted += 1
-        writer = asyncio.create_task(self._write(client), name="embedded-okx-writer")
-        try:
-            async for message in ws:
-                if not client.closed:
-                    self._on_message(client, message)
-        except ConnectionClosed:
-            pass
-        finally:
-            self._abandon(client)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-
-    async def _write(self, client: _Client) -> None:
-        try:
-            while True:
-                payload = await client.queue.get()
-                if payload is None:
-                    await client.ws.close(4001, "idle")
-                    return
-                await client.ws.send(payload, text=True)
-                client.last_push = time.monotonic()
-                self._n_frames += 1
-        except ConnectionClosed:
-            pass
+        await self._serve(client, self._on_message)
 
     async def _idle_watch(self) -> None:
         while True:
@@ -679,19 +616,18 @@ class EmbeddedOkx(LoopbackVenue):
             for client in list(self._clients):
                 if now - client.last_push > self._idle_timeout_s:
                     logger.info("embedded okx: closing idle connection %s", client.conn_id)
-                    self._push_bytes(client, None)
-                    self._abandon(client)
+                    self._close(client, 4001, "idle")
 
     def _error(self, client: _Client, code: str, msg: str, rid: Any = None) -> None:
         reply: dict[str, Any] = {} if rid is None else {"id": rid}
         reply.update({"event": "error", "code": code, "msg": msg, "connId": client.conn_id})
-        self._push(client, reply)
+        self._send(client, reply)
 
     def _on_message(self, client: _Client, message: str | bytes) -> None:
         text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
         if text == "ping":
             self._n_pongs += 1
-            self._push_bytes(client, b"pong")
+            self._push(client, b"pong")
             return
         try:
             request = orjson.loads(text)
@@ -730,7 +666,7 @@ class EmbeddedOkx(LoopbackVenue):
             key = (channel, inst_id)
             reply: dict[str, Any] = {} if rid is None else {"id": rid}
             reply.update({"event": op, "arg": _arg(channel, inst_id), "connId": client.conn_id})
-            self._push(client, reply)
+            self._send(client, reply)
             if op == "unsubscribe":
                 client.subscriptions.discard(key)
                 continue
@@ -747,7 +683,7 @@ class EmbeddedOkx(LoopbackVenue):
                     "prevSeqId": -1,
                     "seqId": inst.seq,
                 }
-                self._push(
+                self._send(
                     client,
                     {"arg": _arg("books", inst_id), "action": "snapshot", "data": [item]},
                 )

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -253,15 +251,3 @@ class FaultProxy:
             if resp.status == 200:
                 self._first_bodies.setdefault(key, body)
             return web.Response(body=body, status=resp.status, headers=headers)
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> Any:
-    """An awaitable that polls ``predicate`` until true (AssertionError after ``timeout_s``)."""
-
-    async def run() -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out"
-            await asyncio.sleep(0.02)
-
-    return run()

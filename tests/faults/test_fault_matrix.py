@@ -48,6 +48,7 @@ from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.feed import ResyncPolicy
 from mmradar.model import BAND_BPS
 from mmradar.venues import VENUE_NAMES
+from support import limit, timed, wait_until
 
 from .proxy import FaultProxy, RestFault
 
@@ -258,29 +259,38 @@ class Cell:
         t0 = time.monotonic()
         first_valid: float | None = None
         last = "never valid"
-        while True:
+
+        async def settled() -> Samples | None:
+            nonlocal first_valid, last
             s = await self.scrape()
-            if self.valid(s, symbols):
-                if first_valid is None:
-                    first_valid = time.monotonic() - t0
-                self.venue.pause()
-                await asyncio.sleep(0.3)
-                s = await self.scrape()
-                wrong = (
-                    {x: self.wrong(s, x) for x in symbols}
-                    if self.valid(s, symbols)
-                    else {"": "not valid"}
-                )
-                self.venue.resume()
-                if not any(wrong.values()):
-                    return first_valid, s
-                last = str(wrong)
-                first_valid = None
-            if time.monotonic() - t0 > deadline_s:
-                raise AssertionError(
-                    f"{self.kit.exchange}: not recovered in {deadline_s} s: {last}"
-                )
-            await asyncio.sleep(0.1)
+            if not self.valid(s, symbols):
+                return None
+            if first_valid is None:
+                first_valid = time.monotonic() - t0
+            self.venue.pause()
+            await asyncio.sleep(0.3)
+            s = await self.scrape()
+            wrong = (
+                {x: self.wrong(s, x) for x in symbols}
+                if self.valid(s, symbols)
+                else {"": "not valid"}
+            )
+            self.venue.resume()
+            if not any(wrong.values()):
+                return s
+            last = str(wrong)
+            first_valid = None
+            return None
+
+        s = await wait_until(
+            settled,
+            f"{self.kit.exchange}: every book valid and equal to the truth",
+            timeout_s=deadline_s,
+            interval_s=0.1,
+            detail=lambda: last,
+        )
+        assert first_valid is not None
+        return first_valid, s
 
 
 @contextlib.asynccontextmanager
@@ -320,9 +330,9 @@ async def _cell(
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
-        assert service.server is not None
-        while service.server.port == 0:
-            await asyncio.sleep(0.01)
+        server = service.server
+        assert server is not None
+        await wait_until(lambda: server.port != 0, "the metrics server to start", timeout_s=30)
         async with aiohttp.ClientSession() as session:
             yield Cell(kit, venue, proxy, service, service.server.url, session)
     finally:
@@ -405,9 +415,14 @@ async def _checksum(cell: Cell) -> None:
 async def _depth_frames(cell: Cell, at_least: int = 6) -> list[str]:
     """The depth updates of the cell's symbol forwarded so far (oldest first); waits for
     ``at_least`` of them."""
-    deadline = time.monotonic() + 10
-    while len(out := _depth_updates(cell)) < at_least and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(AssertionError):  # fewer after 10 s: the test goes on with them
+        await wait_until(
+            lambda: len(_depth_updates(cell)) >= at_least,
+            f"{at_least} depth updates through the proxy",
+            timeout_s=10,
+            interval_s=0.05,
+        )
+    out = _depth_updates(cell)
     assert out, "no depth update of the symbol went through the proxy"
     return out
 
@@ -461,12 +476,14 @@ async def _oversized(cell: Cell) -> None:
 
 async def _half_open(cell: Cell) -> None:
     cell.proxy.half_open = True
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 10:
-        s = await cell.scrape()
-        if cell.get(s, "mmradar_feed_reconnects_total", reason="stale") >= 1:
-            break
-        await asyncio.sleep(0.05)
+
+    async def reconnected() -> bool:
+        return cell.get(await cell.scrape(), "mmradar_feed_reconnects_total", reason="stale") >= 1
+
+    # Open again after a stale reconnect, or after 10 s whatever happened (the row's checks
+    # then tell).
+    with contextlib.suppress(AssertionError):
+        await wait_until(reconnected, "a stale reconnect", timeout_s=10, interval_s=0.05)
     cell.proxy.half_open = False
 
 
@@ -685,8 +702,11 @@ def _record(row: dict[str, Any]) -> None:
             fh.write(orjson.dumps(row) + b"\n")
 
 
+@timed
 @pytest.mark.parametrize(("fault", "exchange"), list(_cells()))
-async def test_fault(fault: Fault, exchange: str, caplog: pytest.LogCaptureFixture) -> None:
+async def test_fault(
+    fault: Fault, exchange: str, caplog: pytest.LogCaptureFixture, timed: bool
+) -> None:
     caplog.set_level(logging.INFO, logger="mmradar")
     kit = KITS[exchange]
     expect = fault.expected(exchange)
@@ -705,16 +725,26 @@ async def test_fault(fault: Fault, exchange: str, caplog: pytest.LogCaptureFixtu
         try:
             await fault.inject(cell)
             # The evidence first, then recovery to the exact book.
-            deadline = t0 + fault.deadline_s
-            while True:
+            deadline_s = limit(fault.deadline_s, timed)
+            deadline = t0 + deadline_s
+            s = await cell.scrape()
+
+            async def evident() -> bool:
+                nonlocal s
                 s = await cell.scrape()
-                if _evidence(cell, expect, before, s):
-                    break
-                assert time.monotonic() < deadline, (
-                    f"no evidence of {fault.name}: {expect}; counters moved: "
-                    f"{ {k: v - before.get(k, 0) for k, v in _counts(cell, s).items() if v != before.get(k, 0)} }"  # noqa: E501
-                )
-                await asyncio.sleep(0.05)
+                return _evidence(cell, expect, before, s)
+
+            def moved() -> str:
+                counts = _counts(cell, s)
+                return f"counters moved: { {k: v - before.get(k, 0) for k, v in counts.items() if v != before.get(k, 0)} }"  # noqa: E501
+
+            await wait_until(
+                evident,
+                f"evidence of {fault.name}: {expect}",
+                timeout_s=deadline_s,
+                interval_s=0.05,
+                detail=moved,
+            )
             detected_s = time.monotonic() - t0
             remaining = max(1.0, deadline - time.monotonic())
             _, s = await cell.settle(remaining)
@@ -839,9 +869,9 @@ async def _cell_on(kit: Kit, proxy: FaultProxy) -> AsyncIterator[Cell]:
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
-        assert service.server is not None
-        while service.server.port == 0:
-            await asyncio.sleep(0.01)
+        server = service.server
+        assert server is not None
+        await wait_until(lambda: server.port != 0, "the metrics server to start", timeout_s=30)
         async with aiohttp.ClientSession() as session:
             yield Cell(kit, None, proxy, service, service.server.url, session)
     finally:
@@ -893,13 +923,21 @@ async def test_subscription_error_for_one_symbol(exchange: str) -> None:
     async with _cell(kit, symbols=symbols, prepare=prepare) as cell:
         good = tuple(s for s in symbols if s != target)
         t0 = time.monotonic()
-        while True:
+        s = await cell.scrape()
+
+        async def refused_and_others_valid() -> bool:
+            nonlocal s
             s = await cell.scrape()
             errors = cell.get(s, "mmradar_feed_bad_messages_total", reason="venue_error")
-            if errors >= 1 and cell.valid(s, good):
-                break
-            assert time.monotonic() - t0 < 20, (errors, [cell.valid(s, (x,)) for x in symbols])
-            await asyncio.sleep(0.05)
+            return errors >= 1 and cell.valid(s, good)
+
+        await wait_until(
+            refused_and_others_valid,
+            f"a venue error for {target} and every other book valid",
+            timeout_s=20,
+            interval_s=0.05,
+            detail=lambda: str([cell.valid(s, (x,)) for x in symbols]),
+        )
         assert not cell.valid(s, (target,))
         await cell.settle(15.0, good)
         _record(
@@ -939,13 +977,12 @@ async def test_repeated_reconnects_do_not_park_a_healthy_book() -> None:
         await cell.settle(30.0)
         for _ in range(8):
             cell.proxy.abort()
-            t0 = time.monotonic()
-            while True:
-                await asyncio.sleep(0.05)
-                s = await cell.scrape()
-                if cell.valid(s) and cell.proxy.conns:
-                    break
-                assert time.monotonic() - t0 < 10, "no resync after a reset"
+            await asyncio.sleep(0.05)
+
+            async def resynced() -> bool:
+                return bool(cell.valid(await cell.scrape()) and cell.proxy.conns)
+
+            await wait_until(resynced, "a resync after a reset", timeout_s=10, interval_s=0.05)
         s = await cell.scrape()
         assert cell.get(s, "mmradar_book_parks_total", symbol=cell.symbol) == 0
         assert (

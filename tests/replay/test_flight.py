@@ -19,7 +19,6 @@ import io
 import logging
 import os
 import pickle
-import time
 import tomllib
 from collections.abc import Iterator
 from enum import Enum
@@ -45,6 +44,7 @@ from mmradar.signals.episodes import EpisodeEvent
 from mmradar.signals.params import SignalSettings
 from mmradar.venues import VENUE_NAMES, make_venue
 from mmradar.venues.base import ConnectionPlan
+from support import wait_until
 
 CAPTURE = Path(__file__).resolve().parents[2] / (
     "service/mmradar/data/hftbacktest_binance_spot_btcusdt_20240808.gz"
@@ -198,16 +198,11 @@ async def test_a_flight_recording_replays_the_episode(
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
         try:
-            deadline = time.monotonic() + 120
-            while not fired:
-                assert time.monotonic() < deadline, "no episode fired"
-                await asyncio.sleep(0.1)
+            await wait_until(lambda: fired, "an episode", timeout_s=120, interval_s=0.1)
             first = fired[0]
             assert first.recording is not None
             path = tmp_path / first.recording
-            while not path.exists():
-                assert time.monotonic() < deadline, "the recording was never written"
-                await asyncio.sleep(0.1)
+            await wait_until(path.exists, "the recording written", timeout_s=60, interval_s=0.1)
         finally:
             stop.set()
             await asyncio.wait_for(task, 20)

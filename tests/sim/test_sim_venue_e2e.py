@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Iterator
 
 from mmradar.app import Service
@@ -14,6 +13,7 @@ from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.embedded.source import SimulatedSource
 from mmradar.model import Side
 from mmradar.venues import VENUE_NAMES
+from support import wait_until
 
 from .test_simulator import SHORT
 
@@ -50,15 +50,17 @@ async def test_service_ends_with_the_simulators_book() -> None:
             assert run is not None
             want_bids = [(float(p), float(q)) for p, q in run.final_bids]
             want_asks = [(float(p), float(q)) for p, q in run.final_asks]
-            deadline = time.monotonic() + 20
-            while True:
+
+            def matched() -> bool:
                 inst = next(iter(service.pipelines[0].instruments.values()))
                 got_bids = sorted(inst.book.items(Side.BID), reverse=True)
                 got_asks = sorted(inst.book.items(Side.ASK))
-                if inst.valid and (got_bids, got_asks) == (want_bids, want_asks):
-                    break
-                assert time.monotonic() < deadline, "the service's book never matched"
-                await asyncio.sleep(0.05)
+                return inst.valid and (got_bids, got_asks) == (want_bids, want_asks)
+
+            await wait_until(
+                matched, "the service's book to match the run's", timeout_s=20, interval_s=0.05
+            )
+            inst = next(iter(service.pipelines[0].instruments.values()))
             truth_bids, truth_asks = venue.truth_book("BTCUSDT")
             assert sorted(((float(p), float(q)) for p, q in truth_bids.items()), reverse=True) == (
                 want_bids

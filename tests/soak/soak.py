@@ -45,7 +45,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -70,6 +69,7 @@ from fakes.okx import EmbeddedOkx  # noqa: E402
 from mmradar.embedded.binance import EmbeddedBinance  # noqa: E402
 from mmradar.embedded.source import SimulatedSource  # noqa: E402
 from mmradar.model import BAND_BPS  # noqa: E402
+from support import free_port, wait_until  # noqa: E402
 
 #: Every venue runs this many times faster than the real one it imitates.
 SPEED = 20.0
@@ -119,12 +119,6 @@ class Sample:
 class Verdict:
     ok: bool
     checks: dict[str, tuple[bool, str]]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sum(samples: Samples, name: str, **labels: str) -> float:
@@ -378,7 +372,7 @@ class Prometheus:
     """A real Prometheus scraping the service every :data:`SCRAPE_INTERVAL_S`."""
 
     def __init__(self, target_port: int, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.workdir = workdir
         self.proc: asyncio.subprocess.Process | None = None
         self._log: Any = None
@@ -601,7 +595,7 @@ async def run_soak(
     sink = WebhookSink()
     await venues.start()
     await sink.start()
-    port = _free_port()
+    port = free_port()
     config = out / "soak.toml"
     config.write_text(_config(venues, port, sink.port, out / "recordings"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMRADAR_")}
@@ -664,17 +658,19 @@ async def run_soak(
                 return None
 
         # Wait for the service to answer (not counted as failures).
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline or proc.returncode is not None:
-                raise RuntimeError(f"the service did not start; see {out / 'service.log'}")
-            await asyncio.sleep(0.2)
+        async def answers() -> bool:
+            if proc.returncode is not None:
+                raise RuntimeError(f"the service exited ({proc.returncode})")
+            async with session.get(url) as resp:
+                return resp.status == 200
+
+        try:
+            await wait_until(
+                answers, "the service to answer", timeout_s=60, interval_s=0.2,
+                ignore=(aiohttp.ClientError,),
+            )  # fmt: skip
+        except (AssertionError, RuntimeError) as exc:
+            raise RuntimeError(f"the service did not start; see {out / 'service.log'}") from exc
         progress(
             f"soak: {minutes:g} min, venues at {speed:g}x, a fault every {fault_interval_s:g} s, "
             f"service pid {proc.pid} on :{port}"

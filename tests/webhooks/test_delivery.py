@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from mmradar.config import WebhookSettings
 from mmradar.metrics import Metrics
 from mmradar.webhooks import Webhooks, WebhookSender, encode
+from support import limit, timed, wait_until
 
 from .conftest import (
     SECRET,
@@ -61,14 +62,6 @@ async def start(counts: Counts) -> AsyncIterator[StartSender]:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 # --------------------------------------------------------------------------------------------
 # (1) ok
 # --------------------------------------------------------------------------------------------
@@ -83,7 +76,7 @@ async def test_delivers_in_order(
     events = [make_event("firing" if i % 2 else "resolved", seq=i + 1) for i in range(n)]
     for event in events:
         sender.submit(event)
-    await until(lambda: counts("ok", fmt) == n)
+    await wait_until(lambda: counts("ok", fmt) == n, f"{n} ok deliveries ({fmt})")
     assert [r.body for r in receiver.requests] == [encode(e, fmt) for e in events]
     assert all(r.path == f"/hook/{SECRET}" for r in receiver.requests)
     assert all(r.headers["Content-Type"] == "application/json" for r in receiver.requests)
@@ -106,7 +99,7 @@ async def test_500s_then_recovery(receiver: Receiver, counts: Counts, start: Sta
     sender = start(receiver.base)
     sender.submit(make_event(seq=1))
     sender.submit(make_event(seq=2))
-    await until(lambda: counts("ok") == 2)
+    await wait_until(lambda: counts("ok") == 2, "2 ok deliveries")
     seqs = [b["context"]["seq"] for b in receiver.bodies()]
     assert seqs == [1, 1, 1, 1, 2]  # the same event retried until delivered, order kept
     assert (counts("retry"), counts("ok"), counts("dropped")) == (3, 2, 0)
@@ -118,7 +111,7 @@ async def test_429_honours_retry_after(
     receiver.script.append(Reply(429, headers={"Retry-After": "1"}))
     sender = start(receiver.base)  # back-off is 20 ms: only Retry-After explains a long wait
     sender.submit(make_event())
-    await until(lambda: counts("ok") == 1)
+    await wait_until(lambda: counts("ok") == 1, "1 ok delivery")
     first, second = receiver.requests
     assert second.at - first.at >= 0.99
     assert (counts("retry"), counts("dropped")) == (1, 0)
@@ -134,7 +127,7 @@ async def test_4xx_is_dropped_at_once(
     sender = start(receiver.base, "slack")
     sender.submit(make_event(seq=1))
     sender.submit(make_event(seq=2))
-    await until(lambda: counts("ok", "slack") == 1)
+    await wait_until(lambda: counts("ok", "slack") == 1, "1 ok delivery (slack)")
     assert len(receiver.requests) == 2  # no retry of the 404
     assert (counts("dropped", "slack"), counts("retry", "slack")) == (1, 0)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -151,7 +144,7 @@ async def test_redirect_is_not_followed(
     receiver.script.append(Reply(302, headers={"Location": "http://127.0.0.1:9/elsewhere"}))
     sender = start(receiver.base)
     sender.submit(make_event())
-    await until(lambda: counts("dropped") == 1)
+    await wait_until(lambda: counts("dropped") == 1, "1 dropped event")
     assert len(receiver.requests) == 1
 
 
@@ -160,34 +153,40 @@ async def test_redirect_is_not_followed(
 # --------------------------------------------------------------------------------------------
 
 
+@timed
 async def test_silent_receiver_bounded_attempts(
-    silent: SilentServer, receiver: Receiver, counts: Counts, start: StartSender
+    silent: SilentServer, receiver: Receiver, counts: Counts, start: StartSender, timed: bool
 ) -> None:
     sender = start(silent.base, total_timeout_s=0.3, max_attempts=3)
     task_start = time.monotonic()
     sender.submit(make_event(seq=1))
-    await until(lambda: counts("dropped") == 1)
+    await wait_until(lambda: counts("dropped") == 1, "1 dropped event")
     elapsed = time.monotonic() - task_start
     assert (counts("retry"), counts("ok")) == (2, 0)
     assert silent.connections == 3  # one connection per attempt, each timed out
-    assert 0.85 <= elapsed < 2.0  # 3 × 0.3 s timeouts + 2 × 20 ms back-off
+    assert elapsed >= 0.85  # 3 × 0.3 s timeouts + 2 × 20 ms back-off
+    if timed:
+        assert elapsed < 2.0
     # The worker is still healthy: the next event goes through the same bounded cycle.
     sender.submit(make_event(seq=2))
-    await until(lambda: counts("dropped") == 2)
+    await wait_until(lambda: counts("dropped") == 2, "2 dropped events")
     assert (counts("retry"), silent.connections) == (4, 6)
 
 
+@timed
 async def test_max_age_bounds_retries(
-    receiver: Receiver, counts: Counts, start: StartSender
+    receiver: Receiver, counts: Counts, start: StartSender, timed: bool
 ) -> None:
     receiver.default = Reply(500)
     sender = start(receiver.base, max_attempts=1000, max_age_s=0.3)
     sender.submit(make_event())
-    await until(lambda: counts("dropped") == 1)
+    await wait_until(lambda: counts("dropped") == 1, "1 dropped event")
     attempts = len(receiver.requests)
-    assert 3 <= attempts <= 16  # every ~20 ms for 0.3 s, then given up
+    assert attempts <= 16  # every ~20 ms for 0.3 s, then given up
     assert counts("retry") == attempts - 1
-    assert receiver.requests[-1].at - receiver.requests[0].at < 0.6  # 0.3 s + slack under load
+    if timed:
+        assert attempts >= 3
+        assert receiver.requests[-1].at - receiver.requests[0].at < 0.6  # 0.3 s + slack
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,8 +194,9 @@ async def test_max_age_bounds_retries(
 # --------------------------------------------------------------------------------------------
 
 
+@timed
 async def test_slow_receiver_drops_oldest_and_submit_never_blocks(
-    receiver: Receiver, counts: Counts, start: StartSender
+    receiver: Receiver, counts: Counts, start: StartSender, timed: bool
 ) -> None:
     receiver.default = Reply(delay_s=2.0)
     sender = start(receiver.base, queue_size=5, total_timeout_s=5.0)
@@ -215,10 +215,11 @@ async def test_slow_receiver_drops_oldest_and_submit_never_blocks(
         if i == 0:
             await asyncio.sleep(0.05)  # let the worker take event 1 and start sending it
     print(f"\nsubmit latency: max {max(latencies) * 1e6:.1f} µs over {len(latencies)} calls")
-    assert max(latencies) < 1e-3
+    if timed:
+        assert max(latencies) < 1e-3
     assert sender.pending == 5
     assert counts("dropped") == 44  # 50 − 1 in flight − 5 queued; the oldest went first
-    await until(lambda: counts("ok") == 2, timeout=6.0)
+    await wait_until(lambda: counts("ok") == 2, "2 ok deliveries", timeout_s=limit(6.0, timed))
     seqs = [b["context"]["seq"] for b in receiver.bodies()]
     assert seqs[:2] == [1, 46]  # then 47..50 wait behind the slow receiver
     assert counts("retry") == 0
@@ -231,7 +232,7 @@ async def test_overflow_before_start_keeps_newest(receiver: Receiver, counts: Co
     assert counts("dropped") == 2
     task = asyncio.create_task(sender.run())
     try:
-        await until(lambda: counts("ok") == 3)
+        await wait_until(lambda: counts("ok") == 3, "3 ok deliveries")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -248,7 +249,7 @@ async def test_dead_endpoint_retries_then_drops(
 ) -> None:
     sender = start(dead_base, "discord", max_attempts=4)
     sender.submit(make_event())
-    await until(lambda: counts("dropped", "discord") == 1)
+    await wait_until(lambda: counts("dropped", "discord") == 1, "1 dropped event (discord)")
     assert (counts("retry", "discord"), counts("ok", "discord")) == (3, 0)
     text = caplog.text
     assert "cannot connect" in text and "gave up after 4 attempts" in text
@@ -260,7 +261,10 @@ async def test_dead_endpoint_retries_then_drops(
 # --------------------------------------------------------------------------------------------
 
 
-async def test_cancel_flushes_pending_quickly(receiver: Receiver, counts: Counts) -> None:
+@timed
+async def test_cancel_flushes_pending_quickly(
+    receiver: Receiver, counts: Counts, timed: bool
+) -> None:
     receiver.script.append(Reply(delay_s=0.3))
     sender = WebhookSender(hook(receiver.base), counts.family)
     task = asyncio.create_task(sender.run())
@@ -270,26 +274,30 @@ async def test_cancel_flushes_pending_quickly(receiver: Receiver, counts: Counts
     t0 = time.monotonic()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    assert time.monotonic() - t0 < 1.0
+    if timed:
+        assert time.monotonic() - t0 < 1.0
     assert task.cancelled()
     # the interrupted event and the two queued ones had their last chance within the bound
     assert [b["context"]["seq"] for b in receiver.bodies()] == [1, 1, 2, 3]
     assert (counts("ok"), counts("dropped")) == (3, 0)
 
 
+@timed
 async def test_cancel_never_waits_more_than_the_flush_bound(
-    silent: SilentServer, counts: Counts
+    silent: SilentServer, counts: Counts, timed: bool
 ) -> None:
     sender = WebhookSender(hook(silent.base), counts.family, flush_timeout_s=0.5)
     task = asyncio.create_task(sender.run())
     for i in range(10):
         sender.submit(make_event(seq=i + 1))
-    await until(lambda: silent.connections == 1)
+    await wait_until(lambda: silent.connections == 1, "the silent receiver's first connection")
     t0 = time.monotonic()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     waited = time.monotonic() - t0
-    assert 0.45 <= waited < 0.9
+    assert waited >= 0.45
+    if timed:
+        assert waited < 0.9
     assert (counts("ok"), counts("dropped")) == (0, 10)
 
 
@@ -298,7 +306,10 @@ async def test_webhooks_fan_out(receiver: Receiver, counts: Counts) -> None:
     task = asyncio.create_task(hooks.run())
     try:
         hooks.submit(make_event())
-        await until(lambda: counts("ok", "json") == 1 and counts("ok", "slack") == 1)
+        await wait_until(
+            lambda: counts("ok", "json") == 1 and counts("ok", "slack") == 1,
+            "one ok delivery to each hook",
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -316,7 +327,7 @@ async def test_url_without_template_is_masked_in_logs(
     task = asyncio.create_task(sender.run())
     try:
         sender.submit(make_event())
-        await until(lambda: counts("dropped") == 1)
+        await wait_until(lambda: counts("dropped") == 1, "1 dropped event")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

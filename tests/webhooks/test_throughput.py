@@ -16,7 +16,9 @@ modes back to back (the order rotating, so no mode always follows another); ``RO
 are interleaved. The machine is a shared 2-core box whose load changes from second to second,
 so the assertion is on the median over rounds of the *paired* ratio (a mode's frames/s over the
 baseline's in the same round, measured within a fraction of a second of each other) ≥ 0.8; the
-median frames/s of each mode is printed too.
+median frames/s of each mode is printed too. The ratio and the CPU bound below are asserted by
+the perf-marked copy of the test only (``make perf``); the default run checks that the failing
+endpoints were exercised.
 
 ``submit()`` is timed twice: in wall time (printed; it includes any preemption of the process by
 the OS, which says nothing about the code) and in thread CPU time, the work it does (asserted).
@@ -37,6 +39,7 @@ from mmradar.embedded.capture import capture_path
 from mmradar.pipeline import FeedPipeline
 from mmradar.venues import make_venue
 from mmradar.webhooks import WebhookSender
+from support import timed
 
 from .conftest import Counts, Receiver, Reply, SilentServer, fast_backoff, hook, make_event
 
@@ -103,8 +106,9 @@ async def ingest(
     return len(frames) / elapsed, worst_cpu_ns / 1e9
 
 
+@timed
 async def test_ingestion_throughput_unchanged_by_failing_webhooks(
-    frames: list[Frame], silent: SilentServer, receiver: Receiver
+    frames: list[Frame], silent: SilentServer, receiver: Receiver, timed: bool
 ) -> None:
     receiver.default = Reply(delay_s=2.0)
     counts = Counts(("json", "slack"))
@@ -171,6 +175,7 @@ async def test_ingestion_throughput_unchanged_by_failing_webhooks(
     assert silent.connections >= 3
     assert counts("retry", "json") >= 2 and counts("dropped", "json") > 0
     assert counts("dropped", "slack") > 0 and len(receiver.requests) >= 1
-    for mode in senders:
-        assert paired[mode] >= MIN_RATIO, (mode, paired, rates)
-    assert worst_cpu < 1e-3
+    if timed:
+        for mode in senders:
+            assert paired[mode] >= MIN_RATIO, (mode, paired, rates)
+        assert worst_cpu < 1e-3

@@ -79,7 +79,7 @@ from websockets.http11 import Request, Response
 
 from ..clock import ShellClock, SystemClock
 from .capture import CaptureSource, DepthDiff, Level, Market, Trade
-from .loopback import LoopbackVenue
+from .loopback import Connection, LoopbackVenue
 from .plan import AggTradeEnd, FaultStep, FlushTick, ReplayPlan, Step, depth_intervals
 from .source import CaptureSource as CaptureFileSource
 from .source import FrameSource
@@ -144,45 +144,16 @@ class _Route:
     streams: tuple[str, ...]  # streams named in the URL
 
 
-@dataclass(frozen=True, slots=True)
-class _CloseRequest:
-    """Queue sentinel: close the connection after the frames queued before it."""
-
-    code: int
-    reason: str
-
-
-class _Client:
-    """One websocket connection: its subscriptions and its bounded send queue."""
+class _Client(Connection):
+    """One websocket connection: where it landed and its subscriptions."""
 
     def __init__(self, ws: ServerConnection, route: _Route, max_frames: int) -> None:
-        self.ws = ws
+        super().__init__(ws, max_frames, high_water=max(1, min(_FAST_HIGH_WATER, max_frames // 2)))
         self.root = route.root
         self.combined = route.combined
         self.subscriptions: dict[str, None] = {}  # ordered set, as listed to the client
         self.served: set[str] = set()  # the subset this venue sends events for
-        self.frames: deque[bytes | _CloseRequest] = deque()
-        self.max_frames = max_frames
-        self.high_water = max(1, min(_FAST_HIGH_WATER, max_frames // 2))
-        self.low_water = self.high_water // 4
-        self.wakeup = asyncio.Event()
-        self.below_low_water = asyncio.Event()
-        self.below_low_water.set()
-        self.stalled = False
-        self.closing = False
         self.incoming: deque[float] = deque()
-
-    def push(self, frame: bytes | _CloseRequest) -> bool:
-        """Queue a frame; return False if the queue is full (the client is too slow)."""
-        if self.closing:
-            return True
-        if isinstance(frame, bytes) and len(self.frames) >= self.max_frames:
-            return False
-        self.frames.append(frame)
-        self.wakeup.set()
-        if len(self.frames) >= self.high_water:
-            self.below_low_water.clear()
-        return True
 
 
 class _DepthWindow:
@@ -229,7 +200,7 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-class EmbeddedBinance(LoopbackVenue):
+class EmbeddedBinance(LoopbackVenue[_Client]):
     """A Binance venue (spot or USD-M) on 127.0.0.1 replaying a source, with ground truth.
 
     One replay task walks the capture's timeline and fans each event out to every connection
@@ -352,14 +323,11 @@ class EmbeddedBinance(LoopbackVenue):
 
         self._plan: ReplayPlan | None = None
         self._start_ms = 0
-        self._clients: set[_Client] = set()
         self._subscribers: dict[str, set[_Client]] = {}
         self._stream_roots: dict[str, frozenset[str]] = {}
         self._native_depth = ""
         self._window_streams: dict[int, str] = {}
         self._windows: dict[int, _DepthWindow] = {}
-        self._paused = False
-        self._may_run = asyncio.Event()
         self._drained = asyncio.Event()
 
         # per-pass state
@@ -381,14 +349,11 @@ class EmbeddedBinance(LoopbackVenue):
         self._forced: deque[tuple[int, int]] = deque()  # (status, retry_after_s)
 
         # counters
-        self._n_accepted = 0
-        self._n_frames = 0
         self._n_depth = 0
         self._n_skipped = 0
         self._n_trades = 0
         self._n_rest = 0
         self._n_rest_rejected = 0
-        self._n_slow = 0
         self._n_passes = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -541,8 +506,7 @@ class EmbeddedBinance(LoopbackVenue):
         queue full until it is dropped as a slow consumer.
         """
         await self._drained.wait()
-        while any(c.frames for c in self._clients):
-            await asyncio.sleep(0.005)
+        await self._flushed()
 
     # -- fault injection ---------------------------------------------------------------------
 
@@ -557,34 +521,6 @@ class EmbeddedBinance(LoopbackVenue):
         """
         self._require_truth(symbol)
         self._skip_depth += 1
-
-    def drop_connections(self) -> None:
-        """Abort every websocket connection's TCP transport: no close frame (clients see 1006)."""
-        for client in list(self._clients):
-            self._abandon(client)
-            client.ws.transport.abort()
-        logger.info("embedded binance %s: dropped all connections", self._market)
-
-    def close_connections(self, code: int = 1001, reason: str = "going away") -> None:
-        """Close every websocket connection with a close frame, after its queued frames.
-
-        Args:
-            code: close code.
-            reason: close reason.
-        """
-        for client in list(self._clients):
-            client.push(_CloseRequest(code, reason))
-            self._abandon(client)
-
-    def send_raw(self, text: str) -> None:
-        """Send ``text`` verbatim as one text frame to every open connection.
-
-        Args:
-            text: anything, e.g. ``"{not json"``.
-        """
-        frame = text.encode()
-        for client in list(self._clients):
-            self._push(client, frame)
 
     def send_server_shutdown(self) -> None:
         """Send Binance's ``serverShutdown`` event to every open connection.
@@ -606,16 +542,6 @@ class EmbeddedBinance(LoopbackVenue):
                 await client.ws.ping()
             except ConnectionClosed:
                 continue
-
-    def pause(self) -> None:
-        """Hold the replay before its next event (connections stay open, pings continue)."""
-        self._paused = True
-        self._refresh_gate()
-
-    def resume(self) -> None:
-        """Continue a paused replay; pacing resumes from where it held."""
-        self._paused = False
-        self._refresh_gate()
 
     def fail_next_rest(
         self, count: int = 1, *, status: Literal[429, 418] = 429, retry_after_s: int = 1
@@ -658,11 +584,8 @@ class EmbeddedBinance(LoopbackVenue):
         for window in self._windows.values():
             window.take()
 
-    def _refresh_gate(self) -> None:
-        if not self._paused and any(c.served for c in self._clients):
-            self._may_run.set()
-        else:
-            self._may_run.clear()
+    def _active(self) -> bool:
+        return any(c.served for c in self._clients)
 
     async def _replay(self) -> None:
         plan = self._require_plan()
@@ -678,7 +601,8 @@ class EmbeddedBinance(LoopbackVenue):
             self._reset_pass(self._pass + 1)
 
     async def _hold(self) -> float:
-        """Wait while the replay is gated; return the seconds spent waiting."""
+        """Wait while the replay is gated; return the seconds spent waiting (on the pacing
+        clock, which may be a test's fake clock)."""
         if self._may_run.is_set():
             return 0.0
         began = self._pace.monotonic()
@@ -886,17 +810,6 @@ class EmbeddedBinance(LoopbackVenue):
                 self._push(client, payload)
         return True
 
-    def _push(self, client: _Client, frame: bytes | _CloseRequest) -> None:
-        if not client.push(frame):
-            self._n_slow += 1
-            logger.info(
-                "embedded binance %s: dropping a slow client (%d frames queued)",
-                self._market,
-                len(client.frames),
-            )
-            self._abandon(client)
-            client.ws.transport.abort()
-
     # -- websocket connections ---------------------------------------------------------------
 
     def _ws_route(self, path: str, query: str) -> _Route | None:
@@ -941,10 +854,7 @@ class EmbeddedBinance(LoopbackVenue):
     def _abandon(self, client: _Client) -> None:
         """Stop sending events to a client that is being closed."""
         self._unsubscribe(client, list(client.subscriptions))
-        client.closing = True
-        client.below_low_water.set()  # the replay must not wait for it any more
-        self._clients.discard(client)
-        self._refresh_gate()
+        super()._abandon(client)
 
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
@@ -953,26 +863,15 @@ class EmbeddedBinance(LoopbackVenue):
         route = self._ws_route(path, query)
         assert route is not None  # process_request refused the others
         client = _Client(ws, route, self._max_queue_frames)
-        self._clients.add(client)
-        self._n_accepted += 1
         logger.debug("embedded binance %s: connection %s", self._market, request.path)
         self._subscribe(client, route.streams)
-        writer = asyncio.create_task(self._write(client), name="embedded-binance-writer")
-        try:
-            async for message in ws:
-                if client.closing:
-                    continue
-                if self._rate_exceeded(client):
-                    client.push(_CloseRequest(1008, "Too many requests"))
-                    self._abandon(client)
-                    continue
-                self._on_control(client, message)
-        except ConnectionClosed:
-            pass
-        finally:
-            self._abandon(client)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+        await self._serve(client, self._on_message)
+
+    def _on_message(self, client: _Client, message: str | bytes) -> None:
+        if self._rate_exceeded(client):
+            self._close(client, 1008, "Too many requests")
+            return
+        self._on_control(client, message)
 
     def _rate_exceeded(self, client: _Client) -> bool:
         if self._max_incoming_per_s <= 0:
@@ -982,30 +881,6 @@ class EmbeddedBinance(LoopbackVenue):
         while client.incoming and client.incoming[0] <= now - 1.0:
             client.incoming.popleft()
         return len(client.incoming) > self._max_incoming_per_s
-
-    async def _write(self, client: _Client) -> None:
-        """Send a client's queued frames in order; the only task writing to its socket."""
-        ws = client.ws
-        try:
-            while True:
-                if not client.frames:
-                    client.wakeup.clear()
-                    await client.wakeup.wait()
-                    continue
-                item = client.frames.popleft()
-                if len(client.frames) <= client.low_water:
-                    client.below_low_water.set()
-                    client.stalled = False
-                if isinstance(item, _CloseRequest):
-                    await ws.close(item.code, item.reason)
-                    return
-                await ws.send(item, text=True)
-                self._n_frames += 1
-        except ConnectionClosed:
-            pass
-        finally:
-            client.frames.clear()
-            client.below_low_water.set()
 
     def _on_control(self, client: _Client, message: str | bytes) -> None:
         try:
@@ -1017,8 +892,7 @@ class EmbeddedBinance(LoopbackVenue):
             }
             self._push(client, _dumps({"error": error}))
             if self._market == "usdm":
-                client.push(_CloseRequest(1008, "Invalid JSON"))
-                self._abandon(client)
+                self._close(client, 1008, "Invalid JSON")
             return
         reply = self._control_reply(client, request)
         self._push(client, _dumps(reply))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -23,6 +22,7 @@ from fakes.bybit import EmbeddedBybit
 from mmradar.app import Service
 from mmradar.config import parse_settings
 from mmradar.venues import VENUE_NAMES
+from support import wait_until
 
 __all__ = ["EXCHANGE", "SYMBOL", "Running", "Samples", "fast_backoff", "parse_metrics", "sample"]
 
@@ -100,10 +100,8 @@ async def running(venue: EmbeddedBybit, **feed: object) -> AsyncIterator[Running
         task = asyncio.create_task(service.run(stop))
         try:
             assert service.server is not None
-            deadline = time.monotonic() + 10
-            while service.server.port == 0:
-                assert time.monotonic() < deadline, "metrics server did not start"
-                await asyncio.sleep(0.01)
+            server = service.server
+            await wait_until(lambda: server.port != 0, "the metrics server to start", timeout_s=10)
             async with aiohttp.ClientSession() as session:
                 yield Running(venue, service, service.server.url, session, wait_timeout_s=20.0)
         finally:

@@ -26,6 +26,7 @@ from mmradar.app import Service
 from mmradar.config import parse_settings
 from mmradar.errors import ContractError
 from mmradar.venues import VENUE_NAMES
+from support import wait_until
 
 from .conftest import EXCHANGE, Running, Samples, sample
 
@@ -217,10 +218,12 @@ async def test_a_recording_replays_swaps_in_the_units_live_read(tmp_path: Path) 
         )  # fmt: skip
         live = next(p for p in service.pipelines if p.venue.name == EXCHANGE)
         inst = live.instruments[LINEAR]
-        deadline = asyncio.get_running_loop().time() + 20
-        while not (inst.valid and inst.market.taker_buy > 0 and inst.market.taker_sell > 0):
-            assert asyncio.get_running_loop().time() < deadline, "no sync and trades"
-            await asyncio.sleep(0.05)
+        await wait_until(
+            lambda: inst.valid and inst.market.taker_buy > 0 and inst.market.taker_sell > 0,
+            "a valid book and trades on both sides",
+            timeout_s=20,
+            interval_s=0.05,
+        )
         venue.pause()
         await asyncio.sleep(0.5)  # frames in flight land (and are recorded)
         live_book = (list(inst.book.items(Side.BID)), list(inst.book.items(Side.ASK)))
