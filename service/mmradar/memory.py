@@ -23,25 +23,45 @@ import ctypes.util
 import sys
 from collections.abc import Awaitable, Callable
 
-__all__ = ["HEAP_TRIM_INTERVAL_S", "heap_trimmer", "trim_heap_forever"]
+__all__ = ["HEAP_TRIM_INTERVAL_S", "MMAP_THRESHOLD_BYTES", "heap_trimmer", "trim_heap_forever"]
 
 #: Seconds between two ``malloc_trim`` calls.
 HEAP_TRIM_INTERVAL_S = 10.0
+#: Blocks at least this large are mapped on their own and unmapped when freed (glibc's
+#: ``M_MMAP_THRESHOLD``, fixed instead of glibc's sliding default).
+MMAP_THRESHOLD_BYTES = 128 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def heap_trimmer() -> Callable[[], bool] | None:
     """``malloc_trim(0)`` of this process's C library, or ``None`` where there is none.
 
-    The returned function trims the heap and says whether any memory was released.
+    The returned function trims the heap and says whether any memory was released. Getting it
+    also fixes glibc's mmap threshold at :data:`MMAP_THRESHOLD_BYTES`: by default glibc raises
+    the threshold to the size of every mapped block it frees (up to 32 MiB), after which the
+    flight recorder's checkpoints and the venues' REST snapshot bodies (100 KiB to a few MiB,
+    a few a minute) land in the heap below long-lived frames and push its extent up for good.
     """
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None:
         return None
-    name = ctypes.util.find_library("c") or "libc.so.6"
     try:
-        libc = ctypes.CDLL(name)
         trim = libc.malloc_trim
-    except (OSError, AttributeError):
+        mallopt = libc.mallopt
+    except AttributeError:
         return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
 

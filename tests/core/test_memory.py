@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 
 import pytest
@@ -53,3 +54,25 @@ async def test_trims_once_per_interval() -> None:
         await trim_heap_forever(trim, interval_s=10.0, sleep=sleep)
     assert slept == [10.0] * 4
     assert calls == [1, 2, 3]
+
+
+_MAPPED_PROBE = """
+import ctypes
+from mmradar.memory import heap_trimmer
+assert heap_trimmer() is not None
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(4 << 20))  # glibc's sliding threshold would now rise to 4 MiB
+print(*(libc.malloc(256 << 10) % 4096 for _ in range(8)))
+"""
+
+
+def test_large_blocks_stay_mapped_after_a_mapped_block_is_freed() -> None:
+    # a block glibc maps on its own starts 16 bytes into a page; one carved from the heap lands
+    # anywhere. In a fresh process, so no other test has moved the threshold.
+    out = subprocess.run(
+        [sys.executable, "-c", _MAPPED_PROBE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["16"] * 8, out

@@ -18,8 +18,13 @@
 Every :data:`FAULT_INTERVAL_S` the harness injects the next fault of :func:`_faults` (gaps,
 checksum mismatches, dropped connections, maintenance closes, REST 429s) round-robin, and every
 minute it prints the service's RSS, open descriptors, asyncio task count and event-loop lag
-(read from its ``/metrics``: ``process_resident_memory_bytes``, ``process_open_fds``,
-``mmradar_asyncio_tasks``, ``mmradar_event_loop_lag_seconds``).
+(read from its ``/metrics``: ``process_open_fds``, ``mmradar_asyncio_tasks``,
+``mmradar_event_loop_lag_seconds``). RSS is read from ``/proc/<pid>/status`` every
+:data:`RSS_READ_INTERVAL_S` and each minute's figure is the median of that minute's readings:
+the service hands freed heap pages back every few seconds (``mmradar.memory``), so single
+readings saw-tooth by several MiB and one reading at the end of the warm-up and one at the end
+of the run would judge the phase of the saw-tooth, not the growth (Linux; elsewhere the
+``process_resident_memory_bytes`` of each minute's scrape is used).
 
 At the end it pauses every venue and checks (:func:`verdict`):
 
@@ -45,6 +50,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -77,6 +83,8 @@ SPEED = 20.0
 FAULT_INTERVAL_S = 20.0
 #: Prometheus scrape interval.
 SCRAPE_INTERVAL_S = 5
+#: Seconds between two readings of the service's RSS (a minute's figure is their median).
+RSS_READ_INTERVAL_S = 2.0
 #: Allowed RSS growth from the end of the warm-up to the end of the run.
 RSS_GROWTH_MAX = 0.05
 #: Warm-up excluded from the growth checks (capped at a third of the run).
@@ -124,6 +132,18 @@ class Verdict:
 def _sum(samples: Samples, name: str, **labels: str) -> float:
     want = set(labels.items())
     return sum(v for (n, lv), v in samples.items() if n == name and want <= lv)
+
+
+def _rss_bytes(pid: int) -> float | None:
+    """The resident size of process ``pid`` (``VmRSS``), or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def _lag(prev: Samples | None, cur: Samples) -> tuple[float, float, float]:
@@ -676,7 +696,20 @@ async def run_soak(
             f"service pid {proc.pid} on :{port}"
             + (f", Prometheus on :{prom.port} every {SCRAPE_INTERVAL_S} s" if prom else "")
         )
-        tasks = [asyncio.create_task(inject()), asyncio.create_task(webhook_weather())]
+        rss_readings: list[float] = []
+
+        async def read_rss() -> None:
+            while True:
+                value = _rss_bytes(proc.pid)
+                if value is not None:
+                    rss_readings.append(value)
+                await asyncio.sleep(RSS_READ_INTERVAL_S)
+
+        tasks = [
+            asyncio.create_task(inject()),
+            asyncio.create_task(webhook_weather()),
+            asyncio.create_task(read_rss()),
+        ]
         prev: Samples | None = await scrape()
         try:
             next_at = t0 + sample_interval_s
@@ -700,9 +733,15 @@ async def run_soak(
                     for r in ("ok", "retry", "dropped")
                 }
                 valid = [v for (n, _), v in cur.items() if n == "mmradar_book_valid"]
+                rss = (
+                    statistics.median(rss_readings)
+                    if rss_readings
+                    else _sum(cur, "process_resident_memory_bytes")
+                )
+                rss_readings.clear()
                 s = Sample(
                     t_s=time.monotonic() - t0,
-                    rss_bytes=_sum(cur, "process_resident_memory_bytes"),
+                    rss_bytes=rss,
                     open_fds=_sum(cur, "process_open_fds"),
                     tasks=_sum(cur, "mmradar_asyncio_tasks"),
                     lag_mean_s=mean,
