@@ -15,7 +15,7 @@ COMPILED = [
     "service/mmradar/book/l2book.py",
     "service/mmradar/book/sync.py",
     "service/mmradar/pipeline.py",
-    "service/mmradar/flows.py",
+    "service/mmradar/histograms.py",
     "service/mmradar/venues/binance.py",
     "service/mmradar/signals/alerts.py",
     "service/mmradar/signals/baselines.py",

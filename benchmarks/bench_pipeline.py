@@ -66,7 +66,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from mmradar.book.sync import FetchSnapshot
 from mmradar.metrics import Metrics
 from mmradar.model import BAND_BPS, Side
-from mmradar.pipeline import FeedPipeline, Instrument, NullObserver
+from mmradar.pipeline import FeedPipeline, NullObserver, SymbolState
 from mmradar.venues import make_venue
 from mmradar.venues.base import FrameParser
 
@@ -107,7 +107,7 @@ class Harness:
     metrics: Metrics
     pipeline: FeedPipeline
     parser: FrameParser
-    inst: Instrument
+    inst: SymbolState
     first_scrape_ns: int = 0
     scrape_ns: list[int] = field(default_factory=list)
     scrape_bytes: int = 0

@@ -155,7 +155,7 @@ class Service:
         # Instruments watched on two or more venues are compared across them (event time).
         self.cross_venue = build_views(
             [
-                (p.venue.name, symbol, p.venue.instrument(symbol), inst.signals)
+                (p.venue.name, symbol, p.venue.instrument(symbol), inst.engine)
                 for p in self.pipelines
                 for symbol, inst in p.instruments.items()
             ],

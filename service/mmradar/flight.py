@@ -105,7 +105,7 @@ _ALLOWED_MODULES: Final = (
     "mmradar.venues.",
     "mmradar.model",
     "mmradar.pipeline",
-    "mmradar.flows",
+    "mmradar.histograms",
     "mmradar.contracts",
     "mmradar.instruments",
     "mmradar.flight",
@@ -216,8 +216,8 @@ def _refs(pipeline: FeedPipeline) -> dict[tuple[str, ...], object]:
     refs: dict[tuple[str, ...], object] = {("venue",): pipeline.venue}
     for symbol, inst in pipeline.instruments.items():
         refs[("on_resync", symbol)] = inst.sync._on_resync
-        refs[("on_episode", symbol)] = inst.signals.on_episode
-        refs[("on_tick", symbol)] = inst.signals.on_tick
+        refs[("on_episode", symbol)] = inst.engine.on_episode
+        refs[("on_tick", symbol)] = inst.engine.on_tick
     return refs
 
 
@@ -236,7 +236,7 @@ def take_checkpoint(
         CheckpointError: some state cannot be saved.
     """
     instruments = {
-        s: (inst.book, inst.sync, inst.market, inst.signals, inst.last_depth_recv_ns)
+        s: (inst.book, inst.sync, inst.market, inst.engine, inst.last_depth_recv_ns)
         for s, inst in pipeline.instruments.items()
     }
     state = {
@@ -299,7 +299,7 @@ def restore_checkpoint(pipeline: FeedPipeline, payload: bytes) -> Restored:
         inst = pipeline.instruments.get(symbol)
         if inst is None:
             continue
-        inst.book, inst.sync, inst.market, inst.signals = book, sync, market, signals
+        inst.book, inst.sync, inst.market, inst.engine = book, sync, market, signals
         inst.last_depth_recv_ns = recv_ns
         if pipeline.venue.snapshot_source is SnapshotSource.REST and getattr(
             sync, "_awaiting_snapshot", False

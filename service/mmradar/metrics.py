@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .clock import Clock
-from .flows import LATENCY_BUCKETS, PROCESSING_BUCKETS, FastHistogram
+from .histograms import LATENCY_BUCKETS, PROCESSING_BUCKETS, FastHistogram
 from .model import BAND_BPS, RESYNC_REASONS, Side
 from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline
 from .signals.crossvenue import SYMPTOM as CROSS_VENUE_SYMPTOM
@@ -475,7 +475,7 @@ class MarketCollector(Collector):
                 levels.add_metric([*lv, "ask"], float(book.levels(Side.ASK)))
                 taker.add_metric([*lv, "buy"], inst.market.taker_buy)
                 taker.add_metric([*lv, "sell"], inst.market.taker_sell)
-                reading = inst.signals.read()
+                reading = inst.engine.read()
                 proxy.add_metric(lv, reading.inventory_proxy_z)
                 sig.add(reading, lv)
                 rv = inst.market.realized_volatility_bps() if ok else [nan] * len(windows)

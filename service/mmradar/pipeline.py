@@ -6,7 +6,7 @@ handing it frames with their receive timestamps and carrying out the :data:`Comm
 returns (fetch a snapshot, resubscribe, reconnect). Counting goes through the injected
 :class:`FeedObserver`, so the core never imports ``prometheus_client``.
 
-Signals: each :class:`Instrument` owns a :class:`~mmradar.signals.engine.SignalEngine`. Before
+Signals: each :class:`SymbolState` owns a :class:`~mmradar.signals.engine.SignalEngine`. Before
 a depth message is applied, the engine's 1-s stat clock is advanced to the message's event time
 (on the book still in force); after it is applied to a valid book the engine reads the touch
 (O(1)); every trade goes to it; an invalidation (resync) ends its episodes. Episode starts and
@@ -23,7 +23,7 @@ from .book.l2book import L2Book
 from .book.sync import BookSync, FetchSnapshot, Resubscribe
 from .contracts import ContractSize
 from .errors import MalformedMessage, ParseError
-from .flows import LATENCY_BUCKETS, FastHistogram
+from .histograms import LATENCY_BUCKETS, FastHistogram
 from .model import BookEvent, BookKind, Notice, NoticeKind, Trade
 from .signals.engine import SignalEngine
 from .signals.episodes import EpisodeEvent
@@ -36,9 +36,9 @@ __all__ = [
     "Command",
     "FeedObserver",
     "FeedPipeline",
-    "Instrument",
     "NullObserver",
     "Reconnect",
+    "SymbolState",
 ]
 
 #: ``mmradar_feed_bad_messages_total{reason}`` label values.
@@ -96,7 +96,7 @@ class _Relay:
         self._pipeline.observer.resync(symbol, reason)
 
 
-class Instrument:
+class SymbolState:
     """One (exchange, symbol): its book, synchroniser, market state and signal engine.
 
     A resync and a stale episode alike end the signal engine's book life (episodes end, the
@@ -104,7 +104,7 @@ class Instrument:
     not valid. Only the resync clears the book.
     """
 
-    __slots__ = ("book", "exchange", "last_depth_recv_ns", "market", "signals", "symbol", "sync")
+    __slots__ = ("book", "engine", "exchange", "last_depth_recv_ns", "market", "symbol", "sync")
 
     def __init__(
         self,
@@ -119,7 +119,7 @@ class Instrument:
         self.symbol = symbol
         self.book = L2Book(keep_text=venue.book_keeps_text)
         self.market = MarketState(params)
-        self.signals = SignalEngine(
+        self.engine = SignalEngine(
             venue.name, symbol, self.book, self.market, signal_params, on_episode
         )
         self.last_depth_recv_ns = 0
@@ -127,7 +127,7 @@ class Instrument:
         def on_resync(reason: str) -> None:
             observer.resync(symbol, reason)
             self.market.reset_book()
-            self.signals.on_invalid(self.sync.last_event_ns)
+            self.engine.on_invalid(self.sync.last_event_ns)
 
         self.sync = BookSync(venue, symbol, self.book, on_resync=on_resync)
 
@@ -171,8 +171,8 @@ class FeedPipeline:
         self.latency = FastHistogram(LATENCY_BUCKETS)
         params = params or MarketParams()
         relay = _Relay(self)
-        self.instruments: dict[str, Instrument] = {
-            s: Instrument(venue, s, relay, params, signal_params, on_episode) for s in symbols
+        self.instruments: dict[str, SymbolState] = {
+            s: SymbolState(venue, s, relay, params, signal_params, on_episode) for s in symbols
         }
         # symbol → the parser (connection) its last stream snapshot came through
         self._carriers: dict[str, FrameParser] = {}
@@ -218,7 +218,7 @@ class FeedPipeline:
                 if event.kind is _SNAPSHOT:
                     self._carriers[event.symbol] = parser  # the connection now carrying it
                 sync = inst.sync
-                engine = inst.signals
+                engine = inst.engine
                 if ts_event >= engine.next_tick_ns:  # far future unless the book is valid
                     engine.advance(ts_event)
                 applied = sync.updates_applied
@@ -243,7 +243,7 @@ class FeedPipeline:
                     observer.bad_message("unknown_symbol")
                     continue
                 self.latency.observe((ts_recv_ns - event.ts_event_ns) * 1e-9)
-                inst.signals.on_trade(event.qty, event.taker, event.ts_event_ns, event.price)
+                inst.engine.on_trade(event.qty, event.taker, event.ts_event_ns, event.price)
             elif type(event) is Notice:
                 kind = event.kind
                 if kind is NoticeKind.SHUTDOWN:
@@ -280,7 +280,7 @@ class FeedPipeline:
             inst.sync.invalidate("gap")
             raise MalformedMessage(self.venue.name, f"bad snapshot levels: {exc!r}") from exc
         if inst.sync.valid:
-            inst.signals.on_depth(inst.sync.last_event_ns)
+            inst.engine.on_depth(inst.sync.last_event_ns)
         return [action] if action is not None else []
 
     def snapshot_failed(self, symbol: str) -> None:

@@ -37,7 +37,7 @@ from .fmt import fmt_float
 from .fmt import utc_text as _utc
 from .metrics import RECONNECT_REASONS, Metrics, window_label
 from .model import RESYNC_REASONS
-from .pipeline import BAD_MESSAGE_REASONS, Command, FeedObserver, FeedPipeline, Instrument
+from .pipeline import BAD_MESSAGE_REASONS, Command, FeedObserver, FeedPipeline, SymbolState
 from .record import Record, RecordedFeed, RecordingReader
 from .reporting import NullShellObserver, ShellObserver
 from .signals.engine import EpisodeRecord
@@ -483,7 +483,7 @@ class InstrumentSummary:
     signals_armed_ns: int = 0
 
 
-def _summarize_instrument(inst: Instrument, observer: FeedObserver) -> InstrumentSummary:
+def _summarize_instrument(inst: SymbolState, observer: FeedObserver) -> InstrumentSummary:
     nan = math.nan
     book = inst.book
     valid = inst.valid
@@ -516,11 +516,11 @@ def _summarize_instrument(inst: Instrument, observer: FeedObserver) -> Instrumen
         taker_buy=inst.market.taker_buy,
         taker_sell=inst.market.taker_sell,
         volatility_bps=dict(zip(windows, rv, strict=True)),
-        episodes=tuple(inst.signals.all_episodes()),
-        warmup_s=inst.signals.params.warmup_seconds,
-        signals_warm=inst.signals.warm,
-        book_since_ns=inst.signals.life_start_ns if inst.signals.live else 0,
-        signals_armed_ns=inst.signals.warm_at_ns if inst.signals.warm else 0,
+        episodes=tuple(inst.engine.all_episodes()),
+        warmup_s=inst.engine.params.warmup_seconds,
+        signals_warm=inst.engine.warm,
+        book_since_ns=inst.engine.life_start_ns if inst.engine.live else 0,
+        signals_armed_ns=inst.engine.warm_at_ns if inst.engine.warm else 0,
     )
 
 
@@ -551,7 +551,7 @@ class ReplayResult:
         feeds: per-exchange summary.
         summaries: per-(exchange, symbol) summary, in configuration order.
         pipelines: ``exchange → pipeline`` as left at the end.
-        instruments: ``(exchange, symbol) → Instrument`` as left at the end — the hook for
+        instruments: ``(exchange, symbol) → SymbolState`` as left at the end — the hook for
             anything summarized from the detectors' state (symptom episodes).
         first_ns: earliest receive time of any record (None if there was none).
         last_ns: latest receive time of any record.
@@ -564,7 +564,7 @@ class ReplayResult:
     feeds: list[FeedSummary]
     summaries: list[InstrumentSummary]
     pipelines: dict[str, FeedPipeline]
-    instruments: dict[tuple[str, str], Instrument]
+    instruments: dict[tuple[str, str], SymbolState]
     first_ns: int | None
     last_ns: int | None
     wall_seconds: float = 0.0

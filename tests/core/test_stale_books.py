@@ -124,7 +124,7 @@ def test_pipeline_marks_quiet_books_stale_and_the_sequence_brings_them_back() ->
     assert [type(c).__name__ for c in commands] == ["FetchSnapshot"]
     body = orjson.dumps({"lastUpdateId": 100, "bids": [["99", "1"]], "asks": [["101", "1"]]})
     assert pipeline.on_snapshot(SYM, body, clock.now_ns) == []
-    assert inst.valid and inst.signals.live
+    assert inst.valid and inst.engine.live
 
     # 30 s of silence: not stale yet with 60 s; the age is read from the injected clock
     clock.now_ns += 30 * 10**9
@@ -137,7 +137,7 @@ def test_pipeline_marks_quiet_books_stale_and_the_sequence_brings_them_back() ->
     assert value("mmradar_book_valid") == 0.0
     assert value("mmradar_book_resyncs_total", reason="stale") == 1.0
     assert value("mmradar_book_last_depth_age_seconds") == 61.0
-    assert not inst.signals.live and math.isnan(value("mmradar_best_bid_price"))
+    assert not inst.engine.live and math.isnan(value("mmradar_best_bid_price"))
     assert inst.book.best_bid_price() == 99.5  # kept
     assert seen.resyncs == [(SYM, "stale")]
 
@@ -145,7 +145,7 @@ def test_pipeline_marks_quiet_books_stale_and_the_sequence_brings_them_back() ->
     frame = depth(103, 103, [["99.6", "2"]], ms + 61_000)
     commands = pipeline.on_frame(parser, frame, clock.now_ns)
     assert commands == []
-    assert inst.valid and inst.signals.live
+    assert inst.valid and inst.engine.live
     assert value("mmradar_book_valid") == 1.0
     assert value("mmradar_best_bid_price") == 99.6
     assert value("mmradar_book_last_depth_age_seconds") == 0.0

@@ -122,8 +122,8 @@ def test_checkpoint_resumes_exactly_where_the_pipeline_was() -> None:
     assert (a.taker_buy, a.taker_sell, a.signals_warm) == (b.taker_buy, b.taker_sell, True)
     assert b.warmup_s == 60
     assert _book(pipeline, "BTCUSDT") == _book(resumed["binance"], "BTCUSDT")
-    ea = whole["binance"].instruments["BTCUSDT"].signals
-    eb = resumed["binance"].instruments["BTCUSDT"].signals
+    ea = whole["binance"].instruments["BTCUSDT"].engine
+    eb = resumed["binance"].instruments["BTCUSDT"].engine
     assert (ea.pressure, ea.tick_size, ea.warm_at_ns) == (eb.pressure, eb.tick_size, eb.warm_at_ns)
 
 

@@ -30,7 +30,7 @@ class Run:
 
     @property
     def engine(self) -> SignalEngine:
-        return self.pipeline.instruments[SYMBOL].signals
+        return self.pipeline.instruments[SYMBOL].engine
 
     def firing(self, symptom: str | None = None) -> list[EpisodeEvent]:
         """Episode starts (of ``symptom``), in order."""

@@ -50,7 +50,7 @@ class Stream:
 
     @property
     def engine(self) -> SignalEngine:
-        return self.pipeline.instruments[SYMBOL].signals
+        return self.pipeline.instruments[SYMBOL].engine
 
     def depth(
         self,

@@ -60,7 +60,7 @@ def _drive(
     pipeline = FeedPipeline(
         make_venue("binance"), [run.symbol], signal_params=params, on_episode=events.append
     )
-    engine = pipeline.instruments[run.symbol].signals
+    engine = pipeline.instruments[run.symbol].engine
     ticks: list[tuple[int, float, float]] = []  # (time, ask traded within 50 bps, bid traded)
 
     def on_tick(e: SignalEngine) -> None:

@@ -65,7 +65,7 @@ async def test_service_delivers_episodes_to_webhooks(
     task = asyncio.create_task(service.run(stop))
     event = make_event()
     # What the signal engine of the instrument calls on an episode transition.
-    engine = service.pipelines[0].instruments["BTCUSDT"].signals
+    engine = service.pipelines[0].instruments["BTCUSDT"].engine
     assert engine.on_episode is not None
     engine.on_episode(event)
     assert seen == [event]

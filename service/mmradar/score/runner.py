@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from ..book.sync import FetchSnapshot
 from ..embedded.truth import TruthBook
-from ..pipeline import FeedPipeline, Instrument
+from ..pipeline import FeedPipeline, SymbolState
 from ..signals.episodes import SYMPTOM_SIDES, EpisodeEvent
 from ..signals.params import SignalSettings
 from ..venues import make_venue
@@ -256,9 +256,9 @@ class _EpisodeCollector:
 class _GridSampler:
     """The 1-s samples of the module docstring, taken as event time passes each grid second."""
 
-    def __init__(self, inst: Instrument, truth: Sequence[TruthSampleLike], start_ns: int) -> None:
+    def __init__(self, inst: SymbolState, truth: Sequence[TruthSampleLike], start_ns: int) -> None:
         self._inst = inst
-        self._engine = inst.signals
+        self._engine = inst.engine
         self._truth = truth
         self._truth_ts = [s.ts_ns for s in truth]
         self._grid = (start_ns // _NS + 1) * _NS

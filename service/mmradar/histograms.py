@@ -1,4 +1,4 @@
-"""Per-frame flow accumulators owned by the pipeline: frames received, feed latency.
+"""Lock-free histograms owned by the pipeline: feed latency, per-frame processing time.
 
 They are plain numbers updated inline on the hot path (this module is compiled with the rest
 of the per-frame path) and exported by :mod:`mmradar.metrics` at scrape time. Everything runs
