@@ -1,373 +1,48 @@
-"""The feed runner: the thin asyncio shell around one feed's pure pipeline.
-
-One :class:`FeedRunner` per exchange (its ``[[feeds]]`` tables merged into one feed by
-:func:`mmradar.config.merge_feeds`, so the venue's per-IP limits and the exchange-keyed metrics
-cover all of them) runs, under one ``TaskGroup``:
-
-* one supervisor task per websocket connection the venue plans (reconnect with exponential
-  back-off and jitter, reset after every successful connection);
-* one REST snapshot worker (one request at a time, within the venue's request-weight budget,
-  honouring 429/418 ``Retry-After``);
-* a resync scheduler: every resubscribe and snapshot refetch goes through a per-symbol
-  exponential back-off with jitter (:class:`ResyncBackoff`; a symbol failing
-  :attr:`ResyncPolicy.park_after` times in a row is *parked* for :attr:`ResyncPolicy.park_s`,
-  with one log line and ``mmradar_book_parked``), and every frame sent on a connection through
-  the connection's pacer (:class:`MessagePacer`: its share of the venue's
-  ``max_messages_per_s``), so a failing symbol never floods the venue while the others on its
-  connection keep working;
-* a watchdog: books with no depth message for ``stale_after_seconds`` are marked stale (not
-  valid, not resynced: the next in-sequence message revalidates them), and a connection from
-  which nothing at all — pings included — arrived within the venue's ``heartbeat_window_s`` is
-  dropped and reopened; connections are also renewed before the venue's age limit (Binance:
-  24 h).
-
-Every resync is logged once (symbol, reason, what happens next), at most one line per symbol
-per :attr:`ResyncPolicy.log_interval_s` (:class:`LogLimiter`; the lines left out are counted in
-the next one). On shutdown the connections are closed with 1000 (normal closure).
-
-Every frame is handed to :meth:`FeedPipeline.on_frame` inline, in the connection's task: the
-core is synchronous and takes microseconds, so there is no queue to grow and no blocking call
-on the event loop. Transport failures are classified by :func:`classify`; anything else is a
-bug and propagates (the service exits 1 rather than spin).
-"""
+"""The :class:`FeedRunner`: one exchange's connections, REST snapshot worker, resync scheduler
+and watchdog under one ``TaskGroup`` (see :mod:`mmradar.feed`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import math
 import random
-import socket
-from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from types import TracebackType
-from typing import ClassVar, Final, Protocol
+from typing import Final
 
 import aiohttp
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
-
-from .book.sync import FetchSnapshot, Resubscribe
-from .clock import Clock, ShellClock, SystemClock
-from .config import FeedSettings
-from .errors import MalformedMessage, SnapshotError
-from .pipeline import Command, FeedObserver, FeedPipeline, Reconnect
-from .reporting import ShellObserver
-from .retry_after import parse_retry_after
-from .venues.base import ConnectionPlan, FrameParser, SnapshotSource
-
-__all__ = [
-    "FeedRunner",
-    "FrameRecorder",
-    "LogLimiter",
-    "MessagePacer",
-    "ResyncBackoff",
-    "ResyncPolicy",
-    "ResyncSlot",
-    "WeightBudget",
-    "backoff",
-    "classify",
-]
-
-log = logging.getLogger(__name__)
-
-
-def backoff(
-    initial_s: float = 0.5,
-    maximum_s: float = 30.0,
-    factor: float = 2.0,
-    rng: random.Random | None = None,
-) -> Iterator[float]:
-    """Exponential back-off with "equal jitter": each delay is uniform in ``[d/2, d]``.
-
-    Jitter keeps a fleet of clients from reconnecting in lockstep after a venue outage.
-    """
-    rng = rng or random.Random()
-    delay = initial_s
-    while True:
-        yield delay / 2 + rng.uniform(0.0, delay / 2)
-        delay = min(maximum_s, delay * factor)
-
-
-def classify(exc: BaseException) -> str | None:
-    """``"error"``/``"closed"`` for transport failures worth a reconnect, ``None`` otherwise."""
-    if isinstance(exc, websockets.ConnectionClosed):
-        return "closed"
-    if isinstance(exc, OSError | TimeoutError | websockets.InvalidHandshake | EOFError):
-        return "error"
-    if isinstance(exc, websockets.InvalidURI | websockets.InvalidMessage):
-        return "error"
-    return None
-
-
-class FrameRecorder(Protocol):
-    """What the runner tells a recorder (see :mod:`mmradar.record`)."""
-
-    def opened(self, exchange: str, plan: ConnectionPlan, ts_ns: int) -> None: ...
-    def frame(self, exchange: str, conn_name: str, ts_ns: int, raw: bytes | str) -> None: ...
-    def closed(self, exchange: str, conn_name: str, ts_ns: int, reason: str) -> None: ...
-    def snapshot(self, exchange: str, symbol: str, ts_ns: int, body: bytes) -> None: ...
-    def contracts(self, exchange: str, ts_ns: int, bodies: Sequence[bytes]) -> None: ...
-
-
-class WeightBudget:
-    """A venue's REST request-weight budget over a rolling window (pure; time passed in).
-
-    One per exchange: the exchange's one :class:`FeedRunner` owns it.
-
-    Args:
-        per_minute: the venue's limit per IP and window.
-        share: the fraction of it this process allows itself (others may share the IP).
-        window_s: the venue's counting window (a minute for Binance, 2 s for OKX's books).
-    """
-
-    def __init__(self, per_minute: int, share: float = 0.5, window_s: float = 60.0) -> None:
-        self.cap = max(1, int(per_minute * share)) if per_minute else 0
-        self.window_s = window_s
-        self._spent: deque[tuple[float, int]] = deque()
-        self._blocked_until = 0.0
-        self._venue_used = 0
-        self._venue_used_at = -1e18
-
-    def _used(self, now: float) -> int:
-        while self._spent and self._spent[0][0] <= now - self.window_s:
-            self._spent.popleft()
-        own = sum(w for _, w in self._spent)
-        venue = self._venue_used if now - self._venue_used_at < self.window_s else 0
-        return max(own, venue)
-
-    def used(self, now: float) -> int:
-        """Weight spent within the window, by our count or the venue's, whichever is more."""
-        return self._used(now)
-
-    def delay(self, weight: int, now: float) -> float:
-        """Seconds to wait before a request of ``weight`` fits the budget (0: go now)."""
-        if now < self._blocked_until:
-            return self._blocked_until - now
-        if not self.cap or self._used(now) + weight <= self.cap or not self._spent:
-            return 0.0
-        # Wait until enough of the oldest spending leaves the window.
-        need = self._used(now) + weight - self.cap
-        freed = 0
-        for at, w in self._spent:
-            freed += w
-            if freed >= need:
-                return max(0.0, at + self.window_s - now)
-        return self.window_s
-
-    def spend(self, weight: int, now: float) -> None:
-        """Record a request of ``weight`` sent at ``now``."""
-        self._spent.append((now, weight))
-
-    def venue_reports(self, used: int, now: float) -> None:
-        """The venue said how much weight this IP has used this minute."""
-        self._venue_used = used
-        self._venue_used_at = now
-
-    def block(self, seconds: float, now: float) -> None:
-        """The venue said stop (429/418 with ``Retry-After``)."""
-        self._blocked_until = max(self._blocked_until, now + seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class ResyncPolicy:
-    """How a feed spaces the resyncs of one symbol (README "Staleness, resyncs and
-    back-off").
-
-    The n-th resync request of a symbol in a row (a request counts as "in a row" when the
-    previous attempt for the symbol was less than :attr:`reset_after_s` ago) waits: none for
-    n = 1, ``min(backoff_max_s, backoff_initial_s * 2**(n-2))`` with equal jitter for
-    1 < n < :attr:`park_after`, and :attr:`park_s` (parked) from n = :attr:`park_after` on. A
-    parked symbol thus costs the venue one attempt per :attr:`park_s` until it heals.
-
-    Attributes:
-        backoff_initial_s: delay before the second attempt in a row (then doubling).
-        backoff_max_s: longest back-off delay before parking.
-        park_after: failures in a row after which the symbol is parked.
-        park_s: how long a parked symbol waits before its next attempt.
-        reset_after_s: an attempt this long ago no longer counts: the streak starts afresh.
-        log_interval_s: at most one resync log line per symbol per this many seconds.
-    """
-
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 60.0
-    park_after: int = 6
-    park_s: float = 300.0
-    reset_after_s: float = 30.0
-    log_interval_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.park_after < 2:
-            raise ValueError("park_after must be >= 2")
-        if not 0 < self.backoff_initial_s <= self.backoff_max_s:
-            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
-        if self.park_s <= 0 or self.reset_after_s <= 0 or self.log_interval_s < 0:
-            raise ValueError("park_s and reset_after_s must be > 0, log_interval_s >= 0")
-
-
-@dataclass(frozen=True, slots=True)
-class ResyncSlot:
-    """When a resync request may be carried out.
-
-    Attributes:
-        due_at: monotonic time of the attempt (``<= now``: at once).
-        streak: this request's place in the symbol's run of failures (1 = the first).
-        parked: the symbol failed :attr:`ResyncPolicy.park_after` times in a row.
-    """
-
-    due_at: float
-    streak: int
-    parked: bool
-
-
-class ResyncBackoff:
-    """Per-symbol back-off of resync requests (pure; time passed in).
-
-    Args:
-        policy: the schedule.
-        rng: jitter source (seeded in tests).
-    """
-
-    def __init__(self, policy: ResyncPolicy, rng: random.Random | None = None) -> None:
-        self.policy = policy
-        self._rng = rng or random.Random()
-        self._streak: dict[str, int] = {}
-        self._attempt_at: dict[str, float] = {}
-
-    def request(self, symbol: str, now: float) -> ResyncSlot:
-        """A resync of ``symbol`` is asked for at ``now``: when may it be carried out?"""
-        p = self.policy
-        last = self._attempt_at.get(symbol)
-        streak = 1
-        if last is not None and now - last < p.reset_after_s:
-            streak = self._streak.get(symbol, 0) + 1
-        self._streak[symbol] = streak
-        if streak >= p.park_after:
-            return ResyncSlot(now + p.park_s, streak, True)
-        if streak == 1:
-            return ResyncSlot(now, streak, False)
-        delay = min(p.backoff_max_s, p.backoff_initial_s * 2.0 ** (streak - 2))
-        return ResyncSlot(now + delay / 2 + self._rng.uniform(0.0, delay / 2), streak, False)
-
-    def attempted(self, symbol: str, now: float) -> None:
-        """The resync of ``symbol`` was carried out at ``now`` (a request was sent)."""
-        self._attempt_at[symbol] = now
-
-    def streak(self, symbol: str) -> int:
-        """The symbol's current run of resync requests (0 before the first)."""
-        return self._streak.get(symbol, 0)
-
-
-class MessagePacer:
-    """At most ``rate`` client frames per second on one connection, in any rolling window
-    (pure): ``max(1, int(rate))`` frames per ``that / rate`` seconds (1 s for a rate >= 1).
-
-    Args:
-        rate: frames per second; ``None`` (or 0) = unpaced.
-    """
-
-    def __init__(self, rate: float | None) -> None:
-        self.limit = max(1, int(rate)) if rate else 0
-        self.window_s = self.limit / rate if rate else 0.0
-        self._sent: deque[float] = deque()
-
-    def delay(self, now: float) -> float:
-        """Seconds to wait before the next frame may go (0: now)."""
-        if not self.limit:
-            return 0.0
-        sent = self._sent
-        while sent and sent[0] <= now - self.window_s:
-            sent.popleft()
-        if len(sent) < self.limit:
-            return 0.0
-        return sent[0] + self.window_s - now
-
-    def sent(self, now: float) -> None:
-        """A frame was sent at ``now``."""
-        if self.limit:
-            self._sent.append(now)
-
-
-class LogLimiter:
-    """At most one log line per key per ``interval_s``; the lines left out are counted (pure).
-
-    Args:
-        interval_s: least time between two lines of one key.
-    """
-
-    def __init__(self, interval_s: float) -> None:
-        self.interval_s = interval_s
-        self._last: dict[str, float] = {}
-        self._left_out: dict[str, Counter[str]] = {}
-
-    def admit(self, key: str, what: str, now: float) -> Counter[str] | None:
-        """May a line about ``key`` (``what`` happened) be logged at ``now``?
-
-        Returns:
-            None: leave it out (it is counted); else the lines left out since the last one,
-            counted by ``what`` (empty if none).
-        """
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval_s:
-            self._left_out.setdefault(key, Counter())[what] += 1
-            return None
-        self._last[key] = now
-        return self._left_out.pop(key, Counter())
-
-    def overdue(self, now: float) -> list[tuple[str, Counter[str]]]:
-        """Keys with lines left out whose interval has passed (their summary may be logged)."""
-        out = []
-        for key in list(self._left_out):
-            if now - self._last.get(key, -math.inf) >= self.interval_s:
-                self._last[key] = now
-                out.append((key, self._left_out.pop(key)))
-        return out
-
-
-class _TrackedConnection(ClientConnection):
-    """A client connection that notes when any bytes (frames, pings, pongs) last arrived.
-
-    ``monotonic`` is the feed's injected clock (a subclass per runner, :func:`_tracked`).
-    Leaving the ``async with`` on purpose — shutdown (cancellation) or a reconnect the feed
-    asked for — closes with 1000 (normal closure), not websockets' 1011 for any exception.
-    """
-
-    last_bytes_at = 0.0
-    monotonic: ClassVar[Callable[[], float]] = SystemClock().monotonic
-
-    def data_received(self, data: bytes) -> None:
-        self.last_bytes_at = type(self).monotonic()
-        super().data_received(data)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc_type is None or issubclass(exc_type, asyncio.CancelledError):
-            await self.close(1000, "shutdown" if exc_type is not None else "")
-        elif issubclass(exc_type, _ReconnectRequested):
-            await self.close(1000, "reconnecting")
-        else:
-            await super().__aexit__(exc_type, exc_value, traceback)
-
-
-def _tracked(clock: Clock) -> type[_TrackedConnection]:
-    """A :class:`_TrackedConnection` class reading ``clock``."""
-
-    class Tracked(_TrackedConnection):
-        monotonic: ClassVar[Callable[[], float]] = clock.monotonic
-
-    return Tracked
-
-
-class _ReconnectRequested(Exception):
-    def __init__(self, command: Reconnect) -> None:
-        super().__init__(command.reason)
-        self.command = command
+from websockets.asyncio.client import connect
+
+from ..book.sync import FetchSnapshot, Resubscribe
+from ..clock import ShellClock, SystemClock
+from ..config import FeedSettings
+from ..errors import MalformedMessage, SnapshotError
+from ..pipeline import Command, FeedObserver, FeedPipeline
+from ..reporting import ShellObserver
+from ..venues.base import ConnectionPlan, FrameParser, SnapshotSource
+from .connection import (
+    FrameRecorder,
+    _ReconnectRequested,
+    _refusal,
+    _tracked,
+    _TrackedConnection,
+    backoff,
+    classify,
+)
+from .rest import WeightBudget, _failure, _retry_after
+from .resync import (
+    LogLimiter,
+    MessagePacer,
+    ResyncBackoff,
+    ResyncPolicy,
+    ResyncSlot,
+    _count_text,
+    _left_out,
+)
+
+# The package's logger: operators and tests filter on "mmradar.feed".
+log = logging.getLogger("mmradar.feed")
 
 
 class _ResyncEvents:
@@ -960,41 +635,3 @@ class FeedRunner:
         log.warning("%s: dropping connection %s (%s)", self.exchange, name, reason)
         self._close_reason[name] = reason
         ws.transport.abort()
-
-
-def _count_text(counts: Counter[str]) -> str:
-    """``"12 more resyncs (checksum 10, gap 2)"``."""
-    parts = ", ".join(f"{what} {n}" for what, n in sorted(counts.items()))
-    return f"{sum(counts.values())} more resyncs ({parts})"
-
-
-def _left_out(counts: Counter[str]) -> str:
-    return f" [{_count_text(counts)} since the last line]" if counts else ""
-
-
-def _refusal(exc: BaseException) -> str | None:
-    """Why connecting cannot work from here (DNS, geo-block), or None for other failures."""
-    if isinstance(exc, websockets.InvalidStatus):
-        status = exc.response.status_code
-        if status == 451:
-            return "HTTP 451 Unavailable For Legal Reasons at the handshake (geo-blocked)"
-        if status == 403:
-            return "HTTP 403 Forbidden at the handshake (this location or IP is refused)"
-        return None
-    if isinstance(exc, socket.gaierror):
-        return f"DNS lookup failed ({exc.strerror or exc})"
-    return None
-
-
-def _failure(exc: BaseException, timeout_s: float) -> str:
-    """Why a REST request failed, never empty (a timeout's text is)."""
-    if isinstance(exc, TimeoutError):
-        return f"timed out (no complete answer within {timeout_s:g} s)"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _retry_after(value: str | None, now_ns: int, default_s: float = 60.0) -> float:
-    """The pause a 429/418 asks for (seconds or an HTTP date), at least 1 s; 60 s if unsaid."""
-    seconds = parse_retry_after(value, now_ns)
-    return default_s if seconds is None else max(1.0, seconds)
