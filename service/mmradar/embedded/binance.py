@@ -53,33 +53,31 @@ Replay and time (see :class:`EmbeddedBinance` for details): frames go out in cap
 by the recorder's receive timestamps divided by ``speed``; event times are rebased onto the
 venue's wall clock at :meth:`EmbeddedBinance.start`; each pass of a looping venue shifts times and
 update ids forward so that they never go backwards.
+
+Layout: this module holds the venue (lifecycle, replay, ground truth, fault injection); its
+websocket protocol is in :mod:`.binance_ws` and its REST router in :mod:`.binance_rest`, base
+classes of :class:`EmbeddedBinance`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import http
 import ipaddress
 import logging
 import math
 import time
-import urllib.parse
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-import orjson
-from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
 from ..clock import ShellClock, SystemClock
+from .binance_rest import _RestRouter
+from .binance_ws import Clock, _Client, _dumps
 from .capture import CaptureSource, DepthDiff, Level, Market, Trade
-from .loopback import Connection, LoopbackVenue
 from .plan import AggTradeEnd, FaultStep, FlushTick, ReplayPlan, Step, depth_intervals
 from .source import CaptureSource as CaptureFileSource
 from .source import FrameSource
@@ -88,21 +86,6 @@ from .truth import TruthBook
 __all__ = ["EmbeddedBinance", "VenueStats"]
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], int]
-"""Wall clock in ns since the epoch (``time.time_ns``)."""
-
-_SPOT_DEPTH_LIMIT_MAX = 5000
-_USDM_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
-_MINUTE_NS = 60_000_000_000
-_FAST_HIGH_WATER = 1000
-_CONTROL_METHODS = (
-    "SUBSCRIBE",
-    "UNSUBSCRIBE",
-    "LIST_SUBSCRIPTIONS",
-    "SET_PROPERTY",
-    "GET_PROPERTY",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,27 +116,6 @@ class VenueStats:
     rest_rejected: int
     slow_clients_dropped: int
     passes_completed: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """Where a websocket connection landed."""
-
-    root: str  # "" (spot), "public" or "market" (USD-M)
-    combined: bool  # wrap events as {"stream", "data"}
-    streams: tuple[str, ...]  # streams named in the URL
-
-
-class _Client(Connection):
-    """One websocket connection: where it landed and its subscriptions."""
-
-    def __init__(self, ws: ServerConnection, route: _Route, max_frames: int) -> None:
-        super().__init__(ws, max_frames, high_water=max(1, min(_FAST_HIGH_WATER, max_frames // 2)))
-        self.root = route.root
-        self.combined = route.combined
-        self.subscriptions: dict[str, None] = {}  # ordered set, as listed to the client
-        self.served: set[str] = set()  # the subset this venue sends events for
-        self.incoming: deque[float] = deque()
 
 
 class _DepthWindow:
@@ -196,11 +158,7 @@ class _DepthWindow:
         return out
 
 
-def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
-
-
-class EmbeddedBinance(LoopbackVenue[_Client]):
+class EmbeddedBinance(_RestRouter):
     """A Binance venue (spot or USD-M) on 127.0.0.1 replaying a source, with ground truth.
 
     One replay task walks the capture's timeline and fans each event out to every connection
@@ -559,11 +517,6 @@ class EmbeddedBinance(LoopbackVenue[_Client]):
 
     # -- replay ----------------------------------------------------------------------------
 
-    def _require_plan(self) -> ReplayPlan:
-        if self._plan is None:
-            raise RuntimeError("venue not started")
-        return self._plan
-
     def _require_truth(self, symbol: str) -> TruthBook:
         plan = self._require_plan()
         if symbol.upper() != plan.symbol or self._truth is None:
@@ -809,258 +762,3 @@ class EmbeddedBinance(LoopbackVenue[_Client]):
             else:
                 self._push(client, payload)
         return True
-
-    # -- websocket connections ---------------------------------------------------------------
-
-    def _ws_route(self, path: str, query: str) -> _Route | None:
-        root = ""
-        if self._market == "usdm":
-            head, sep, rest = path.lstrip("/").partition("/")
-            if head not in ("public", "market"):
-                return None  # legacy un-prefixed paths: decommissioned
-            root, path = head, "/" + rest if sep else "/"
-        if path in ("/ws", "/ws/"):
-            return _Route(root, combined=False, streams=())
-        if path.startswith("/ws/"):
-            names = urllib.parse.unquote(path[len("/ws/") :]).split("/")
-            return _Route(root, combined=False, streams=tuple(n for n in names if n))
-        if path == "/stream":
-            values = urllib.parse.parse_qs(query).get("streams", [])
-            names = [n for value in values for n in value.split("/") if n]
-            return _Route(root, combined=True, streams=tuple(names))
-        return None
-
-    def _serves(self, client: _Client, stream: str) -> bool:
-        roots = self._stream_roots.get(stream)
-        return roots is not None and client.root in roots
-
-    def _subscribe(self, client: _Client, streams: Iterable[str]) -> None:
-        for stream in streams:
-            client.subscriptions[stream] = None
-            if self._serves(client, stream):
-                client.served.add(stream)
-                self._subscribers.setdefault(stream, set()).add(client)
-        self._refresh_gate()
-
-    def _unsubscribe(self, client: _Client, streams: Iterable[str]) -> None:
-        for stream in streams:
-            client.subscriptions.pop(stream, None)
-            client.served.discard(stream)
-            subscribers = self._subscribers.get(stream)
-            if subscribers is not None:
-                subscribers.discard(client)
-        self._refresh_gate()
-
-    def _abandon(self, client: _Client) -> None:
-        """Stop sending events to a client that is being closed."""
-        self._unsubscribe(client, list(client.subscriptions))
-        super()._abandon(client)
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        request = ws.request
-        assert request is not None
-        path, _, query = request.path.partition("?")
-        route = self._ws_route(path, query)
-        assert route is not None  # process_request refused the others
-        client = _Client(ws, route, self._max_queue_frames)
-        logger.debug("embedded binance %s: connection %s", self._market, request.path)
-        self._subscribe(client, route.streams)
-        await self._serve(client, self._on_message)
-
-    def _on_message(self, client: _Client, message: str | bytes) -> None:
-        if self._rate_exceeded(client):
-            self._close(client, 1008, "Too many requests")
-            return
-        self._on_control(client, message)
-
-    def _rate_exceeded(self, client: _Client) -> bool:
-        if self._max_incoming_per_s <= 0:
-            return False
-        now = asyncio.get_running_loop().time()
-        client.incoming.append(now)
-        while client.incoming and client.incoming[0] <= now - 1.0:
-            client.incoming.popleft()
-        return len(client.incoming) > self._max_incoming_per_s
-
-    def _on_control(self, client: _Client, message: str | bytes) -> None:
-        try:
-            request = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            error = {
-                "code": 3,
-                "msg": f"Invalid JSON: expected value at line {exc.lineno} column {exc.colno}",
-            }
-            self._push(client, _dumps({"error": error}))
-            if self._market == "usdm":
-                self._close(client, 1008, "Invalid JSON")
-            return
-        reply = self._control_reply(client, request)
-        self._push(client, _dumps(reply))
-
-    def _control_reply(self, client: _Client, request: Any) -> dict[str, Any]:
-        def error(code: int, msg: str, rid: Any = None) -> dict[str, Any]:
-            return {"error": {"code": code, "msg": msg}, "id": rid}
-
-        if not isinstance(request, dict):
-            return error(2, "Invalid request: expected a JSON object")
-        rid = request.get("id")
-        valid_id = "id" in request and (
-            rid is None
-            or (isinstance(rid, int) and not isinstance(rid, bool) and -(2**63) <= rid < 2**63)
-            or (isinstance(rid, str) and len(rid) <= 36 and rid.isalnum())
-        )
-        if not valid_id:
-            return error(2, "Invalid request: request ID must be an unsigned integer")
-        method = request.get("method")
-        if method is None:
-            return error(2, "Invalid request: missing field `method`", rid)
-        if method not in _CONTROL_METHODS:
-            expected = ", ".join(f"`{m}`" for m in _CONTROL_METHODS)
-            return error(
-                2, f"Invalid request: unknown variant `{method}`, expected one of {expected}", rid
-            )
-        params = request.get("params", [])
-        if not isinstance(params, list):
-            return error(2, "Invalid request: params must be an array", rid)
-        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            if not all(isinstance(p, str) for p in params):
-                return error(2, "Invalid request: invalid stream name", rid)
-            if method == "SUBSCRIBE":
-                self._subscribe(client, params)
-            else:
-                self._unsubscribe(client, params)
-            return {"result": None, "id": rid}
-        if method == "LIST_SUBSCRIPTIONS":
-            return {"result": list(client.subscriptions), "id": rid}
-        if not params or not isinstance(params[0], str):
-            return error(2, "Invalid request: property name must be a string", rid)
-        if params[0] != "combined":
-            return error(0, "Unknown property", rid)
-        if method == "GET_PROPERTY":
-            if len(params) > 1:
-                return error(2, "Invalid request: too many parameters", rid)
-            return {"result": client.combined, "id": rid}
-        if len(params) != 2:
-            return error(2, "Invalid request: too many parameters", rid)
-        if not isinstance(params[1], bool):
-            return error(1, "Invalid value type: expected Boolean", rid)
-        client.combined = params[1]
-        return {"result": None, "id": rid}
-
-    # -- HTTP: REST on the same port ---------------------------------------------------------
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path, _, query = request.path.partition("?")
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            if self._ws_route(path, query) is None:
-                return self._json(404, {"code": -1, "msg": f"Not found: {path}"})
-            return None
-        return self._rest(path, query)
-
-    def _json(self, status: int, body: Any, extra: Iterable[tuple[str, str]] = ()) -> Response:
-        content = _dumps(body)
-        headers = Headers(
-            [
-                ("Date", email.utils.formatdate(usegmt=True)),
-                ("Connection", "close"),
-                ("Content-Type", "application/json;charset=UTF-8"),
-                ("Content-Length", str(len(content))),
-                ("X-MBX-USED-WEIGHT-1M", str(self._weight_used)),
-                *extra,
-            ]
-        )
-        return Response(status, http.HTTPStatus(status).phrase, headers, content)
-
-    def _rest(self, path: str, query: str) -> Response:
-        self._n_rest += 1
-        prefix = "/api/v3" if self._market == "spot" else "/fapi/v1"
-        params = {k: v[-1] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
-        now_ns = self._clock()
-        minute = now_ns // _MINUTE_NS
-        if minute != self._weight_minute:
-            self._weight_minute, self._weight_used = minute, 0
-
-        if path == f"{prefix}/depth":
-            checked = self._depth_request(params)
-            if isinstance(checked, Response):
-                return checked
-            limit, weight = checked
-        elif path in (f"{prefix}/ping", f"{prefix}/time"):
-            limit, weight = 0, 1
-        else:
-            return self._json(404, {"code": -1, "msg": f"Not found: {path}"})
-
-        if self._forced:
-            status, retry_after = self._forced.popleft()
-            return self._reject(status, retry_after, now_ns)
-        if self._weight_used + weight > self._weight_budget:
-            retry_after = max(1, math.ceil(((minute + 1) * _MINUTE_NS - now_ns) / 1e9))
-            return self._reject(429, retry_after, now_ns)
-        self._weight_used += weight
-
-        if path.endswith("/ping"):
-            return self._json(200, {})
-        if path.endswith("/time"):
-            return self._json(200, {"serverTime": now_ns // 1_000_000})
-        return self._json(200, self._snapshot_body(limit))
-
-    def _reject(self, status: int, retry_after_s: int, now_ns: int) -> Response:
-        self._n_rest_rejected += 1
-        if status == 418:
-            until = now_ns // 1_000_000 + retry_after_s * 1000
-            msg = (
-                f"Way too much request weight used; IP banned until {until}. "
-                "Please use WebSocket Streams for live updates to avoid bans."
-            )
-        else:
-            msg = (
-                f"Too much request weight used; current limit is {self._weight_budget} "
-                "request weight per 1 MINUTE. Please use WebSocket Streams for live "
-                "updates to avoid polling the API."
-            )
-        return self._json(
-            status, {"code": -1003, "msg": msg}, [("Retry-After", str(retry_after_s))]
-        )
-
-    def _depth_request(self, params: dict[str, str]) -> tuple[int, int] | Response:
-        symbol = params.get("symbol", "")
-        if not symbol:
-            msg = "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
-            return self._json(400, {"code": -1102, "msg": msg})
-        if symbol != self._require_plan().symbol:
-            return self._json(400, {"code": -1121, "msg": "Invalid symbol."})
-        raw = params.get("limit")
-        if self._market == "spot":
-            if raw is None:
-                limit = 100
-            elif not raw.isdigit() or len(raw) > 20:
-                msg = (
-                    "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'."
-                )
-                return self._json(400, {"code": -1100, "msg": msg})
-            else:
-                limit = min(max(int(raw), 1), _SPOT_DEPTH_LIMIT_MAX)
-            weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-            return limit, weight
-        if raw is None:
-            limit = 500
-        elif raw.isdigit() and int(raw) in _USDM_DEPTH_LIMITS:
-            limit = int(raw)
-        else:
-            legal = ", ".join(str(n) for n in _USDM_DEPTH_LIMITS)
-            msg = f"Illegal characters found in parameter 'limit'; legal range is '{legal}'."
-            return self._json(400, {"code": -1100, "msg": msg})
-        weight = 2 if limit <= 50 else 5 if limit == 100 else 10 if limit == 500 else 20
-        return limit, weight
-
-    def _snapshot_body(self, limit: int) -> dict[str, Any]:
-        truth = self._truth
-        assert truth is not None
-        bids, asks = truth.top(limit)
-        body: dict[str, Any] = {"lastUpdateId": truth.last_update_id}
-        if self._market == "usdm":
-            body["E"] = self._truth_E
-            body["T"] = self._truth_T
-        body["bids"] = [list(level) for level in bids]
-        body["asks"] = [list(level) for level in asks]
-        return body
