@@ -201,6 +201,7 @@ class LiveStack:
                         venue.pause()
                     else:
                         venue.resume()
+            # The controller's period, not synchronisation: it runs until the harness stops.
             await asyncio.sleep(LOCKSTEP_POLL_S)
 
     async def _start_webhook_receiver(self) -> str:

@@ -168,6 +168,8 @@ async def test_a_persistently_wrong_checksum_is_backed_off_and_parked(
         )
         running = Running(venue, service, url, session)
         started = time.monotonic()
+        # A counting window, not synchronisation: the resubscribes made within the elapsed
+        # time are bounded from both sides. (Wall time: the Kraken fake has no pacing clock.)
         await asyncio.sleep(WINDOW_S)
         requests = venue.stats.requests
         elapsed = time.monotonic() - started

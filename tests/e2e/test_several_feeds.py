@@ -386,7 +386,9 @@ async def test_two_usdm_tables_connection_gauges() -> None:
                     what="trade connection down",
                 )
                 assert router.open() == 1
-                for _ in range(10):  # while it stays down, the depth connection counts
+                # A negative check, not synchronisation: for ~0.5 s while the trade connection
+                # stays down, every scrape counts the depth connection alone and the book valid.
+                for _ in range(10):
                     await asyncio.sleep(0.05)
                     samples = await running.scrape()
                     assert connections(samples, exchange) == (router.open(), 0) == (1, 0)

@@ -23,6 +23,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
+from fake_clock import FakeClock as PaceClock
 from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.embedded.capture import (
     BookTicker,
@@ -592,21 +593,30 @@ async def test_drop_connections_aborts_without_a_close_frame() -> None:
 
 
 async def test_pause_holds_the_replay_and_resume_continues() -> None:
-    async with EmbeddedBinance("spot", speed=10.0) as venue:
+    clock = PaceClock()  # the replay's pacing: the paused windows are fake time
+    async with EmbeddedBinance("spot", speed=10.0, pace_clock=clock) as venue:
         venue.pause()
         async with connect(venue.ws_base + "/ws/btcusdt@depth@100ms") as ws:
+
+            async def recv() -> Any:
+                frame = asyncio.ensure_future(ws.recv())
+                await clock.run_until(frame.done)
+                return orjson.loads(frame.result())
+
+            # Negative check: 3 s of pacing time (~300 events at 10x) pass and nothing is sent.
+            await clock.advance(3.0)
             with pytest.raises(TimeoutError):
                 async with asyncio.timeout(0.3):
                     await ws.recv()
             assert venue.stats.depth_events == 0
             venue.resume()
-            first = orjson.loads(await ws.recv())
+            first = await recv()
             venue.pause()
-            await asyncio.sleep(0.3)  # ~30 events at 10x if the replay were running
+            await clock.advance(3.0)  # ~300 events at 10x if the replay were running
             held = venue.stats.depth_events
             assert held <= 2
             venue.resume()
-            events = [orjson.loads(await ws.recv()) for _ in range(held + 3)]
+            events = [await recv() for _ in range(held + 3)]
             assert events[0]["U"] == first["u"] + 1  # nothing lost across the pause
 
 
@@ -654,7 +664,13 @@ async def test_the_venue_pings_and_accepts_pongs(caplog: pytest.LogCaptureFixtur
         EmbeddedBinance("spot", ping_interval_s=0.05) as venue,
         connect(venue.ws_base + "/ws", ping_interval=None) as ws,
     ):
-        await asyncio.sleep(0.3)
+        await wait_until(
+            lambda: (
+                sum(r.getMessage().startswith("< PING") for r in caplog.records) >= 3
+                and sum(r.getMessage().startswith("> PONG") for r in caplog.records) >= 3
+            ),
+            "3 pings answered",
+        )
         await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":1}')
         assert orjson.loads(await ws.recv()) == {"result": [], "id": 1}  # still connected
     messages = [record.getMessage() for record in caplog.records]

@@ -72,7 +72,8 @@ class FaultProxy:
         self.rest_faults: deque[RestFault] = deque()
         self.refuse_status: int | None = None
         self.holding = False
-        self.half_open = False
+        self._flowing = asyncio.Event()  # set unless half-open
+        self._flowing.set()
         self._held: list[tuple[_Conn, str | bytes]] = []
         self._first_bodies: dict[str, bytes] = {}
         #: REST requests answered (faults included) and websocket handshakes accepted
@@ -80,6 +81,18 @@ class FaultProxy:
         self.accepted = 0
         self.refused = 0
         self.frames = 0  # server frames forwarded (or injected)
+
+    @property
+    def half_open(self) -> bool:
+        """While true, server frames are read but stalled: nothing reaches the client."""
+        return not self._flowing.is_set()
+
+    @half_open.setter
+    def half_open(self, value: bool) -> None:
+        if value:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -177,8 +190,7 @@ class FaultProxy:
                         del self.rewrites[i]
                         data = new if isinstance(data, str) else new.encode()
                         break
-                while self.half_open:
-                    await asyncio.sleep(0.05)
+                await self._flowing.wait()  # held while half-open
                 if self.holding:
                     self._held.append((conn, data))
                     continue
@@ -238,6 +250,7 @@ class FaultProxy:
                     status=fault.status, headers=fault.headers, text='{"code":-1,"msg":"fault"}'
                 )
             if fault.kind == "hang":
+                # The fault itself, not synchronisation: the request is held for its seconds.
                 await asyncio.sleep(fault.seconds)
             elif fault.kind == "stale" and key in self._first_bodies:
                 return web.Response(body=self._first_bodies[key], content_type="application/json")

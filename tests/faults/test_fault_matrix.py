@@ -268,13 +268,21 @@ class Cell:
             if first_valid is None:
                 first_valid = time.monotonic() - t0
             self.venue.pause()
-            await asyncio.sleep(0.3)
-            s = await self.scrape()
-            wrong = (
-                {x: self.wrong(s, x) for x in symbols}
-                if self.valid(s, symbols)
-                else {"": "not valid"}
-            )
+            wrong: dict[str, Any] = {}
+
+            async def landed() -> bool:
+                # Frames in flight have landed once the books equal the (still) truth.
+                nonlocal s, wrong
+                s = await self.scrape()
+                wrong = (
+                    {x: self.wrong(s, x) for x in symbols}
+                    if self.valid(s, symbols)
+                    else {"": "not valid"}
+                )
+                return not any(wrong.values())
+
+            with contextlib.suppress(AssertionError):  # still wrong: resume, and poll again
+                await wait_until(landed, "frames in flight to land", timeout_s=0.3, interval_s=0.05)
             self.venue.resume()
             if not any(wrong.values()):
                 return s
@@ -528,6 +536,7 @@ async def _rest_http_date(cell: Cell) -> None:
 
 async def _burst(cell: Cell) -> None:
     cell.proxy.holding = True
+    # The fault itself, not synchronisation: 2.5 s of frames are held, then sent at once.
     await asyncio.sleep(2.5)
     cell.burst = cell.proxy.release()  # type: ignore[attr-defined]
 
@@ -718,7 +727,7 @@ async def test_fault(
         async def sampler() -> None:
             while not stop_sampling.is_set():
                 cell.sane(await cell.scrape())
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the sampling period (not a wait for anything)
 
         sampling = asyncio.create_task(sampler())
         t0 = time.monotonic()
@@ -805,13 +814,18 @@ async def test_dns_failure_is_logged_once_and_retried_slowly(
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
-        await asyncio.sleep(2.0)
-        reconnects = service.registry.get_sample_value(
-            "mmradar_feed_reconnects_total", {"exchange": exchange, "reason": "error"}
-        )
+
+        def reconnects() -> float | None:
+            return service.registry.get_sample_value(
+                "mmradar_feed_reconnects_total", {"exchange": exchange, "reason": "error"}
+            )
+
         plans = len(service.pipelines[0].venue.connections(KITS[exchange].symbols, trades=True))
+        await wait_until(lambda: (reconnects() or 0) >= plans, "a first attempt per connection")
+        # A negative check: no second attempt within 2 s (the fast back-off's 0.05 s forty times).
+        await asyncio.sleep(2.0)
         # One attempt per connection: the next is a minute away (fast back-off notwithstanding).
-        assert reconnects == plans, reconnects
+        assert reconnects() == plans, reconnects()
         lines = [r.getMessage() for r in caplog.records if "DNS lookup failed" in r.getMessage()]
         assert len(lines) == plans and all(exchange in line for line in lines), lines
         assert "retrying every 60 s" in lines[0]
@@ -834,10 +848,13 @@ async def test_geo_block_is_logged_once_and_retried_slowly(
     proxy.refuse_status = status
     try:
         async with _cell_on(kit, proxy) as cell:
+            plans = len(cell.service.pipelines[0].venue.connections(kit.symbols, trades=True))
+            await wait_until(lambda: proxy.refused >= plans, "a first refusal per connection")
+            # A negative check: no second attempt within 2 s (the fast back-off's 0.05 s forty
+            # times), and no book valid.
             await asyncio.sleep(2.0)
             s = await cell.scrape()
             assert not cell.valid(s)
-            plans = len(cell.service.pipelines[0].venue.connections(kit.symbols, trades=True))
             assert proxy.refused == plans
             lines = [r.getMessage() for r in caplog.records if f"HTTP {status}" in r.getMessage()]
             assert len(lines) == plans and exchange in lines[0], lines
@@ -976,8 +993,13 @@ async def test_repeated_reconnects_do_not_park_a_healthy_book() -> None:
     async with _cell(kit, resync_policy=ResyncPolicy()) as cell:
         await cell.settle(30.0)
         for _ in range(8):
+            reopened = cell.proxy.accepted + len(cell.proxy.conns)
             cell.proxy.abort()
-            await asyncio.sleep(0.05)
+            await wait_until(
+                lambda: cell.proxy.accepted >= reopened,  # noqa: B023 (awaited in the loop)
+                "every connection reopened after a reset",
+                timeout_s=10,
+            )
 
             async def resynced() -> bool:
                 return bool(cell.valid(await cell.scrape()) and cell.proxy.conns)

@@ -176,6 +176,7 @@ class Receiver:
         if reply.hang:
             await asyncio.Event().wait()
         if reply.delay_s:
+            # Not synchronisation: the scripted delay is a slow endpoint, the behaviour under test.
             await asyncio.sleep(reply.delay_s)
         return web.Response(status=reply.status, text=reply.body, headers=reply.headers)
 

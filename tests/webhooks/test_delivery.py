@@ -213,7 +213,8 @@ async def test_slow_receiver_drops_oldest_and_submit_never_blocks(
         finally:
             gc.enable()
         if i == 0:
-            await asyncio.sleep(0.05)  # let the worker take event 1 and start sending it
+            # The worker has taken event 1 once the receiver holds its request.
+            await receiver.wait_for(1)
     print(f"\nsubmit latency: max {max(latencies) * 1e6:.1f} µs over {len(latencies)} calls")
     if timed:
         assert max(latencies) < 1e-3

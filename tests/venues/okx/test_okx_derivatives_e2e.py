@@ -225,7 +225,21 @@ async def test_a_recording_replays_swaps_in_the_units_live_read(tmp_path: Path) 
             interval_s=0.05,
         )
         venue.pause()
-        await asyncio.sleep(0.5)  # frames in flight land (and are recorded)
+
+        def caught_up() -> bool:
+            # Every frame sent before the pause has landed (and is recorded): the live book
+            # and taker volume are the venue's truth.
+            ref = converted(venue, LINEAR)
+            bids, asks = inst.book.items(Side.BID), inst.book.items(Side.ASK)
+            return (
+                inst.valid
+                and (len(bids), len(asks)) == (ref["levels_bid"], ref["levels_ask"])
+                and (max(p for p, _ in bids), min(p for p, _ in asks)) == (ref["bid"], ref["ask"])
+                and math.isclose(inst.market.taker_buy, ref["taker_buy"], rel_tol=1e-9)
+                and math.isclose(inst.market.taker_sell, ref["taker_sell"], rel_tol=1e-9)
+            )
+
+        await wait_until(caught_up, "frames in flight to land", timeout_s=20, interval_s=0.05)
         live_book = (list(inst.book.items(Side.BID)), list(inst.book.items(Side.ASK)))
         live_taker = (inst.market.taker_buy, inst.market.taker_sell)
     finally:
