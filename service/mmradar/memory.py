@@ -4,13 +4,13 @@ The service's large allocations are short-lived (websocket frames, REST snapshot
 lists, scrape output) while the flight recorder's rings keep tens of MiB of frames for
 minutes. Under glibc's allocator the pages freed between long-lived blocks stay resident, and
 as the rings turn over the heap's touched extent creeps outward: with no trimming a 60-minute
-soak grew from 151 to 212 MiB although the live heap was flat. ``malloc_trim(0)`` returns every
-free page of the heap, interior ones included, to the kernel. Measured in a soak, the resident
-size right after a trim stays flat (100.6 MiB at 2 min, 106.0 at 10 min), but between trims it
-climbs back by up to 20 MiB a minute as freed chunks are reused; trimming every
-:data:`HEAP_TRIM_INTERVAL_S` seconds keeps it near that floor. The call runs on a worker thread
-(ctypes releases the GIL), so the event loop only waits if it allocates from the C heap while
-the trim holds it; a trim takes a few milliseconds.
+soak grew from 151 to 212 MiB while the live Python heap stayed small. ``malloc_trim(0)``
+returns every free page of the heap, interior ones included, to the kernel. Measured in a
+soak, the resident size right after a trim moved only from 100.6 MiB (2 min) to 106.0
+(10 min), but between trims it climbs back by up to 20 MiB a minute as freed chunks are
+reused; trimming every :data:`HEAP_TRIM_INTERVAL_S` seconds keeps it near that floor. The call
+runs on a worker thread (ctypes releases the GIL), so the event loop only waits if it
+allocates from the C heap while the trim holds it; a trim takes a few milliseconds.
 
 Where the C library has no ``malloc_trim`` (musl, macOS) nothing is done.
 """
