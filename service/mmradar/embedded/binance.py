@@ -553,14 +553,8 @@ class EmbeddedBinance(_RestRouter):
             self.close_connections(1001, "going away")
             self._reset_pass(self._pass + 1)
 
-    async def _hold(self) -> float:
-        """Wait while the replay is gated; return the seconds spent waiting (on the pacing
-        clock, which may be a test's fake clock)."""
-        if self._may_run.is_set():
-            return 0.0
-        began = self._pace.monotonic()
-        await self._may_run.wait()
-        return self._pace.monotonic() - began
+    def _pace_time(self) -> float:
+        return self._pace.monotonic()  # the pacing clock (a test's fake clock, or the system's)
 
     async def _run_pass(self, plan: ReplayPlan) -> None:
         """Release every step of the timeline once, paced by receive time / ``speed``."""

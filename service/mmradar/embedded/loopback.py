@@ -234,14 +234,19 @@ class LoopbackVenue(Generic[C]):
         else:
             self._may_run.clear()
 
+    def _pace_time(self) -> float:
+        """The clock the venue paces on, in seconds (the event loop's; a venue may pace on
+        another, e.g. a test's fake clock)."""
+        return asyncio.get_running_loop().time()
+
     async def _hold(self) -> float:
-        """Wait while the gate is closed; return the seconds spent waiting."""
+        """Wait while the gate is closed; return the seconds spent waiting (on
+        :meth:`_pace_time`)."""
         if self._may_run.is_set():
             return 0.0
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+        began = self._pace_time()
         await self._may_run.wait()
-        return loop.time() - began
+        return self._pace_time() - began
 
     async def _flushed(self) -> None:
         """Wait until every open connection's send queue is empty."""
