@@ -30,6 +30,7 @@ from .config import (
 )
 from .errors import ConfigError, MMRadarError
 from .log import configure_logging
+from .memory import tune_heap
 from .venues import VENUE_NAMES
 
 __all__ = ["main"]
@@ -142,7 +143,11 @@ def _load(path: Path | None) -> Settings:
 
 
 def _serve_forever(body: Callable[[asyncio.Event], Awaitable[None]]) -> int:
-    """Run ``body(stop)`` with SIGINT/SIGTERM setting ``stop``; return the exit code."""
+    """Run ``body(stop)`` with SIGINT/SIGTERM setting ``stop``; return the exit code.
+
+    The C heap is tuned first (:func:`mmradar.memory.tune_heap`), before any thread exists.
+    """
+    tune_heap()
 
     async def main() -> None:
         stop = asyncio.Event()

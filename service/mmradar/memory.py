@@ -12,7 +12,14 @@ reused; trimming every :data:`HEAP_TRIM_INTERVAL_S` seconds keeps it near that f
 runs on a worker thread (ctypes releases the GIL), so the event loop only waits if it
 allocates from the C heap while the trim holds it; a trim takes a few milliseconds.
 
-Where the C library has no ``malloc_trim`` (musl, macOS) nothing is done.
+Threads. glibc gives every thread that allocates its own arena (up to eight per core), each a
+separately mapped heap whose touched pages stay resident; the flight recorder writes on worker
+threads, so the first recording written while another worker was busy added a second pool of
+pages that never went away. :func:`tune_heap` caps the process at one arena (the worker threads
+only write recordings and trim, so they hardly contend for it) and fixes the mmap threshold;
+the service calls it once at start, before any worker thread exists.
+
+Where the C library has no ``malloc_trim``/``mallopt`` (musl, macOS) nothing is done.
 """
 
 from __future__ import annotations
@@ -23,14 +30,24 @@ import ctypes.util
 import sys
 from collections.abc import Awaitable, Callable
 
-__all__ = ["HEAP_TRIM_INTERVAL_S", "MMAP_THRESHOLD_BYTES", "heap_trimmer", "trim_heap_forever"]
+__all__ = [
+    "ARENA_MAX",
+    "HEAP_TRIM_INTERVAL_S",
+    "MMAP_THRESHOLD_BYTES",
+    "heap_trimmer",
+    "trim_heap_forever",
+    "tune_heap",
+]
 
 #: Seconds between two ``malloc_trim`` calls.
 HEAP_TRIM_INTERVAL_S = 10.0
 #: Blocks at least this large are mapped on their own and unmapped when freed (glibc's
 #: ``M_MMAP_THRESHOLD``, fixed instead of glibc's sliding default).
 MMAP_THRESHOLD_BYTES = 128 * 1024
-_M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
+#: At most this many malloc arenas (glibc's ``M_ARENA_MAX``): every thread shares the main one.
+ARENA_MAX = 1
+_M_MMAP_THRESHOLD = -3  # mallopt parameter numbers (malloc.h)
+_M_ARENA_MAX = -8
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -42,26 +59,36 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+def tune_heap() -> bool:
+    """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD_BYTES` and cap its arenas at
+    :data:`ARENA_MAX`; ``False`` where the C library has no ``mallopt``.
+
+    By default glibc raises the mmap threshold to the size of every mapped block it frees (up
+    to 32 MiB), after which the flight recorder's checkpoints and the venues' REST snapshot
+    bodies (100 KiB to a few MiB, a few a minute) land in the heap below long-lived frames and
+    push its extent up for good. The arena cap only binds threads that have not allocated yet:
+    call this before starting any.
+    """
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    return bool(mallopt(_M_ARENA_MAX, ARENA_MAX)) and ok
+
+
 def heap_trimmer() -> Callable[[], bool] | None:
     """``malloc_trim(0)`` of this process's C library, or ``None`` where there is none.
 
-    The returned function trims the heap and says whether any memory was released. Getting it
-    also fixes glibc's mmap threshold at :data:`MMAP_THRESHOLD_BYTES`: by default glibc raises
-    the threshold to the size of every mapped block it frees (up to 32 MiB), after which the
-    flight recorder's checkpoints and the venues' REST snapshot bodies (100 KiB to a few MiB,
-    a few a minute) land in the heap below long-lived frames and push its extent up for good.
+    The returned function trims every arena's free pages and says whether any memory was
+    released.
     """
     libc = _libc()
-    if libc is None:
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is None:
         return None
-    try:
-        trim = libc.malloc_trim
-        mallopt = libc.mallopt
-    except AttributeError:
-        return None
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
 

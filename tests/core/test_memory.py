@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mmradar.memory import heap_trimmer, trim_heap_forever
+from mmradar.memory import heap_trimmer, trim_heap_forever, tune_heap
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="malloc_trim is glibc's (Linux)"
@@ -58,8 +58,8 @@ async def test_trims_once_per_interval() -> None:
 
 _MAPPED_PROBE = """
 import ctypes
-from mmradar.memory import heap_trimmer
-assert heap_trimmer() is not None
+from mmradar.memory import tune_heap
+assert tune_heap()
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
@@ -76,3 +76,45 @@ def test_large_blocks_stay_mapped_after_a_mapped_block_is_freed() -> None:
         [sys.executable, "-c", _MAPPED_PROBE], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["16"] * 8, out
+
+
+_ARENA_PROBE = """
+import ctypes, sys, tempfile, threading
+from mmradar.memory import tune_heap
+if sys.argv[1] == "tuned":
+    assert tune_heap()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+kept = []
+def work():
+    kept.extend(libc.malloc(4096) for _ in range(256))  # a worker's allocations
+threads = [threading.Thread(target=work) for _ in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+with tempfile.NamedTemporaryFile(suffix=".xml") as out:
+    fp = libc.fopen(out.name.encode(), b"w")
+    libc.malloc_info(0, fp)
+    libc.fclose(fp)
+    print(open(out.name).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.parametrize(("mode", "arenas"), [("tuned", 1), ("default", 2)])
+def test_worker_threads_share_one_arena_once_tuned(mode: str, arenas: int) -> None:
+    # glibc's default gives a thread that allocates an arena of its own (the flight recorder's
+    # writers are worker threads); tuned, every thread allocates from the main arena. The
+    # default case shows the probe can tell the difference. In a fresh process each.
+    out = subprocess.run(
+        [sys.executable, "-c", _ARENA_PROBE, mode], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if mode == "tuned":
+        assert out == ["1"], out
+    else:
+        assert int(out[0]) >= arenas, out

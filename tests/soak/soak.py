@@ -3,7 +3,8 @@
 ``make soak`` (default 60 minutes; ``MINUTES=N``) or ``PYTHONPATH=tests python -m soak
 --minutes N``. It starts, on 127.0.0.1:
 
-* the fake venues of all six exchanges, at :data:`SPEED` × a real rate: Binance spot (the
+* the fake venues of all six exchanges, at :data:`SPEED` × a real rate (the capture venues at
+  most :data:`CAPTURE_SPEED_MAX` ×, so that a pass outlasts the back-off reset): Binance spot (the
   embedded venue playing the simulator's ``cycle`` scenario, so symptom episodes fire and the
   webhooks have traffic), Binance USD-M (the real capture, looped), Coinbase and OKX (their
   seeded generators, two products each), Kraken (both packaged captures re-encoded as
@@ -79,6 +80,11 @@ from support import free_port, wait_until  # noqa: E402
 
 #: Every venue runs this many times faster than the real one it imitates.
 SPEED = 20.0
+#: The capture venues (Binance USD-M, Kraken, Bybit) run at most this fast: a capture lasts
+#: about 346 s, so a pass lasts at least 46 s, longer than the 30 s a connection must hold before
+#: the service resets its reconnect back-off. At 20x a pass (and so every connection) lasted
+#: 17 s, the back-off never reset and stayed near its cap.
+CAPTURE_SPEED_MAX = 7.5
 #: Seconds between two injected faults.
 FAULT_INTERVAL_S = 20.0
 #: Prometheus scrape interval.
@@ -121,6 +127,10 @@ class Sample:
     bad_messages: float = 0.0
     cpu_s: float = 0.0
     recordings: float = 0.0
+    #: what the resident pages are at the minute mark (one reading; Linux only): the C heap
+    #: (``[heap]``), other anonymous mappings (Python's arenas, mapped blocks, any thread
+    #: arena), file-backed mappings, and the OS thread count.
+    memory: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,6 +154,35 @@ def _rss_bytes(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def _memory_map(pid: int) -> dict[str, float]:
+    """Resident bytes of process ``pid`` by kind of mapping, and its thread count ({} where
+    ``/proc`` cannot be read)."""
+    out = {"heap_bytes": 0.0, "anon_bytes": 0.0, "file_bytes": 0.0}
+    kind = "anon_bytes"
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split(maxsplit=6)
+                if "-" in head[0] and len(head) >= 5:  # a mapping's header line
+                    name = head[5].strip() if len(head) > 5 else ""
+                    kind = (
+                        "heap_bytes"
+                        if name == "[heap]"
+                        else "file_bytes"
+                        if name.startswith("/")
+                        else "anon_bytes"
+                    )
+                elif head[0] == "Rss:":
+                    out[kind] += float(head[1]) * 1024
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    out["threads"] = float(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        return {}
+    return out
 
 
 def _lag(prev: Samples | None, cur: Samples) -> tuple[float, float, float]:
@@ -218,16 +257,17 @@ class Venues:
 
     def __init__(self, speed: float) -> None:
         self.speed = speed
+        self.capture_speed = min(speed, CAPTURE_SPEED_MAX)
         self.spot = EmbeddedBinance(
             "spot", source=SimulatedSource("cycle", 1), speed=speed, loop=True
         )
-        self.usdm = EmbeddedBinance("usdm", speed=speed, loop=True)
+        self.usdm = EmbeddedBinance("usdm", speed=self.capture_speed, loop=True)
         self.coinbase = EmbeddedCoinbase(("BTC-USD", "ETH-USD"), rate_hz=_COINBASE_REAL_HZ * speed)
         self.okx = EmbeddedOkx(
             ("BTC-USDT", "ETH-USDT"), interval_s=_OKX_REAL_INTERVAL_S / speed, checksums=True
         )
-        self.kraken = EmbeddedKraken(("BTC/USDT", "BTC/USD"), speed=speed)
-        self.bybit = EmbeddedBybit("linear", speed=speed)
+        self.kraken = EmbeddedKraken(("BTC/USDT", "BTC/USD"), speed=self.capture_speed)
+        self.bybit = EmbeddedBybit("linear", speed=self.capture_speed)
         self.restarts = {"kraken": 0, "bybit": 0}
         self._frozen = False
         self._busy: set[str] = set()
@@ -256,10 +296,10 @@ class Venues:
                 await venue.stop()
                 if name == "kraken":
                     fresh: Any = EmbeddedKraken(
-                        ("BTC/USDT", "BTC/USD"), speed=self.speed, port=port
+                        ("BTC/USDT", "BTC/USD"), speed=self.capture_speed, port=port
                     )
                 else:
-                    fresh = EmbeddedBybit("linear", speed=self.speed, port=port)
+                    fresh = EmbeddedBybit("linear", speed=self.capture_speed, port=port)
                 for attempt in range(50):
                     try:
                         await fresh.start()
@@ -757,13 +797,17 @@ async def run_soak(
                     bad_messages=_sum(cur, "mmradar_feed_bad_messages_total"),
                     recordings=_sum(cur, "mmradar_flight_recordings_total"),
                     cpu_s=_sum(cur, "process_cpu_seconds_total"),
+                    memory=_memory_map(proc.pid),
                 )
                 samples.append(s)
                 rate = (s.messages - (samples[-2].messages if len(samples) > 1 else 0)) / (
                     s.t_s - (samples[-2].t_s if len(samples) > 1 else 0)
                 )
                 progress(
-                    f"[{s.t_s / 60:5.1f} min] RSS {s.rss_bytes / 2**20:6.1f} MiB  fds "
+                    f"[{s.t_s / 60:5.1f} min] RSS {s.rss_bytes / 2**20:6.1f} MiB "
+                    f"(heap {s.memory.get('heap_bytes', math.nan) / 2**20:5.1f} anon "
+                    f"{s.memory.get('anon_bytes', math.nan) / 2**20:5.1f} threads "
+                    f"{s.memory.get('threads', math.nan):2.0f})  fds "
                     f"{s.open_fds:3.0f}  tasks {s.tasks:3.0f}  loop lag mean "
                     f"{s.lag_mean_s * 1e3:5.1f} ms p99 ≤{p99 * 1e3:5.0f} ms  books valid "
                     f"{s.valid_books}/{s.books}  msgs/s {rate:6.0f}  resyncs {s.resyncs:4.0f}  "
