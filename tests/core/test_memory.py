@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mmradar.memory import heap_trimmer, trim_heap_forever, tune_heap
+from mmradar.memory import heap_trimmer, trim_heap_forever
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="malloc_trim is glibc's (Linux)"

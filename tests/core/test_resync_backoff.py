@@ -66,11 +66,26 @@ def test_policy_is_validated() -> None:
 
 def test_pacer_allows_n_frames_in_any_rolling_second() -> None:
     pacer = MessagePacer(5.0)
+    assert pacer.window_s == pytest.approx(1.1)  # a second and a margin for network jitter
     for i in range(5):
         assert pacer.delay(10.0 + i * 0.01) == 0.0
         pacer.sent(10.0 + i * 0.01)
-    assert pacer.delay(10.5) == pytest.approx(0.5)  # the first frame leaves the window at 11.0
-    assert pacer.delay(11.0) == 0.0
+    assert pacer.delay(10.5) == pytest.approx(0.6)  # the first frame leaves the window at 11.1
+    assert pacer.delay(11.1) == 0.0
+
+
+def test_pacer_with_a_fractional_rate_stays_below_it_in_every_second() -> None:
+    # 8/s shared by three connections: 2.67/s each. Two frames per second, never three (a
+    # window of 2/2.67 s would let two bursts of two into one second).
+    pacer = MessagePacer(8.0 / 3)
+    assert pacer.limit == 2
+    times: list[float] = []
+    now = 0.0
+    for _ in range(40):
+        now += pacer.delay(now)
+        pacer.sent(now)
+        times.append(now)
+    assert max(sum(1 for u in times if t <= u < t + 1.0) for t in times) == 2
     unpaced = MessagePacer(None)
     for _ in range(100):
         unpaced.sent(0.0)
@@ -95,7 +110,7 @@ def test_log_limiter_keeps_one_line_per_interval_and_counts_the_rest() -> None:
 
 def test_pacer_below_one_frame_per_second_widens_its_window() -> None:
     pacer = MessagePacer(8.0 / 16)  # one connection's share of 8/s over 16 connections
-    assert (pacer.limit, pacer.window_s) == (1, 2.0)
+    assert (pacer.limit, pacer.window_s) == (1, pytest.approx(2.2))
     pacer.sent(0.0)
-    assert pacer.delay(1.0) == pytest.approx(1.0)
-    assert pacer.delay(2.0) == 0.0
+    assert pacer.delay(1.0) == pytest.approx(1.2)
+    assert pacer.delay(2.2) == 0.0

@@ -187,18 +187,20 @@ async def test_connections_are_paced_frames_rate_limited_and_keepalives_sent() -
     assert (p0, p1) == ("/AAA", "/BBB")
     assert (t0, t1) == (0.0, 0.25)
     # The venue's 4 frames/s are shared by the two connections: 2 per second each, so the
-    # rate holds per connection and for both together. AAA's five subscribe frames: a burst
-    # of two at once, two more a second later, the fifth in the third second.
+    # rate holds per connection and for both together; each window is 1.1 s (a second and a
+    # margin for network jitter). AAA's five subscribe frames: a burst of two at once, two more
+    # when the window has passed, the fifth a window later.
     sent = [(t, f) for t, f in server.frames("/AAA") if f != "ping"]
     assert sent == [
-        (0.0, "hello:0"), (0.0, "hello:1"), (1.0, "hello:2"), (1.0, "hello:3"), (2.0, "sub:AAA")
+        (0.0, "hello:0"), (0.0, "hello:1"), (1.1, "hello:2"), (1.1, "hello:3"), (2.2, "sub:AAA")
     ]  # fmt: skip
     # application keep-alives every keepalive_interval_s, on a watchdog tick, answered by the
     # venue (a heartbeat notice); they count against the connection's share like every other
-    # frame: BBB's subscribe at 0.25 and its first ping use up its share of the second that
-    # follows, so the next ping waits for the first frame to leave the window.
+    # frame: BBB's subscribe at 0.25 and its first ping use up its share of the window that
+    # follows, so the next ping waits for the first frame to leave the window (1.35 s) and
+    # goes on the next watchdog tick.
     bbb = server.frames("/BBB")
-    assert bbb[:4] == [(0.25, "sub:BBB"), (0.5, "ping"), (1.25, "ping"), (1.5, "ping")]
+    assert bbb[:4] == [(0.25, "sub:BBB"), (0.5, "ping"), (1.375, "ping"), (1.625, "ping")]
     pings = [t for t, f in bbb if f == "ping"]
     assert len(pings) >= 2
     assert min(b - a for a, b in itertools.pairwise(pings)) >= ToyVenue.keepalive_interval_s
@@ -227,12 +229,13 @@ async def test_a_resubscribe_that_gets_no_snapshot_is_sent_again() -> None:
     runner = await _run(server, body)
     subs = server.frames("/AAA", "sub:")
     assert len(subs) == 3  # subscribe, ignored resubscribe, retried resubscribe
-    # The subscribe went at 2 s, the gap arrived at 4 s. The resubscribe waits for AAA's
-    # share of the message rate (its keep-alives at 3.25 and 4.0 s fill it): 4.25 s. No
-    # snapshot by 4.5 s (resubscribe_timeout_s after the request): asked again, through the
-    # symbol's back-off (the second resync in a row: 0.5-1 s, seeded jitter) and the rate
-    # (the resubscribe at 4.25 and a keep-alive at 5.0 s fill it): 5.25 s.
-    assert [t for t, _ in subs] == [2.0, 4.25, 5.25]
+    # The subscribe went at 2.2 s, the gap arrived at 4.2 s. The resubscribe waits for AAA's
+    # share of the message rate (its keep-alives at 3.3125 and 3.5625 s fill the 1.1-s
+    # window): 4.4125 s. No snapshot by 4.9125 s (resubscribe_timeout_s after the request):
+    # asked again, through the symbol's back-off (the second resync in a row: 0.5-1 s, seeded
+    # jitter) and the rate (the resubscribe at 4.4125 and a keep-alive at 4.6875 s fill it):
+    # 5.5125 s.
+    assert [t for t, _ in subs] == pytest.approx([2.2, 4.4125, 5.5125])
     assert subs[2][0] - subs[1][0] >= ToyVenue.resubscribe_timeout_s
     assert runner.pipeline.instruments["AAA"].book.best_bid_price() == 9.0
 

@@ -903,25 +903,11 @@ async def _cell_on(kit: Kit, proxy: FaultProxy) -> AsyncIterator[Cell]:
 _BOGUS = {"coinbase": "NOPE-USD", "kraken": "NOPE/USD", "okx": "NOPE-USDT", "bybit": "NOPEUSDT"}
 
 
-_WHOLE_REQUEST_REFUSED = (
-    "known defect: the venue refuses the whole subscribe request that names an unknown "
-    "symbol, and the service subscribes all of a connection's symbols in one request, so one "
-    "bad symbol keeps the others from syncing (docs/reliability.md)"
-)
-
-
 # Not applicable to Binance: streams are named in the URL; an unknown stream is accepted and
-# silent (the staleness rules cover it).
-@pytest.mark.parametrize(
-    "exchange",
-    [
-        pytest.param(x, marks=pytest.mark.xfail(reason=_WHOLE_REQUEST_REFUSED, strict=True))
-        if x in ("coinbase", "bybit")
-        else x
-        for x in VENUES
-        if not x.startswith("binance")
-    ],
-)
+# silent (the staleness rules cover it). Coinbase and Bybit refuse a whole subscribe request that
+# names an unknown symbol: the service subscribes symbol by symbol there, so only the bad one
+# is refused.
+@pytest.mark.parametrize("exchange", [x for x in VENUES if not x.startswith("binance")])
 async def test_subscription_error_for_one_symbol(exchange: str) -> None:
     kit = KITS[exchange]
     bad_symbol = kit.symbols[-1] if len(kit.symbols) > 1 else None

@@ -7,6 +7,7 @@ import math
 import random
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +101,24 @@ class ResyncBackoff:
 
 class MessagePacer:
     """At most ``rate`` client frames per second on one connection, in any rolling window
-    (pure): ``max(1, int(rate))`` frames per ``that / rate`` seconds (1 s for a rate >= 1).
+    (pure): ``floor(rate)`` frames per second, or one frame per ``1 / rate`` seconds below one
+    a second, each window widened by :attr:`MARGIN` so that the venue, which counts frames when
+    they arrive, never sees one too many when the network delays some frames more than others.
 
     Args:
         rate: frames per second; ``None`` (or 0) = unpaced.
     """
 
+    #: how much wider than the nominal second (or ``1 / rate``) each window is.
+    MARGIN: Final = 0.1
+
     def __init__(self, rate: float | None) -> None:
-        self.limit = max(1, int(rate)) if rate else 0
-        self.window_s = self.limit / rate if rate else 0.0
+        if not rate:
+            self.limit, self.window_s = 0, 0.0
+        elif rate >= 1.0:
+            self.limit, self.window_s = int(rate), 1.0 + self.MARGIN
+        else:
+            self.limit, self.window_s = 1, (1.0 + self.MARGIN) / rate
         self._sent: deque[float] = deque()
 
     def delay(self, now: float) -> float:

@@ -58,7 +58,9 @@ service restart whatever its ``type`` says: it is emitted as a ``SNAPSHOT``, so 
 it as a ``venue_reset``. There is no checksum.
 
 Limits (Connect page): at most 21,000 characters of ``args`` per public connection, 10 args per
-subscribe request on spot (none stated for linear; the same batching is used), at most 500 new
+subscribe request on spot (none stated for linear). Each symbol's topics (depth, trades) go in
+a request of their own: Bybit refuses a whole request that names one topic it does not know, so
+a refused symbol (counted ``venue_error``) must not share a request with others. At most 500 new
 connections per 5 minutes per domain (connections are few and long-lived; the feed runner's
 back-off spaces reconnects). No REST is used, so there is no request-weight budget to keep.
 """
@@ -130,20 +132,18 @@ class BybitCategory:
         name: the v5 ``category`` (``linear``, ``spot``).
         path: websocket path on the public host.
         depth: levels per side of the deepest ``orderbook`` topic.
-        args_per_request: most topics one ``subscribe`` request may carry.
     """
 
     name: str
     path: str
     depth: int
-    args_per_request: int
 
 
 #: The categories this module speaks (``Bybit(category=...)``).
 CATEGORIES: Final = MappingProxyType(
     {
-        "linear": BybitCategory("linear", "/v5/public/linear", DEPTH, 10),
-        "spot": BybitCategory("spot", "/v5/public/spot", DEPTH, 10),
+        "linear": BybitCategory("linear", "/v5/public/linear", DEPTH),
+        "spot": BybitCategory("spot", "/v5/public/spot", DEPTH),
     }
 )
 
@@ -285,8 +285,8 @@ class Bybit(Venue):
         """One connection per group of symbols, each symbol's depth and trades together.
 
         A group closes before it would pass :data:`MAX_TOPICS_PER_CONNECTION` topics or
-        :data:`MAX_ARGS_CHARS_PER_CONNECTION` characters of ``args``; its subscribe requests
-        carry at most ``category.args_per_request`` topics each.
+        :data:`MAX_ARGS_CHARS_PER_CONNECTION` characters of ``args``; each symbol's topics
+        go in a subscribe request of their own.
 
         Raises:
             ValueError: the plan would need more than :data:`MAX_CONNECTIONS` connections.
@@ -314,11 +314,12 @@ class Bybit(Venue):
                 f"(at most {MAX_CONNECTIONS})"
             )
         url = f"{self.ws_base or self.ws_host}{self.category.path}"
-        step = self.category.args_per_request
         plans = []
         for n, members in enumerate(groups):
-            args = [t for s in members for t in self._topics(s, trades)]
             name = f"{self.name}/{self.category.name}#{n}"
+            # One request per symbol (its depth and trade topics): Bybit refuses a whole request
+            # that names one topic it does not know, so a refused symbol must not share a
+            # request with the others.
             plans.append(
                 ConnectionPlan(
                     name=name,
@@ -326,8 +327,8 @@ class Bybit(Venue):
                     depth_symbols=tuple(members),
                     trade_symbols=tuple(members) if trades else (),
                     subscribe=tuple(
-                        self._request("subscribe", args[i : i + step], f"sub-{n}-{i // step}")
-                        for i in range(0, len(args), step)
+                        self._request("subscribe", list(self._topics(s, trades)), f"sub-{n}-{i}")
+                        for i, s in enumerate(members)
                     ),
                 )
             )

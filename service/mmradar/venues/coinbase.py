@@ -63,10 +63,14 @@ Rules implemented:
 * **Limits** (docs/venues/coinbase.md "Limits"). Coinbase refuses level2 for more products in
   one session than an undocumented limit ("too many L2 streams requested in a single session";
   16 accepted and 32 refused in JKorf/Coinbase.Net issue #19): a connection carries at most
-  :data:`MAX_PRODUCTS_PER_CONNECTION` products, each connection sends three subscribe messages
-  (level2, market_trades, heartbeats) with its products batched in ``product_ids``, and
-  connections open :attr:`Coinbase.connect_interval_s` apart, within the 8 connections/s and 8
-  messages/s per IP that Coinbase documents. Heartbeats keep the
+  :data:`MAX_PRODUCTS_PER_CONNECTION` products and connections open
+  :attr:`Coinbase.connect_interval_s` apart, within the 8 connections/s that Coinbase documents
+  per IP. Each product gets subscribe messages of its own (``level2``, then ``market_trades``),
+  then one ``heartbeats``: the venue refuses a whole message that names one product it does not
+  know, so a product the venue refuses (counted ``venue_error``) must not take the others of its
+  message down with it. The runner paces every client message, each connection at its share of
+  the 8 messages/s per IP (15 products: 31 messages, about 4 s on one connection, 8 s on each of
+  two). Resubscribing goes product by product for the same reason. Heartbeats keep the
   subscriptions open (channels otherwise close after 60–90 s without updates); no client-side
   ping is needed, and there is no documented connection age limit.
 * **Products.** A ``-USDC`` product (other than ``USDT-USDC`` and ``EURC-USDC``) is served under
@@ -318,8 +322,8 @@ class Coinbase(Venue):
     ws_host = "wss://advanced-trade-ws.coinbase.com"
     #: client messages per second the venue accepts per IP (unauthenticated).
     max_messages_per_s: ClassVar[float] = 8.0
-    #: connections open this far apart: 2 per second against Coinbase's 8 per second per IP,
-    #: and their three subscribe messages each stay within the 8 messages/s per IP.
+    #: connections open this far apart: 2 per second against Coinbase's 8 per second per IP;
+    #: the runner paces every client message at a connection's share of the 8 messages/s.
     connect_interval_s: ClassVar[float] = 0.5
     #: a ``sequence_num`` gap reconnects the connection (see the module docstring).
     reconnect_on_gap: ClassVar[bool] = True
@@ -329,9 +333,12 @@ class Coinbase(Venue):
         url = self.ws_base or self.ws_host
         for n, start in enumerate(range(0, len(symbols), MAX_PRODUCTS_PER_CONNECTION)):
             chunk = tuple(symbols[start : start + MAX_PRODUCTS_PER_CONNECTION])
-            subscribe = [_frame("subscribe", "level2", chunk)]
+            # One product per subscribe message: the venue refuses a whole message that names
+            # one product it does not know, so a bad product must not share a message with the
+            # others (the runner paces the messages at max_messages_per_s).
+            subscribe = [_frame("subscribe", "level2", [p]) for p in chunk]
             if trades:
-                subscribe.append(_frame("subscribe", "market_trades", chunk))
+                subscribe.extend(_frame("subscribe", "market_trades", [p]) for p in chunk)
             subscribe.append(_frame("subscribe", "heartbeats"))
             plans.append(
                 ConnectionPlan(
@@ -350,13 +357,6 @@ class Coinbase(Venue):
     def resubscribe(self, symbol: str) -> tuple[str, ...]:
         """Unsubscribe and subscribe level2 for ``symbol``: the venue pushes a new snapshot."""
         return (_frame("unsubscribe", "level2", [symbol]), _frame("subscribe", "level2", [symbol]))
-
-    def resubscribe_many(self, symbols: Sequence[str]) -> tuple[str, ...]:
-        """Resubscribe several products of one connection with two frames in all (books
-        invalidated one by one at about the same time), within the 8 messages/s limit."""
-        if not symbols:
-            return ()
-        return (_frame("unsubscribe", "level2", symbols), _frame("subscribe", "level2", symbols))
 
     def first_after_snapshot(self, snapshot: BookEvent, delta: BookEvent) -> Verdict:
         # Continuity is the connection's sequence_num, checked by the parser.

@@ -36,7 +36,8 @@ from .harness import (
 PRODUCTS = ("BTC-USD", "ETH-USD")
 Starter = Callable[..., Awaitable[Running[EmbeddedCoinbase]]]
 REASONS = ("gap", "checksum", "crossed", "stale", "reconnect", "venue_reset")
-SUBSCRIBES_PER_CONNECTION = 3  # level2, market_trades, heartbeats
+#: level2 and market_trades per product (one product per message), then heartbeats
+SUBSCRIBES_PER_CONNECTION = 2 * len(PRODUCTS) + 1
 
 
 def all_valid(products: tuple[str, ...]) -> Callable[[Samples], bool]:
@@ -70,16 +71,21 @@ def assert_aggressors_consistent(running: Running[EmbeddedCoinbase]) -> None:
         assert buys != sells  # a side swap would be visible
 
 
-async def reconnected(running: Running[EmbeddedCoinbase], accepted: int, what: str) -> Samples:
-    """Wait until the venue has accepted ``accepted`` connections, each has sent its subscribe
-    messages, and every book is valid again."""
+async def reconnected(
+    running: Running[EmbeddedCoinbase], accepted: int, what: str, messages: int | None = None
+) -> Samples:
+    """Wait until the venue has accepted ``accepted`` connections, they have sent their subscribe
+    messages (``messages`` in all; by default :data:`SUBSCRIBES_PER_CONNECTION` each), and every
+    book is valid again."""
     venue = running.venue
+    if messages is None:
+        messages = SUBSCRIBES_PER_CONNECTION * accepted
 
     def ready(samples: Samples) -> bool:
         stats = venue.stats
         return (
             stats.connections_accepted == accepted
-            and stats.client_messages == SUBSCRIBES_PER_CONNECTION * accepted
+            and stats.client_messages == messages
             and all_valid(venue.products)(samples)
         )
 
@@ -99,7 +105,7 @@ async def test_books_and_taker_volumes_equal_the_truth(coinbase_service: Starter
     assert reconnects(samples) == 0
     stats = running.venue.stats
     assert stats.connections_accepted == 1
-    assert stats.client_messages == 3  # level2, market_trades, heartbeats: batched products
+    assert stats.client_messages == SUBSCRIBES_PER_CONNECTION
     assert stats.snapshots_sent == len(PRODUCTS)
     assert sample(samples, "mmradar_feed_messages_total", exchange=EXCHANGE) >= stats.frames_sent
     for reason in ("malformed", "unknown", "unknown_symbol", "venue_error"):
@@ -156,7 +162,7 @@ async def test_lost_message_reconnects_the_connection_then_exact(
             assert resyncs(samples, product, reason) == 0, (product, reason)
     assert reconnects(samples) == reconnects(samples, "gap") == 2
     assert venue.stats.connections_accepted == 3
-    # No unsubscribe ever: three subscribe messages per connection, none refused.
+    # No unsubscribe ever: the subscribe messages of three connections, none refused.
     assert venue.stats.client_messages == 3 * SUBSCRIBES_PER_CONNECTION
     assert venue.stats.client_messages_refused == 0
     venue_errors = sample(
@@ -206,7 +212,11 @@ async def test_products_beyond_one_connection_spread_and_gap_reconnects_only_its
     )
     venue = running.venue
     first, second = products[:MAX_PRODUCTS_PER_CONNECTION], products[MAX_PRODUCTS_PER_CONNECTION:]
-    await reconnected(running, 2, "every book valid on two connections")
+    # one product per subscribe message: level2 and market_trades each, then heartbeats
+    subscribes_first, subscribes_second = 2 * len(first) + 1, 2 * len(second) + 1
+    await reconnected(
+        running, 2, "every book valid on two connections", subscribes_first + subscribes_second
+    )
     venue.resume()  # once both connections carry their trades too
     await venue.wait_steps(500)
     venue.pause()
@@ -217,7 +227,9 @@ async def test_products_beyond_one_connection_spread_and_gap_reconnects_only_its
     # A gap on the second connection replaces that connection only.
     venue.resume()
     venue.lose_next_update(second[-1], pause=True)
-    samples = await reconnected(running, 3, "the second connection replaced")
+    samples = await reconnected(
+        running, 3, "the second connection replaced", subscribes_first + 2 * subscribes_second
+    )
     assert all(resyncs(samples, p, "gap") == 1 for p in second)
     assert all(resyncs(samples, p, "gap") == 0 for p in first)
     assert reconnects(samples, "gap") == 1
