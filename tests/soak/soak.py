@@ -403,7 +403,9 @@ def _faults(v: Venues) -> list[tuple[str, Callable[[], None]]]:
     ]
 
 
-def _config(venues: Venues, port: int, hook_port: int, recordings: Path) -> str:
+def _config(
+    venues: Venues, port: int, hook_port: int, recordings: Path, flight: bool = True
+) -> str:
     lines = ["[http]", f'listen = "127.0.0.1:{port}"', ""]
     for feed in venues.feeds():
         lines.append("[[feeds]]")
@@ -423,6 +425,7 @@ def _config(venues: Venues, port: int, hook_port: int, recordings: Path) -> str:
         "",
         "[flight_recorder]",  # on, as by default; its files go with the soak's
         f"directory = {json.dumps(str(recordings))}",
+        *(() if flight else ("max_files = 0",)),  # off: to see what the rings cost
         "",
     ]
     return "\n".join(lines)
@@ -645,6 +648,7 @@ async def run_soak(
     fault_interval_s: float = FAULT_INTERVAL_S,
     sample_interval_s: float = 60.0,
     use_prometheus: bool = True,
+    flight: bool = True,
     progress: Callable[[str], None] = print,
     service_env: Mapping[str, str] | None = None,
 ) -> SoakResult:
@@ -657,7 +661,7 @@ async def run_soak(
     await sink.start()
     port = free_port()
     config = out / "soak.toml"
-    config.write_text(_config(venues, port, sink.port, out / "recordings"))
+    config.write_text(_config(venues, port, sink.port, out / "recordings", flight))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMRADAR_")}
     env.update(service_env or {})
     log_file = open(out / "service.log", "wb")  # noqa: SIM115 - closed below
@@ -934,6 +938,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("soak-out"), help="output directory")
     p.add_argument("--speed", type=float, default=SPEED, help="venue speed factor (default 20)")
     p.add_argument("--no-prometheus", action="store_true", help="scrape from the harness only")
+    p.add_argument("--no-flight", action="store_true", help="flight recorder off (max_files = 0)")
     args = p.parse_args(argv)
 
     def say(line: str) -> None:
@@ -941,7 +946,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runner: Callable[[], Awaitable[SoakResult]] = lambda: run_soak(  # noqa: E731
         args.minutes, args.out, speed=args.speed, use_prometheus=not args.no_prometheus,
-        progress=say,
+        flight=not args.no_flight, progress=say,
     )  # fmt: skip
 
     async def guarded() -> SoakResult:
