@@ -29,9 +29,9 @@ from prometheus_client import CollectorRegistry
 
 from . import __version__
 from .book.sync import FetchSnapshot
+from .checkpoint import CheckpointError, restore_checkpoint
 from .clock import ShellClock, SystemClock
 from .errors import ContractError, MalformedMessage, RecordingError
-from .flight import CheckpointError, restore_checkpoint
 from .fmt import fmt_clock_duration as _duration
 from .fmt import fmt_float
 from .fmt import utc_text as _utc
