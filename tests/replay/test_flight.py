@@ -40,7 +40,8 @@ from mmradar.flight import FlightRecorder
 from mmradar.model import Side
 from mmradar.pipeline import FeedPipeline
 from mmradar.record import Record, open_recording
-from mmradar.replay import Replayer, build_pipelines, probe_feeds, replay, summarize
+from mmradar.replay import replay, summarize
+from mmradar.replayer import Replayer, build_pipelines, probe_feeds
 from mmradar.signals.episodes import EpisodeEvent
 from mmradar.signals.params import SignalSettings
 from mmradar.venues import VENUE_NAMES, make_venue

@@ -27,14 +27,8 @@ from mmradar.record import (
     open_recording,
     recording_name,
 )
-from mmradar.replay import (
-    CountingObserver,
-    Replayer,
-    ReplayResult,
-    build_pipelines,
-    format_summary,
-    replay,
-)
+from mmradar.replay import ReplayResult, format_summary, replay
+from mmradar.replayer import CountingObserver, Replayer, build_pipelines
 from mmradar.venues import make_venue
 from mmradar.venues.base import ConnectionPlan
 
