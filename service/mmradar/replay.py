@@ -40,9 +40,9 @@ from .replayer import (
     merge_feeds,
     probe_feeds,
 )
-from .signals.engine import EpisodeRecord
 from .signals.market import MarketParams
 from .signals.params import SignalSettings
+from .signals.reading import EpisodeRecord
 from .venues import VENUES
 
 __all__ = [
