@@ -464,6 +464,17 @@ def test_a_file_cut_short_reads_up_to_its_last_flush(tmp_path: Path) -> None:
     assert reader.stats.truncated
 
 
+def test_recorder_starts_at_its_clocks_wall_time(tmp_path: Path) -> None:
+    """Without ``start_ns`` the first file is named and its header timestamped from the clock
+    the recorder is given (the shell's), not from the system's."""
+    clock = FakeClock(wall_ns=T0)
+    with Recorder(tmp_path, [("binance", [SYM], True)], version="t", clock=clock) as rec:
+        pass
+    assert rec.paths[0].name == recording_name(T0)
+    with gzip.open(rec.paths[0], "rb") as fh:
+        assert orjson.loads(fh.readline())["t"] == T0
+
+
 def test_recorder_names_and_rejects_writes_after_close(tmp_path: Path) -> None:
     assert recording_name(T0) == "mmradar-20240808T235413Z.jsonl.gz"
     first = Recorder(tmp_path, [], version="t", start_ns=T0)
