@@ -23,6 +23,7 @@ COMPILED = [
     "service/mmradar/signals/engine.py",
     "service/mmradar/signals/flow.py",
     "service/mmradar/signals/market.py",
+    "service/mmradar/signals/reading.py",
     "service/mmradar/signals/removal.py",
     "service/mmradar/signals/sequential.py",
 ]

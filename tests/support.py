@@ -17,12 +17,20 @@ import asyncio
 import contextlib
 import inspect
 import socket
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
-__all__ = ["HANG_S", "free_port", "free_ports", "limit", "timed", "wait_until"]
+__all__ = [
+    "HANG_S",
+    "free_port",
+    "free_ports",
+    "limit",
+    "read_to_marker",
+    "timed",
+    "wait_until",
+]
 
 T = TypeVar("T")
 
@@ -88,6 +96,43 @@ async def wait_until(
                 message += "\n" + detail()
             raise AssertionError(message)
         await asyncio.sleep(interval_s)
+
+
+async def read_to_marker(
+    read: Coroutine[Any, Any, None],
+    drained: Awaitable[object],
+    mark: Callable[[], Awaitable[object]],
+    *,
+    timeout_s: float = 60.0,
+) -> None:
+    """Read everything a venue sent, up to a marker, instead of up to a silence.
+
+    ``read`` consumes the stream until the answer to the marker request; ``drained`` returns
+    once the venue has sent what the test waits for; then ``mark`` sends the marker request
+    (a ping, a subscribe), whose answer the venue queues after every frame it sent before.
+    ``read`` runs throughout (a venue waits for a client that does not read), and its failure
+    is raised at once.
+
+    Raises:
+        AssertionError: the venue did not drain, or the marker was not read, within
+            ``timeout_s``.
+    """
+    reader = asyncio.ensure_future(read)
+    waiting = asyncio.ensure_future(drained)
+    try:
+        await asyncio.wait({reader, waiting}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        if reader.done():
+            reader.result()  # the reader's failure
+            raise AssertionError("the stream reached the marker before the marker was sent")
+        assert waiting.done(), f"the venue did not drain within {timeout_s:g} s"
+        await mark()
+        try:
+            await asyncio.wait_for(reader, timeout_s)
+        except TimeoutError:
+            raise AssertionError(f"the marker was not read within {timeout_s:g} s") from None
+    finally:
+        reader.cancel()
+        waiting.cancel()
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:

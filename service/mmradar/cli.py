@@ -184,14 +184,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_record(args: argparse.Namespace) -> int:
     from .app import Service
+    from .clock import SystemClock
     from .record import Recorder
 
     settings = _load(args.config)
     configure_logging(settings.log.level, settings.log.format)
     args.out.mkdir(parents=True, exist_ok=True)
     feeds = [(f.exchange, f.symbols, f.trades) for f in settings.feeds]
-    with Recorder(args.out, feeds, version=__version__) as recorder:
-        service = Service(settings, recorder=recorder, serve_http=False)
+    clock = SystemClock()  # the recording's start time and the service's receive times
+    with Recorder(args.out, feeds, version=__version__, clock=clock) as recorder:
+        service = Service(settings, recorder=recorder, serve_http=False, clock=clock)
         log.info("recording to %s", args.out)
         return _serve_forever(service.run)
 

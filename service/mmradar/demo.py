@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
 from .app import Service
+from .clock import ShellClock, SystemClock
 from .config import LogSettings, parse_settings
 from .embedded.binance import EmbeddedBinance
 from .embedded.source import CaptureSource, FrameSource, SimulatedSource
@@ -194,12 +195,16 @@ class _RegimeClock:
 
 
 async def _print_summary(
-    service: Service, out: TextIO, header: Callable[[], str] | None, interval_s: float = 1.0
+    service: Service,
+    out: TextIO,
+    header: Callable[[], str] | None,
+    clock: ShellClock,
+    interval_s: float = 1.0,
 ) -> None:
     tty = out.isatty()
     previous_lines = 0
     while True:
-        await asyncio.sleep(interval_s)
+        await clock.sleep(interval_s)
         text = render_summary(service)
         if header is not None:
             text = header() + "\n" + text
@@ -228,6 +233,7 @@ async def run_demo(
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     seed: int = 1,
+    clock: ShellClock | None = None,
 ) -> None:
     """Start the embedded venue and the service against it; run until ``stop`` is set.
 
@@ -243,6 +249,8 @@ async def run_demo(
         env: environment for configuration overrides (default ``os.environ``).
         out: where to print (default stdout).
         seed: seed of a simulated scenario.
+        clock: the clock the venue, the service and the demo's own waits (summary interval,
+            ``duration_s``) run on: :class:`~mmradar.clock.SystemClock` by default.
     """
     del log_settings
     out = out or sys.stdout
@@ -252,7 +260,15 @@ async def run_demo(
     env = os.environ if env is None else env
     source = _source(scenario, chosen, seed)
     pace = chosen.default_speed if speed is None else speed
-    async with EmbeddedBinance(chosen.market, source=source, speed=pace, loop=True) as venue:
+    clock = clock or SystemClock()
+    async with EmbeddedBinance(
+        chosen.market,
+        source=source,
+        speed=pace,
+        loop=True,
+        clock=clock.wall_ns,
+        pace_clock=clock,
+    ) as venue:
         http = {"listen": listen} if listen else {}
         config: dict[str, Any] = {
             "http": http,
@@ -273,18 +289,18 @@ async def run_demo(
             supported=VENUE_NAMES,
             source="demo",
         )
-        service = Service(settings)
+        service = Service(settings, clock=clock)
         extra: list[Callable[[], Coroutine[Any, Any, None]]] = []
         header: Callable[[], str] | None = None
         if isinstance(source, SimulatedSource):
-            clock = _RegimeClock(source)
+            regimes = _RegimeClock(source)
 
             def header() -> str:
-                return f"scenario {scenario}  " + clock.line(venue)
+                return f"scenario {scenario}  " + regimes.line(venue)
 
         async def announce() -> None:
             while service.server is not None and service.server.port == 0:
-                await asyncio.sleep(0.05)
+                await clock.sleep(0.05)
             assert service.server is not None
             warm = (
                 f"  detectors arm after {SIM_WARMUP_S:.0f} s of event time "
@@ -302,13 +318,13 @@ async def run_demo(
             )
             out.flush()
             if summary:
-                await _print_summary(service, out, header)
+                await _print_summary(service, out, header, clock)
 
         extra.append(announce)
         if duration_s is not None:
 
             async def stop_later() -> None:
-                await asyncio.sleep(duration_s)
+                await clock.sleep(duration_s)
                 stop.set()
 
             extra.append(stop_later)

@@ -44,7 +44,7 @@ from .model import BAND_BPS, RESYNC_REASONS, Side
 from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline
 from .signals.crossvenue import SYMPTOM as CROSS_VENUE_SYMPTOM
 from .signals.crossvenue import CrossVenueView
-from .signals.engine import PRESSURE_COMPONENTS, EngineReading
+from .signals.reading import PRESSURE_COMPONENTS, EngineReading
 
 __all__ = [
     "FLIGHT_RECORDING_REASONS",

@@ -58,7 +58,6 @@ import contextlib
 import gzip
 import io
 import os
-import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +68,7 @@ from typing import IO, Any, Literal, NamedTuple, Self
 
 import orjson
 
+from .clock import Clock, SystemClock
 from .errors import RecordingError
 from .hftbacktest import decompressed, parse_line, split_line, stream_data
 from .venues.base import ConnectionPlan
@@ -178,11 +178,11 @@ class Recorder:
     """Writes a recording into a directory, rotating files by size.
 
     Every method takes the receive timestamp of what it records; nothing here reads a clock
-    except the default start time of the first file. A write is an ``orjson`` encode plus an
-    append to an in-memory buffer (a few µs); compression happens when the buffer fills
-    (64 KiB: about 0.4 ms at gzip level 1, 1.4 ms at level 6, for ~5.5× vs ~7× on Binance
-    JSON), and the stream is flushed to the OS every ``flush_interval_s`` of receive time
-    (never fsynced). Rotation closes one file and opens the next inline.
+    except the default start time of the first file (``clock``'s wall time). A write is an
+    ``orjson`` encode plus an append to an in-memory buffer (a few µs); compression happens
+    when the buffer fills (64 KiB: about 0.4 ms at gzip level 1, 1.4 ms at level 6, for ~5.5×
+    vs ~7× on Binance JSON), and the stream is flushed to the OS every ``flush_interval_s`` of
+    receive time (never fsynced). Rotation closes one file and opens the next inline.
 
     Args:
         path: directory the files are written to (created if missing).
@@ -191,7 +191,9 @@ class Recorder:
         rotate_bytes: start a new file after this many uncompressed bytes.
         flush_interval_s: flush the compressed stream at least this often (receive time).
         compresslevel: gzip level (1 fastest, the default … 9 smallest).
-        start_ns: names the first file and timestamps its header (default: now).
+        start_ns: names the first file and timestamps its header (default: now on ``clock``).
+        clock: the clock the default start time is read on (the shell's; default
+            :class:`~mmradar.clock.SystemClock`).
     """
 
     def __init__(
@@ -204,6 +206,7 @@ class Recorder:
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         compresslevel: int = 1,
         start_ns: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if rotate_bytes <= 0:
             raise ValueError("rotate_bytes must be positive")
@@ -224,7 +227,9 @@ class Recorder:
         self._bytes = 0
         self._last_flush_ns = 0
         self._closed = False
-        self._start_file(time.time_ns() if start_ns is None else start_ns)
+        if start_ns is None:
+            start_ns = (clock or SystemClock()).wall_ns()
+        self._start_file(start_ns)
 
     # -- records ---------------------------------------------------------------------------
 

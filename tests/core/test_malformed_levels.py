@@ -16,7 +16,7 @@ from mmradar.book.l2book import L2Book
 from mmradar.book.sync import BookSync
 from mmradar.model import BookEvent, BookKind, Side
 from mmradar.pipeline import FeedPipeline
-from mmradar.replay import CountingObserver
+from mmradar.replayer import CountingObserver
 from mmradar.venues import make_venue
 
 BAD = ["-1", "NaN", "nan", "inf", "-inf", "Infinity", "abc", "", "9" * 5000, "1e400"]

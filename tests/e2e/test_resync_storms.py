@@ -6,19 +6,19 @@ behind one router) answering BTCUSDT's REST snapshots crossed, and the fake Krak
 (``tests/fakes/kraken.py``) sending BTC/USD with a wrong checksum on every message. The
 service runs its production back-off (:class:`mmradar.feed.ResyncPolicy`) with shortened
 times; the requests the fake venue receives over a window must stay within the bound that
-schedule allows, where the service without back-off sent thousands. The Binance case runs the
-venues and the service on one fake clock (the requests fall at the schedule's exact steps);
-the fake Kraken paces itself on the wall clock, so its case waits for real.
+schedule allows, where the service without back-off sent thousands. Both cases run the venues
+and the service on one fake clock: the requests fall at the schedule's exact steps and nothing
+waits for real time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import math
 import time
 
+import orjson
 import pytest
 
 from fake_clock import FakeClock
@@ -152,10 +152,16 @@ async def test_a_persistently_crossed_rest_snapshot_is_backed_off_and_parked(
 async def test_a_persistently_wrong_checksum_is_backed_off_and_parked(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The venue and the service share one fake clock, as in the Binance case: the venue's
+    stream and its request log run on it, the service's back-off, parks and message pacing wait
+    on it, so the resubscribes fall at exact times and nothing sleeps."""
     caplog.set_level(logging.INFO, logger="mmradar.feed")
     exchange, bad, good = "kraken", "BTC/USD", "BTC/USDT"
+    clock = FakeClock(wall_ns=time.time_ns())
     # A venue that would answer a storm in full (its own rate limit far above Kraken's).
-    venue = EmbeddedKraken((good, bad), speed=5.0, max_requests_per_s=10_000)
+    venue = EmbeddedKraken(
+        (good, bad), speed=5.0, max_requests_per_s=10_000, clock=clock.wall_ns, pace_clock=clock
+    )
     await venue.start()
     for _ in range(100_000):  # every snapshot and update of BTC/USD: a wrong checksum
         venue.corrupt_next_checksum(bad)
@@ -165,45 +171,46 @@ async def test_a_persistently_wrong_checksum_is_backed_off_and_parked(
             venue,
             {"exchange": exchange, "symbols": [good, bad], "ws_url": venue.ws_base},
             resync_policy=POLICY,
+            clock=clock,
         )
         running = Running(venue, service, url, session)
-        started = time.monotonic()
-        # A counting window, not synchronisation: the resubscribes made within the elapsed
-        # time are bounded from both sides. (Wall time: the Kraken fake has no pacing clock.)
-        await asyncio.sleep(WINDOW_S)
-        requests = venue.stats.requests
-        elapsed = time.monotonic() - started
-        # 3 subscribe frames (instrument, book, trade), 2 frames per resubscribe, and a
-        # keep-alive ping at most; without back-off and pacing: thousands.
-        bound = 3 + 2 * max_attempts(POLICY, elapsed) + 1
-        assert 3 + 2 * 2 <= requests <= bound, (requests, bound)
-        samples = await running.wait_for(
-            lambda s: book(s, exchange, bad, "mmradar_book_parked") == 1, what=f"{bad} parked"
-        )
-        checksum = book(samples, exchange, bad, "mmradar_book_resyncs_total", reason="checksum")
-        assert 2 <= checksum <= max_attempts(POLICY, time.monotonic() - started) + 1
-        parks = book(samples, exchange, bad, "mmradar_book_parks_total")
-        assert parks >= 1
-        lines = len(parked_lines(caplog, bad))  # one per park (parks go on meanwhile)
-        later = await running.scrape()
-        assert parks <= lines <= book(later, exchange, bad, "mmradar_book_parks_total")
+        insts = service.pipelines[0].instruments
+        await clock.run_until(lambda: book_subscribes(venue, bad) != [], within_s=1.0)
+        started = clock.now
+        await clock.advance(WINDOW_S)
+        in_window = [t - started for t in book_subscribes(venue, bad)]
+        # The subscription, then: the first resubscribe at once; the second after the back-off
+        # and the connection's message pacing (Kraken: 5 frames a second, all used at 0 s by
+        # the 3 subscribe frames and the first resubscribe's 2); from the third failure in a
+        # row on, one per park of 1 s. Without back-off and pacing: thousands.
+        assert in_window == [0.0, 0.0, 1.0, 2.0, 3.0, 4.0]
+        assert len(in_window) - 1 <= max_attempts(POLICY, WINDOW_S)
+        # 3 subscribe frames (instrument, book, trade) and 2 frames per resubscribe
+        requests = [t - started for t, _ in venue.request_log]
+        assert all(0.0 <= t <= WINDOW_S for t in requests)
+        assert len(requests) == 3 + 2 * (len(in_window) - 1)
+        await clock.run_until(lambda: not insts[bad].valid, within_s=1.0)
+        samples = await running.scrape()
+        assert book(samples, exchange, bad, "mmradar_book_parked") == 1
         assert book(samples, exchange, bad, "mmradar_book_valid") == 0
+        checksum = book(samples, exchange, bad, "mmradar_book_resyncs_total", reason="checksum")
+        parks = book(samples, exchange, bad, "mmradar_book_parks_total")
+        assert checksum == len(in_window)  # every subscription of BTC/USD failed
+        # from the third failure in a row on, every failure parks; one log line per park
+        assert parks == checksum - (POLICY.park_after - 1)
+        assert len(parked_lines(caplog, bad)) == parks
         # The other pair on the same connection stays valid and exact.
         assert book(samples, exchange, good, "mmradar_book_valid") == 1
         assert book(samples, exchange, good, "mmradar_book_parked") == 0
         venue.pause()
+        await clock.settle()
+        samples = await running.scrape()
         bids, asks = venue.truth_book(good, 1000)
         best = (max(float(p) for p in bids), min(float(p) for p in asks))
-        await running.wait_for(
-            lambda s: (
-                (
-                    book(s, exchange, good, "mmradar_best_bid_price"),
-                    book(s, exchange, good, "mmradar_best_ask_price"),
-                )
-                == best
-            ),
-            what=f"{good} equal to the venue's truth",
-        )
+        assert (
+            book(samples, exchange, good, "mmradar_best_bid_price"),
+            book(samples, exchange, good, "mmradar_best_ask_price"),
+        ) == best
         # The storm is logged as one line (the log limit is 30 s here), not one per resync.
         lines = [
             r.getMessage()
@@ -213,3 +220,18 @@ async def test_a_persistently_wrong_checksum_is_backed_off_and_parked(
         assert len(lines) == 1, lines
     finally:
         await stack.close()
+
+
+def book_subscribes(venue: EmbeddedKraken, symbol: str) -> list[float]:
+    """The times the venue received a ``book`` subscription naming ``symbol``."""
+    out = []
+    for t, frame in venue.request_log:
+        request = orjson.loads(frame)
+        params = request.get("params", {})
+        if (
+            request.get("method") == "subscribe"
+            and params.get("channel") == "book"
+            and symbol in params.get("symbol", ())
+        ):
+            out.append(t)
+    return out

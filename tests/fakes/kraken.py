@@ -39,10 +39,11 @@ protocol; TLS; connection-rate limits. Book updates are one message per capture 
 publishes per engine event).
 
 Time: capture event times are rebased so that the first served diff of each pair happens at
-:meth:`EmbeddedKraken.start`; frames are paced by the capture's receive times divided by
-``speed`` (``math.inf``: as fast as clients read). The replay advances only while a client is
-subscribed to a served ``book`` or ``trade`` and the venue is not paused, and plays the capture
-once (afterwards only heartbeats flow).
+:meth:`EmbeddedKraken.start` (on the venue's wall ``clock``); frames are paced by the capture's
+receive times divided by ``speed`` (``math.inf``: as fast as clients read) on the pacing clock
+(``pace_clock``: the system's, or a test's fake clock, as the other loopback venues). The
+replay advances only while a client is subscribed to a served ``book`` or ``trade`` and the
+venue is not paused, and plays the capture once (afterwards only heartbeats flow).
 
 Fault injection: :meth:`~EmbeddedKraken.corrupt_next_checksum`,
 :meth:`~EmbeddedKraken.drop_connections`, :meth:`~EmbeddedKraken.close_connections`,
@@ -60,7 +61,7 @@ import math
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -69,6 +70,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from mmradar.clock import ShellClock, SystemClock
 from mmradar.embedded.capture import (
     CaptureError,
     DepthDiff,
@@ -88,6 +90,7 @@ _DEPTHS = (10, 25, 100, 500, 1000)
 _CHECKSUM_LEVELS = 10
 _TRADE_SNAPSHOT = 50
 _HIGH_WATER = 2000
+_REQUEST_LOG = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +169,7 @@ def _rfc3339(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem * 1000:06d}Z"
 
 
-def _now() -> str:
-    ns = time.time_ns()
+def _rfc3339_ns(ns: int) -> str:
     secs, rem = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
 
@@ -370,6 +372,10 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
             is dropped as a slow consumer.
         duration_s: serve only the first ``duration_s`` seconds of each capture (receive-time
             axis); ``None`` = all of it.
+        clock: wall clock in ns (event-time origin, ``timestamp``, ``time_in``, ``time_out``).
+        pace_clock: the clock the replay and the request-rate window run on (its ``monotonic``
+            and ``sleep``); default the system's. A test on a fake clock passes it here and as
+            ``clock``. Heartbeats stay on the wall clock.
     """
 
     def __init__(
@@ -383,6 +389,8 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
         max_requests_per_s: int = 50,
         max_queue_frames: int = 100_000,
         duration_s: float | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        pace_clock: ShellClock | None = None,
     ) -> None:
         unknown = [s for s in pairs if s not in PAIRS]
         if unknown:
@@ -397,6 +405,8 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
         self._max_requests = max_requests_per_s
         self._max_frames = max_queue_frames
         self._duration_ns = None if duration_s is None else int(duration_s * 1e9)
+        self._clock = clock
+        self._pace: ShellClock = pace_clock or SystemClock()
 
         self._timelines: dict[str, _Timeline] = {}
         self._books: dict[str, _Book] = {}
@@ -412,6 +422,8 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
         self._n_trades = 0
         self._n_requests = 0
         self._n_corrupted = 0
+        #: ``(pacing time, frame)`` of the latest client frames received.
+        self.request_log: deque[tuple[float, str | bytes]] = deque(maxlen=_REQUEST_LOG)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -427,7 +439,7 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
             self._trade_ids[symbol] = 0
             self._taker[symbol] = {"buy": Decimal(0), "sell": Decimal(0)}
             self._corrupt[symbol] = 0
-        self._start_ms = time.time_ns() // 1_000_000
+        self._start_ms = self._clock() // 1_000_000
         await self._bind(
             self._handle,
             process_request=self._process_request,
@@ -518,14 +530,12 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
                 or step.recv_ns - timeline.recv_first_ns <= self._duration_ns
             ]
         merged.sort(key=lambda item: (item[0], item[1]))
-        loop = asyncio.get_running_loop()
+        pace = self._pace
         origin: float | None = None
         for offset_ns, _, symbol, step in merged:
-            if not self._may_run.is_set():
-                held_from = loop.time()
-                await self._may_run.wait()
-                if origin is not None:
-                    origin += loop.time() - held_from
+            held = await self._hold()
+            if origin is not None:
+                origin += held
             if self._fast:
                 if self._release(symbol, step):
                     await asyncio.sleep(0)
@@ -534,13 +544,10 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
                 continue
             offset_s = offset_ns / 1e9 / self._speed
             if origin is None:
-                origin = loop.time() - offset_s
-            while (delay := origin + offset_s - loop.time()) > 0:
-                await asyncio.sleep(delay)
-                if not self._may_run.is_set():
-                    held_from = loop.time()
-                    await self._may_run.wait()
-                    origin += loop.time() - held_from
+                origin = pace.monotonic() - offset_s
+            while (delay := origin + offset_s - pace.monotonic()) > 0:
+                await pace.sleep(delay)
+                origin += await self._hold()
             self._release(symbol, step)
         self._drained.set()
         logger.info("embedded kraken: capture fully released")
@@ -600,6 +607,9 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
                 sent = True
         return sent
 
+    def _pace_time(self) -> float:
+        return self._pace.monotonic()  # the pacing clock (a test's fake clock, or the system's)
+
     async def _heartbeats(self) -> None:
         frame = b'{"channel":"heartbeat"}'
         while True:
@@ -636,13 +646,14 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
 
     def _on_frame(self, client: _Client, message: str | bytes) -> None:
         self._n_requests += 1
+        self.request_log.append((self._pace.monotonic(), message))
         self._on_request(client, message)
 
     # -- requests ------------------------------------------------------------------------------
 
     def _reply(self, client: _Client, body: dict[str, Any], time_in: str) -> None:
         body["time_in"] = time_in
-        body["time_out"] = _now()
+        body["time_out"] = _rfc3339_ns(self._clock())
         self._push(client, orjson.dumps(body))
 
     def _error(
@@ -662,14 +673,14 @@ class EmbeddedKraken(LoopbackVenue[_Client]):
         self._reply(client, body, time_in)
 
     def _rate_exceeded(self, client: _Client) -> bool:
-        now = time.monotonic()
+        now = self._pace.monotonic()
         client.requests.append(now)
         while client.requests and client.requests[0] <= now - 1.0:
             client.requests.popleft()
         return len(client.requests) > self._max_requests
 
     def _on_request(self, client: _Client, message: str | bytes) -> None:
-        time_in = _now()
+        time_in = _rfc3339_ns(self._clock())
         try:
             request = orjson.loads(message)
         except orjson.JSONDecodeError:

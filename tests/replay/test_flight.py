@@ -29,17 +29,19 @@ import msgspec
 import orjson
 import pytest
 
-from mmradar import flight
+from mmradar import checkpoint, flight
 from mmradar.app import Service
+from mmradar.checkpoint import CheckpointError, restore_checkpoint, take_checkpoint
 from mmradar.config import FlightRecorderSettings, format_settings, parse_settings
 from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.embedded.source import SimulatedSource
 from mmradar.errors import ConfigError
-from mmradar.flight import CheckpointError, FlightRecorder, restore_checkpoint, take_checkpoint
+from mmradar.flight import FlightRecorder
 from mmradar.model import Side
 from mmradar.pipeline import FeedPipeline
 from mmradar.record import Record, open_recording
-from mmradar.replay import Replayer, build_pipelines, probe_feeds, replay, summarize
+from mmradar.replay import replay, summarize
+from mmradar.replayer import Replayer, build_pipelines, probe_feeds
 from mmradar.signals.episodes import EpisodeEvent
 from mmradar.signals.params import SignalSettings
 from mmradar.venues import VENUE_NAMES, make_venue
@@ -68,18 +70,18 @@ def test_every_class_in_a_checkpoint_restores_without_its_init() -> None:
     payload = take_checkpoint(pipeline, [])
     classes: set[type] = set()
 
-    class Recording(flight._Unpickler):
+    class Recording(checkpoint._Unpickler):
         def find_class(self, module: str, name: str) -> Any:
             obj = super().find_class(module, name)
             if isinstance(obj, type) and module.startswith("mmradar."):
                 classes.add(obj)
             return obj
 
-    token = flight._RESTORING.set(flight._refs(pipeline))
+    token = checkpoint._RESTORING.set(checkpoint._refs(pipeline))
     try:
         Recording(io.BytesIO(payload)).load()
     finally:
-        flight._RESTORING.reset(token)
+        checkpoint._RESTORING.reset(token)
     assert len(classes) >= 8, classes  # book, sync, market, engine, detectors, baselines, ...
     for cls in classes:
         # pickled by value (a msgspec Struct: its fields, through its constructor), not as a
@@ -125,6 +127,18 @@ def test_checkpoint_resumes_exactly_where_the_pipeline_was() -> None:
     ea = whole["binance"].instruments["BTCUSDT"].engine
     eb = resumed["binance"].instruments["BTCUSDT"].engine
     assert (ea.pressure, ea.tick_size, ea.warm_at_ns) == (eb.pressure, eb.tick_size, eb.warm_at_ns)
+
+
+def test_a_checkpoint_naming_the_helpers_former_module_still_loads() -> None:
+    """Recordings written before the checkpoint code left :mod:`mmradar.flight` name its three
+    helper functions there: they load as :mod:`mmradar.checkpoint`'s, and nothing else of that
+    module does."""
+    unpickler = checkpoint._Unpickler(io.BytesIO(b""))
+    for fn in (checkpoint._ref, checkpoint._new, checkpoint._set_state):
+        assert unpickler.find_class("mmradar.flight", fn.__name__) is fn
+        assert unpickler.find_class("mmradar.checkpoint", fn.__name__) is fn
+    with pytest.raises(CheckpointError):
+        unpickler.find_class("mmradar.flight", "flight_directory")
 
 
 class _Evil:

@@ -27,14 +27,8 @@ from mmradar.record import (
     open_recording,
     recording_name,
 )
-from mmradar.replay import (
-    CountingObserver,
-    Replayer,
-    ReplayResult,
-    build_pipelines,
-    format_summary,
-    replay,
-)
+from mmradar.replay import ReplayResult, format_summary, replay
+from mmradar.replayer import CountingObserver, Replayer, build_pipelines
 from mmradar.venues import make_venue
 from mmradar.venues.base import ConnectionPlan
 
@@ -468,6 +462,17 @@ def test_a_file_cut_short_reads_up_to_its_last_flush(tmp_path: Path) -> None:
         kinds = [r.kind for r in reader]
     assert kinds == ["header", "open", "ws"]
     assert reader.stats.truncated
+
+
+def test_recorder_starts_at_its_clocks_wall_time(tmp_path: Path) -> None:
+    """Without ``start_ns`` the first file is named and its header timestamped from the clock
+    the recorder is given (the shell's), not from the system's."""
+    clock = FakeClock(wall_ns=T0)
+    with Recorder(tmp_path, [("binance", [SYM], True)], version="t", clock=clock) as rec:
+        pass
+    assert rec.paths[0].name == recording_name(T0)
+    with gzip.open(rec.paths[0], "rb") as fh:
+        assert orjson.loads(fh.readline())["t"] == T0
 
 
 def test_recorder_names_and_rejects_writes_after_close(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from mmradar.metrics import Metrics
 from mmradar.model import BAND_BPS
-from mmradar.signals.engine import PRESSURE_COMPONENTS
 from mmradar.signals.episodes import SYMPTOM_SIDES
+from mmradar.signals.reading import PRESSURE_COMPONENTS
 
 from .helpers import Run, seconds, start
 from .synth import SYMBOL, Injection

@@ -80,7 +80,7 @@ def _tail_bisect(a: list[float], x: float) -> int:
     return lo
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class L2Book:
     """One instrument's L2 book. Not thread-safe; one owner (its synchroniser) mutates it.
 

@@ -79,7 +79,7 @@ class Resubscribe:
 Action = FetchSnapshot | Resubscribe
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class BookSync:
     """Keeps one :class:`L2Book` in sync with a venue's depth stream.
 

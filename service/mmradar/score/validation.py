@@ -186,7 +186,7 @@ def l1_path_from_recording(path: str, *, exchange: str | None = None) -> L1Path:
     resyncs are handled as ``mmradar replay`` handles them.
     """
     from ..record import RecordingReader
-    from ..replay import Replayer, build_pipelines, probe_feeds
+    from ..replayer import Replayer, build_pipelines, probe_feeds
 
     feeds = probe_feeds(path, exchange=exchange)
     pipelines = build_pipelines(feeds)

@@ -44,7 +44,7 @@ class AlertState(enum.Enum):
     COOLDOWN = "cooldown"
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class AlertTiming:
     """Persistence parameters of one symptom, in seconds of event time.
 
@@ -72,7 +72,7 @@ class AlertTiming:
         self.cooldown_ns = round(cooldown_s * _NS)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class AlertMachine:
     """One (symptom, side) alert: IDLE → PENDING → FIRING → COOLDOWN → IDLE.
 

@@ -64,7 +64,7 @@ def robust_z(x: float, median: float, mad: float, floor: float) -> float:
     return (x - median) / scale
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class Ewma:
     """Exponentially weighted moving average with a half-life in event time.
 
@@ -112,7 +112,7 @@ class Ewma:
         self._last_ns = None
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class BucketedMedian:
     """Median and MAD of the last ``n_buckets`` one-minute bucket summaries.
 
@@ -206,7 +206,7 @@ class BucketedMedian:
         return robust_z(x, self.median, self.mad, floor)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class BucketedMedians:
     """:class:`BucketedMedian` for several series sampled together (one bucket clock).
 
@@ -260,7 +260,7 @@ def _median_sorted(xs: list[float]) -> float:
     return 0.5 * (xs[mid - 1] + xs[mid])
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class RollingMax:
     """Maximum of the last ``window`` samples (NaN samples count as absent).
 
@@ -289,7 +289,7 @@ class RollingMax:
         self._q.clear()
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class RollingSum:
     """Sums of the last ``w`` per-second bins for several windows ``w`` (running sums).
 

@@ -107,7 +107,7 @@ FILL_SAMPLE_EVERY_S = 10
 RVAC_FLOOR_SHARE = 0.1
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class Sample:
     """The features of one second of the stat clock, read by every detector.
 
@@ -190,7 +190,7 @@ class Sample:
         self.spread_score = _NAN
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class DepthBaselines:
     """Baseline median depth notional per (side, band): the reference ``B_side(x)``.
 
@@ -253,7 +253,7 @@ def _pulled(s: Sample, p: SignalSettings) -> bool:
     return (s.bids[0] + s.asks[0]) / (bb + ba) <= p.pull_total_ratio_on
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class Detector:
     """Base of the symptom detectors: per-side machines, sequential tests, scores.
 
@@ -331,7 +331,7 @@ class Detector:
         return {}
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class SpreadWidening(Detector):
     """``spread_widening``: the quoted spread against its baseline (module docstring)."""
 
@@ -402,7 +402,7 @@ class SpreadWidening(Detector):
         }
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class LiquidityEvaporation(Detector):
     """``liquidity_evaporation``: one side's near-touch depth collapses (module docstring)."""
 
@@ -479,7 +479,7 @@ class LiquidityEvaporation(Detector):
         }
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class DepthAsymmetry(Detector):
     """``depth_asymmetry``: near-touch depth shifts toward one side (module docstring)."""
 
@@ -539,7 +539,7 @@ class DepthAsymmetry(Detector):
         }
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class LiquidityPull(Detector):
     """``liquidity_pull``: near-touch depth collapses on both sides (module docstring)."""
 
@@ -615,7 +615,7 @@ class LiquidityPull(Detector):
         return {"total_depth_ratio": self.total_ratio, "fill_ratio": self.fill_ratio}
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class QuoteSkew(Detector):
     """``quote_skew``: the touch is heavy on one side (module docstring)."""
 
@@ -654,7 +654,7 @@ class QuoteSkew(Detector):
         return {"skew": self.skew, "z_skew": self.z}
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class VolatilitySpike(Detector):
     """``volatility_spike``: the mid's realized variance against its baseline (module doc)."""
 

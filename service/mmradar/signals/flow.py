@@ -81,7 +81,7 @@ def ofi_event(
     return e
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class FlowState:
     """OFI/TFI windows and decayed signed taker volume of one instrument.
 

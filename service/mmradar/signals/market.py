@@ -40,7 +40,7 @@ class MarketParams:
     volatility_windows_s: tuple[int, ...] = (30, 300)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class MarketState:
     """Taker volume and realized volatility of one instrument."""
 

@@ -79,7 +79,7 @@ def cause_of(cancel_share: float) -> str:
     return "mixed"
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class RemovalAttribution:
     """Pulled-versus-traded bookkeeping of one instrument (module docstring).
 

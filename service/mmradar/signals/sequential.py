@@ -127,7 +127,7 @@ def cusum_delay(h: float, k: float, shift: float, variance: float = 1.0) -> floa
     return max(0.0, cusum_arl(h, k, shift, variance) - 1.0)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class CusumPair:
     """The CUSUM decision of one ``(symptom, side)``: onset test and release test.
 

@@ -108,7 +108,7 @@ def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)
+@mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (checkpoint.py)
 class _BinanceParser:
     """Stateless frame parser shared by spot and USD-M (one instance per connection)."""
 

@@ -19,6 +19,7 @@ from fakes.bybit import EmbeddedBybit
 from mmradar.model import Side
 from mmradar.pipeline import FeedPipeline
 from mmradar.venues.bybit import Bybit
+from support import read_to_marker
 
 SYMBOL = "BTCUSDT"
 
@@ -101,15 +102,20 @@ async def test_spot_pipeline_ends_equal_to_truth() -> None:
         async with connect(venue.ws_base + "/v5/public/spot") as ws:
             for text in plan.subscribe:
                 await ws.send(text)
-            drained = asyncio.create_task(venue.wait_drained())
-            while True:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    if drained.done():
-                        break  # everything was sent and read
-                    continue
-                assert pipeline.on_frame(parser, raw, 0) == []
+
+            async def read_until_pong() -> None:
+                while True:
+                    raw = await ws.recv()
+                    if '"pong"' in raw and orjson.loads(raw).get("req_id") == "drained":
+                        return
+                    assert pipeline.on_frame(parser, raw, 0) == []
+
+            # the ping's answer is queued after every frame of the capture
+            await read_to_marker(
+                read_until_pong(),
+                venue.wait_drained(),
+                lambda: ws.send('{"req_id":"drained","op":"ping"}'),
+            )
         inst = pipeline.instruments[SYMBOL]
         assert inst.valid
         bids, asks = venue.truth_book(SYMBOL)

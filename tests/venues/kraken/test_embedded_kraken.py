@@ -23,6 +23,7 @@ from mmradar.book.l2book import L2Book
 from mmradar.book.sync import BookSync
 from mmradar.model import BookEvent, Notice, NoticeKind, Side, Trade
 from mmradar.venues.kraken import Kraken
+from support import read_to_marker
 
 SYMBOL = "BTC/USDT"
 
@@ -72,18 +73,23 @@ async def test_every_checksum_verifies_at_the_subscribed_depth(
         await ws.send(request("subscribe", 1, channel="instrument"))
         await ws.send(request("subscribe", 2, channel="book", symbol=[SYMBOL], depth=depth))
         await ws.send(request("subscribe", 3, channel="trade", symbol=[SYMBOL], snapshot=False))
-        drained = asyncio.ensure_future(venue.wait_drained())
-        while True:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 0.3 if drained.done() else 10)
-            except TimeoutError:
-                break
-            for event in parser.parse(raw, time.time_ns()):
-                if isinstance(event, BookEvent):
-                    assert event.checksum is not None  # on every message, snapshot included
-                    assert sync.on_event(event) is None
-                elif isinstance(event, Trade):
-                    trades.append(event)
+
+        async def read_until_pong() -> None:
+            while True:
+                raw = await ws.recv()
+                if '"pong"' in raw and orjson.loads(raw).get("req_id") == 4:
+                    return
+                for event in parser.parse(raw, time.time_ns()):
+                    if isinstance(event, BookEvent):
+                        assert event.checksum is not None  # on every message, snapshot included
+                        assert sync.on_event(event) is None
+                    elif isinstance(event, Trade):
+                        trades.append(event)
+
+        # the ping's answer is queued after every frame of the capture
+        await read_to_marker(
+            read_until_pong(), venue.wait_drained(), lambda: ws.send(request("ping", 4))
+        )
     assert resyncs == []
     assert len(applied) > 100
     # Truncation mattered: the venue's book is deeper than the subscription.

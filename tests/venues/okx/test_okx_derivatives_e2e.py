@@ -203,7 +203,7 @@ async def test_a_recording_replays_swaps_in_the_units_live_read(tmp_path: Path) 
     from mmradar import __version__
     from mmradar.model import Side
     from mmradar.record import Recorder, open_recording
-    from mmradar.replay import Replayer, build_pipelines, probe_feeds
+    from mmradar.replayer import Replayer, build_pipelines, probe_feeds
 
     venue = EmbeddedOkx((LINEAR,))
     await venue.start()
