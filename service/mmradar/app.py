@@ -19,6 +19,7 @@ unknown. Transient failures (network, HTTP errors, rate limits) are retried with
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import replace
@@ -134,6 +135,11 @@ class Service:
             if settings.flight_recorder.enabled
             else None
         )
+        if self.flight is not None:
+            for exchange in dict.fromkeys(f.exchange for f in self.feeds):
+                self.metrics.flight_ring_bytes.labels(exchange).set_function(
+                    functools.partial(self.flight.ring_bytes, exchange)
+                )
         on_episode = _episodes(self.flight, on_episode)
         params = market_params(settings)
         self.pipelines = [

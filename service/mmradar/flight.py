@@ -208,6 +208,12 @@ class FlightRecorder:
                         feed.exchange, exc)  # fmt: skip
             feed.disabled = True
 
+    def ring_bytes(self, exchange: str) -> int:
+        """Bytes in ``exchange``'s ring now: its checkpoints and raw frames (what the ring's
+        bound counts; 0 for a feed not recorded)."""
+        feed = self._feeds.get(exchange)
+        return feed.size if feed is not None else 0
+
     def _cap(self, feed: _Feed) -> int:
         return int(self.settings.ring_mib_per_instrument * _MIB * max(1, len(feed.symbols)))
 

@@ -318,6 +318,13 @@ class Metrics:
         )
         for reason in FLIGHT_RECORDING_REASONS:
             self.flight_recordings.labels(reason)
+        self.flight_ring_bytes = Gauge(
+            "mmradar_flight_ring_bytes",
+            "Bytes held in a feed's flight-recorder ring: its checkpoints and raw frames (what "
+            "ring_mib_per_instrument bounds).",
+            ["exchange"],
+            registry=registry,
+        )
         for fmt in webhook_formats:
             for result in WEBHOOK_RESULTS:
                 self.webhook_deliveries.labels(fmt, result)

@@ -224,6 +224,11 @@ async def test_a_flight_recording_replays_the_episode(
         "mmradar_flight_recordings_total", {"reason": "episode"}
     )
     assert value is not None and value >= 1
+    # the ring's gauge reads the recorder's own count of what it holds, within its bound
+    ring = service.registry.get_sample_value("mmradar_flight_ring_bytes", {"exchange": "binance"})
+    assert service.flight is not None
+    assert ring == service.flight.ring_bytes("binance")
+    assert 0 < ring <= settings.flight_recorder.ring_mib_per_instrument * 2**20
     started = [r.getMessage() for r in caplog.records if "episode started" in r.getMessage()]
     assert any(first.recording in line and first.symptom in line for line in started), started
 

@@ -801,7 +801,10 @@ async def run_soak(
                     bad_messages=_sum(cur, "mmradar_feed_bad_messages_total"),
                     recordings=_sum(cur, "mmradar_flight_recordings_total"),
                     cpu_s=_sum(cur, "process_cpu_seconds_total"),
-                    memory=_memory_map(proc.pid),
+                    memory={
+                        **_memory_map(proc.pid),
+                        "flight_ring_bytes": _sum(cur, "mmradar_flight_ring_bytes"),
+                    },
                 )
                 samples.append(s)
                 rate = (s.messages - (samples[-2].messages if len(samples) > 1 else 0)) / (
@@ -811,7 +814,8 @@ async def run_soak(
                     f"[{s.t_s / 60:5.1f} min] RSS {s.rss_bytes / 2**20:6.1f} MiB "
                     f"(heap {s.memory.get('heap_bytes', math.nan) / 2**20:5.1f} anon "
                     f"{s.memory.get('anon_bytes', math.nan) / 2**20:5.1f} threads "
-                    f"{s.memory.get('threads', math.nan):2.0f})  fds "
+                    f"{s.memory.get('threads', math.nan):2.0f} rings "
+                    f"{s.memory.get('flight_ring_bytes', math.nan) / 2**20:4.1f})  fds "
                     f"{s.open_fds:3.0f}  tasks {s.tasks:3.0f}  loop lag mean "
                     f"{s.lag_mean_s * 1e3:5.1f} ms p99 ≤{p99 * 1e3:5.0f} ms  books valid "
                     f"{s.valid_books}/{s.books}  msgs/s {rate:6.0f}  resyncs {s.resyncs:4.0f}  "
