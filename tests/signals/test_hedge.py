@@ -8,7 +8,6 @@ from the fed series, with plain loops.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leadlag_reference import naive_correlations, naive_peak
 from mmradar.contracts import ContractSize
 from mmradar.errors import ConfigError, ContractError, UnitsError
 from mmradar.instruments import market_kind
@@ -89,51 +89,6 @@ def view_of(
     )
     (view,) = views
     return view, spot, perp
-
-
-# -- independent references ------------------------------------------------------------------
-
-
-def naive_correlations(
-    a: Sequence[float], b: Sequence[float], window: int, max_lag: int, min_active: int
-) -> dict[int, float]:
-    """Pearson correlation of (a[t - lag], b[t]) over the last ``window`` indices, per lag."""
-    last = len(a) - 1
-    first = max(0, last - window + 1)
-    out: dict[int, float] = {}
-    for lag in range(-max_lag, max_lag + 1):
-        xs: list[float] = []
-        ys: list[float] = []
-        for t in range(first, last + 1):
-            i = t - lag
-            if i < first or i > last:
-                continue
-            x, y = a[i], b[t]
-            if math.isnan(x) or math.isnan(y):
-                continue
-            xs.append(x)
-            ys.append(y)
-        n = len(xs)
-        active_x = sum(1 for x in xs if x != 0)
-        active_y = sum(1 for y in ys if y != 0)
-        if n < 3 or active_x < max(2, min_active) or active_y < max(2, min_active):
-            out[lag] = NAN
-            continue
-        mx = sum(xs) / n
-        my = sum(ys) / n
-        cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-        vx = sum((x - mx) ** 2 for x in xs)
-        vy = sum((y - my) ** 2 for y in ys)
-        out[lag] = cov / math.sqrt(vx * vy) if vx > 0 and vy > 0 else NAN
-    return out
-
-
-def naive_peak(corrs: dict[int, float]) -> tuple[float, float]:
-    finite = [(r, -abs(lag), lag) for lag, r in corrs.items() if not math.isnan(r)]
-    if not finite:
-        return NAN, NAN
-    r, _, lag = max(finite)
-    return float(lag), r
 
 
 # -- lead-lag estimator ----------------------------------------------------------------------
