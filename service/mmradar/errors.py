@@ -5,6 +5,7 @@
     MMRadarError
     ├── ConfigError                 bad configuration (exit code 2); carries the key path
     │   └── ContractError           a derivative whose contract size cannot be known (exit code 2)
+    │       └── UnitsError          a basis/lead-lag leg not known to be in base units (exit code 2)
     ├── ParseError                  a venue frame could not be turned into events (counted, dropped)
     │   ├── MalformedMessage        not JSON, or JSON of the wrong shape
     │   └── UnknownMessage          well-formed, but of a kind the venue module does not know
