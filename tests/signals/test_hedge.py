@@ -235,12 +235,21 @@ def test_basis_zscore_against_its_own_baseline() -> None:
 
 
 def drive_hedge(
-    params: SignalSettings, *, basis_moves: bool, delay_s: int = 2, after_s: int = 60
+    params: SignalSettings,
+    *,
+    basis_moves: bool,
+    delay_s: int = 2,
+    after_s: int = 60,
+    perp_arrives_late: bool = False,
 ) -> tuple[HedgeView, list[EpisodeEvent]]:
     """Ten quiet minutes, then a buy burst on the spot leg followed ``delay_s`` later by
-    buying on the perp leg, with (or without) the perp's price running up."""
+    buying on the perp leg, with (or without) the perp's price running up.
+
+    ``perp_arrives_late``: each of the perp's ticks reaches the view only after spot's tick of
+    the next second (a feed a little behind the other in arrival, not in event time)."""
     events: list[EpisodeEvent] = []
     view, spot, perp = view_of(params, events)
+    held: list[tuple[int, float, float]] = []
     start = T0 - T0 % (60 * NS)
     quiet = 600
     for i in range(quiet + after_s):
@@ -254,7 +263,14 @@ def drive_hedge(
         if basis_moves and k >= delay_s:
             basis += min(2.0 * (k - delay_s + 1), 20.0)
         spot.tick(t, 100.0, spot_flow)
-        perp.tick(t, 100.0 * (1 + basis * 1e-4), perp_flow)
+        if perp_arrives_late:
+            for tick in held:
+                perp.tick(*tick)
+            held = [(t, 100.0 * (1 + basis * 1e-4), perp_flow)]
+        else:
+            perp.tick(t, 100.0 * (1 + basis * 1e-4), perp_flow)
+    for tick in held:
+        perp.tick(*tick)
     return view, events
 
 
@@ -430,3 +446,18 @@ def test_hedge_pressure_webhooks_carry_the_leader_and_the_basis(fmt: str) -> Non
     else:
         for fact in ("hedge_pressure", "binance-usdm", "(buy)", "leader_exchange", "lead_seconds"):
             assert fact in text, fact
+
+
+def test_arrival_order_across_venues_does_not_change_the_result() -> None:
+    """Event time only: the same ticks, one venue's arriving a second behind the other's,
+    give the same measures and the same episodes (as a replay at another speed would)."""
+    params = SignalSettings(baseline_minutes=5)
+    live, live_events = drive_hedge(params, basis_moves=True)
+    late, late_events = drive_hedge(params, basis_moves=True, perp_arrives_late=True)
+    assert live_events and [
+        (e.state, e.side, e.exchange, e.started_at_ns, e.ended_at_ns, e.score) for e in live_events
+    ] == [
+        (e.state, e.side, e.exchange, e.started_at_ns, e.ended_at_ns, e.score) for e in late_events
+    ]
+    assert live.evaluated_ns == late.evaluated_ns
+    assert repr(live.read()) == repr(late.read())
