@@ -43,8 +43,9 @@ __all__ = [
     "take_checkpoint",
 ]
 
-#: Version of the checkpoint payload (inside a ``checkpoint`` record).
-CHECKPOINT_VERSION: Final = 1
+#: Version of the checkpoint payload (inside a ``checkpoint`` record). 2: the flow state bins
+#: signed taker notional (``FlowState.signed_notional_at_tick``).
+CHECKPOINT_VERSION: Final = 2
 #: Modules whose classes a checkpoint may contain: the pure core only (no I/O in their code).
 _ALLOWED_MODULES: Final = (
     "mmradar.book.",

@@ -38,6 +38,7 @@ RULE_NAMES = {
     "MMRadarQuoteSkew",
     "MMRadarVolatilitySpike",
     "MMRadarVenueWithdrawal",
+    "MMRadarHedgePressure",
     "MMRadarFeedDown",
     "MMRadarBookInvalid",
     "MMRadarResyncStorm",

@@ -203,7 +203,9 @@ class SignalEngine:
         self._market = market
         self.on_episode = on_episode
         #: called after every stat tick (warm-up included) with this engine: the cross-venue
-        #: view (:mod:`.crossvenue`) samples each venue's engine on its own event-time clock.
+        #: and hedge views (:mod:`.crossvenue`, :mod:`.hedge`) sample each venue's engine on
+        #: its own event-time clock. Several listeners share it through
+        #: :func:`mmradar.signals.ticks.add_tick_listener`.
         self.on_tick: Callable[[SignalEngine], None] | None = None
         self.flow = FlowState(p)
         #: Pulled versus traded: why near-touch resting size disappeared.
@@ -367,6 +369,7 @@ class SignalEngine:
             tick_mid_price=s.mid,
             tick_depth_bid_notional=s.bids,
             tick_depth_ask_notional=s.asks,
+            tick_signed_taker_notional=s.signed_notional,
         )
 
     def all_episodes(self) -> list[EpisodeRecord]:
@@ -478,7 +481,8 @@ class SignalEngine:
         """
         self._market.on_trade(qty, taker, ts_ns)  # taker volume by side
         buy = taker is _BUY
-        self.flow.on_trade(qty, buy, ts_ns, self.live)
+        px = price if price > 0.0 else self.sample.mid  # unknown price: the last tick's mid
+        self.flow.on_trade(qty, buy, ts_ns, self.live, qty * px if px > 0.0 else 0.0)
         if self.live:
             self.removal.on_print(price, qty, buy, ts_ns)
         if ts_ns > self._last_ns:
@@ -582,6 +586,7 @@ class SignalEngine:
         s.ret = math.log(mid / prev) if prev > 0.0 and mid > 0.0 else _NAN
         self._prev_mid = mid
         self.flow.tick(t // _NS, t)
+        s.signed_notional = self.flow.signed_notional_at_tick
         self.removal.tick(self._book)
         # -- baselines (frozen while a symptom that reads them fires) and detectors
         spread, evap, pull = self.spread, self.evaporation, self.pull

@@ -107,6 +107,8 @@ class EngineReading:
         tick_mid_price: mid at the last stat tick.
         tick_depth_bid_notional: bid depth per band at the last stat tick.
         tick_depth_ask_notional: ask depth per band at the last stat tick.
+        tick_signed_taker_notional: signed taker notional of the second the last stat tick
+            closed (buy-taker minus sell-taker ``price × base qty``, quote currency).
     """
 
     live: bool
@@ -143,3 +145,4 @@ class EngineReading:
     tick_mid_price: float
     tick_depth_bid_notional: tuple[float, ...]
     tick_depth_ask_notional: tuple[float, ...]
+    tick_signed_taker_notional: float
