@@ -180,10 +180,11 @@ async def test_a_persistently_wrong_checksum_is_backed_off_and_parked(
         await clock.advance(WINDOW_S)
         in_window = [t - started for t in book_subscribes(venue, bad)]
         # The subscription, then: the first resubscribe at once; the second after the back-off
-        # and the connection's message pacing (Kraken: 5 frames a second, all used at 0 s by
-        # the 3 subscribe frames and the first resubscribe's 2); from the third failure in a
-        # row on, one per park of 1 s. Without back-off and pacing: thousands.
-        assert in_window == [0.0, 0.0, 1.0, 2.0, 3.0, 4.0]
+        # and the connection's message pacing (Kraken: 5 frames per 1.1-s window, a second and
+        # a margin for jitter, all used at 0 s by the 3 subscribe frames and the first
+        # resubscribe's 2); from the third failure in a row on, one per park of 1 s. Without
+        # back-off and pacing: thousands.
+        assert in_window == pytest.approx([0.0, 0.0, 1.1, 2.1, 3.1])
         assert len(in_window) - 1 <= max_attempts(POLICY, WINDOW_S)
         # 3 subscribe frames (instrument, book, trade) and 2 frames per resubscribe
         requests = [t - started for t, _ in venue.request_log]
