@@ -744,6 +744,19 @@ SIGNALS_CHANGED: dict[str, Any] = {
     "withdrawal_others_ratio": 0.8,
     "withdrawal_on_seconds": 5,
     "withdrawal_off_seconds": 20,
+    "basis_change_seconds": 30,
+    "basis_z_floor_bps": 1.5,
+    "leadlag_window_seconds": 600,
+    "leadlag_max_lag_seconds": 5,
+    "leadlag_min_active_seconds": 40,
+    "hedge_burst_seconds": 3,
+    "hedge_flow_z": 4.0,
+    "hedge_follower_z": 2.0,
+    "hedge_flow_floor_notional": 5000,
+    "hedge_basis_z": 3.0,
+    "hedge_basis_z_off": 1.5,
+    "hedge_on_seconds": 3,
+    "hedge_off_seconds": 20,
 }
 
 

@@ -35,11 +35,13 @@ from .feed import FeedRunner, FrameRecorder, ResyncPolicy, backoff
 from .flight import FlightRecorder, ResyncTap, TeeRecorder
 from .fmt import iso_utc
 from .http import MetricsServer
+from .instruments import market_kind
 from .memory import heap_trimmer, trim_heap_forever
 from .metrics import LOOP_MONITOR_INTERVAL_S, Metrics
 from .pipeline import FeedPipeline
 from .signals.crossvenue import build_views
 from .signals.episodes import EpisodeEvent
+from .signals.hedge import build_hedge_views, require_base_units
 from .signals.market import MarketParams
 from .venues import SnapshotRequest, make_venue
 from .webhooks import Webhooks
@@ -162,7 +164,31 @@ class Service:
             settings.signals,
             on_episode,
         )
-        self.metrics.register_pipelines(self.pipelines, self.cross_venue, self.clock)
+        # Instruments watched as spot and as a perpetual: basis, flow lead-lag, hedge_pressure.
+        self.hedge = build_hedge_views(
+            [
+                (
+                    p.venue.name,
+                    symbol,
+                    p.venue.instrument(symbol),
+                    market_kind(p.venue.name, symbol),
+                    inst.engine,
+                )
+                for p in self.pipelines
+                for symbol, inst in p.instruments.items()
+            ],
+            settings.signals,
+            on_episode,
+        )
+        # Their legs' flows are compared in base units only: a leg quoted in contracts must
+        # have its contract value loaded (checked after the feed's start-up fetch).
+        legs = {(leg.exchange, leg.symbol) for view in self.hedge for leg in view.legs}
+        self.hedge_legs: list[tuple[str, ...]] = [
+            tuple(s for s in p.instruments if (p.venue.name, s) in legs) for p in self.pipelines
+        ]
+        self.metrics.register_pipelines(
+            self.pipelines, self.cross_venue, self.clock, hedge=self.hedge
+        )
         self.server = (
             MetricsServer(self.registry, self.pipelines, settings.http.host, settings.http.port)
             if serve_http
@@ -208,9 +234,12 @@ class Service:
                     async with asyncio.TaskGroup() as tg:
                         if self.flight is not None:
                             tg.create_task(self.flight.run(), name="flight-recorder")
-                        for runner, requests in zip(runners, self.contract_requests, strict=True):
+                        for runner, requests, hedge_legs in zip(
+                            runners, self.contract_requests, self.hedge_legs, strict=True
+                        ):
                             tg.create_task(
-                                _run_feed(runner, requests), name=f"feed:{runner.exchange}"
+                                _run_feed(runner, requests, hedge_legs),
+                                name=f"feed:{runner.exchange}",
                             )
                         if self.webhooks is not None:
                             tg.create_task(self.webhooks.run(), name="webhooks")
@@ -239,10 +268,20 @@ class Service:
             raise fatal
 
 
-async def _run_feed(runner: FeedRunner, requests: Sequence[SnapshotRequest]) -> None:
-    """One exchange's feed: its contract sizes first (if any), then its connections."""
+async def _run_feed(
+    runner: FeedRunner, requests: Sequence[SnapshotRequest], hedge_legs: Sequence[str] = ()
+) -> None:
+    """One exchange's feed: its contract sizes first (if any), then its connections.
+
+    Raises:
+        UnitsError: a leg of a hedge view (``hedge_legs``) is quoted in contracts whose value
+            is still unknown (its flow would be compared with other venues' in wrong units).
+    """
     if requests:
         await load_contracts(runner, requests)
+    venue = runner.venue
+    needs = {s for s in hedge_legs if venue.contract_requests([s])}
+    require_base_units(runner.exchange, hedge_legs, needs, venue.contract_sizes)
     await runner.run()
 
 

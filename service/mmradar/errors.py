@@ -40,6 +40,7 @@ __all__ = [
     "RateLimited",
     "RecordingError",
     "SnapshotError",
+    "UnitsError",
     "UnknownMessage",
 ]
 
@@ -84,6 +85,17 @@ class ContractError(ConfigError):
         super().__init__(f"{exchange} {symbol}", reason)
         self.exchange = exchange
         self.symbol = symbol
+
+
+class UnitsError(ContractError):
+    """A leg of a cross-venue comparison (basis, flow lead–lag, ``hedge_pressure``) whose sizes
+    are not known to be in base units.
+
+    Flows of several venues are netted and compared only in base units (quote notional of
+    base-unit sizes); a venue publishing contracts must have its contract value loaded first.
+    The service refuses to start the comparison (exit code 2) rather than mix contracts with
+    coins (docs/signals.md "Basis, flow lead–lag and hedge_pressure").
+    """
 
 
 class ParseError(MMRadarError):

@@ -86,8 +86,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Version of the checkpoint payload (inside a ``checkpoint`` record).
-CHECKPOINT_VERSION: Final = 1
+#: Version of the checkpoint payload (inside a ``checkpoint`` record). 2: the flow state bins
+#: signed taker notional (``FlowState.signed_notional_at_tick``).
+CHECKPOINT_VERSION: Final = 2
 #: Resync reasons that trigger a recording (a reconnect or a stale book does not).
 RECORDED_RESYNC_REASONS: Final = frozenset({"gap", "checksum", "crossed", "venue_reset"})
 #: Recordings waiting for the writer beyond which a trigger is counted ``skipped``.

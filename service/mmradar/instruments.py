@@ -14,6 +14,10 @@ them is the basis (and, for USDT against USD, the stablecoin's premium), a few b
 markets. That systematic offset is why the withdrawal symptom compares each venue's depth with
 its own baseline, never prices across venues.
 
+Market kind (:func:`market_kind`): whether a configured symbol is a spot pair, a perpetual or a
+dated future, decided in this one place from the venue and the symbol (the hedge view,
+:mod:`mmradar.signals.hedge`, pairs spot with perpetual legs of one instrument).
+
 Spelling rules are generic (separators, then known quote suffixes); a venue whose symbols do
 not follow them overrides :meth:`mmradar.venues.base.Venue.instrument`.
 """
@@ -24,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["QUOTE_FAMILIES", "Instrument", "parse_instrument"]
+__all__ = ["MARKET_KINDS", "QUOTE_FAMILIES", "Instrument", "market_kind", "parse_instrument"]
 
 #: quote currency → family.
 QUOTE_FAMILIES: Final[dict[str, str]] = {
@@ -100,3 +104,30 @@ def parse_instrument(symbol: str) -> Instrument | None:
     base = _ALIASES.get(base, base)
     family = QUOTE_FAMILIES.get(quote, quote)
     return Instrument(base=base, quote=quote, family=family, contract=contract)
+
+
+#: :func:`market_kind` values.
+MARKET_KINDS: Final = ("spot", "perp", "future")
+#: config ``exchange`` values whose every symbol is a perpetual: Binance USD-M futures
+#: (``BTCUSDT`` there is the perpetual) and Bybit, whose feed follows the linear category.
+_PERP_EXCHANGES: Final = frozenset({"binance-usdm", "bybit"})
+#: config ``exchange`` values whose every symbol is a spot pair.
+_SPOT_EXCHANGES: Final = frozenset({"binance", "coinbase", "kraken"})
+
+
+def market_kind(exchange: str, symbol: str) -> str:
+    """``"spot"``, ``"perp"`` (perpetual) or ``"future"`` (dated) for a configured symbol.
+
+    The venue decides where its symbols do not say it (``binance-usdm`` and ``bybit`` follow
+    perpetuals only; ``binance``, ``coinbase``, ``kraken`` spot only); elsewhere (OKX) the
+    spelling does: ``BTC-USDT-SWAP`` is a perpetual, ``BTC-USD-260626`` a future,
+    ``BTC-USDT`` spot.
+    """
+    if exchange in _PERP_EXCHANGES:
+        return "perp"
+    if exchange in _SPOT_EXCHANGES:
+        return "spot"
+    parsed = parse_instrument(symbol)
+    if parsed is None or parsed.contract == "spot":
+        return "spot"
+    return "perp" if parsed.contract == "perpetual" else "future"

@@ -45,6 +45,8 @@ from .pipeline import BAD_MESSAGE_REASONS, FeedPipeline
 from .signals.crossvenue import SYMPTOM as CROSS_VENUE_SYMPTOM
 from .signals.crossvenue import CrossVenueView
 from .signals.engine import PRESSURE_COMPONENTS, EngineReading
+from .signals.hedge import SYMPTOM as HEDGE_SYMPTOM
+from .signals.hedge import HedgeReading, HedgeView
 
 __all__ = [
     "FLIGHT_RECORDING_REASONS",
@@ -350,6 +352,8 @@ class Metrics:
         pipelines: Sequence[FeedPipeline],
         views: Sequence[CrossVenueView] = (),
         clock: Clock | None = None,
+        *,
+        hedge: Sequence[HedgeView] = (),
     ) -> MarketCollector:
         """Expose the market state of ``pipelines`` (and cross-venue ``views``) at scrape time.
 
@@ -368,7 +372,7 @@ class Metrics:
             if name in hot and hot[name] is not pipeline:
                 raise ValueError(f"a second pipeline for exchange {name!r}: one feed per exchange")
             hot[name] = pipeline
-        collector = MarketCollector(pipelines, views, clock)
+        collector = MarketCollector(pipelines, views, clock, hedge=hedge)
         self.registry.register(collector)
         return collector
 
@@ -381,9 +385,12 @@ class MarketCollector(Collector):
         pipelines: Sequence[FeedPipeline],
         views: Sequence[CrossVenueView] = (),
         clock: Clock | None = None,
+        *,
+        hedge: Sequence[HedgeView] = (),
     ) -> None:
         self._pipelines = list(pipelines)
         self._views = list(views)
+        self._hedge = list(hedge)
         self._clock = clock
 
     def describe(self) -> list[GaugeMetricFamily]:
@@ -507,12 +514,17 @@ class MarketCollector(Collector):
                     )
         for view in self._views:
             sig.add_cross_venue(view)
+        hedge = [view.read() for view in self._hedge]
+        for hedge_reading in hedge:
+            sig.add_hedge(hedge_reading)
         yield from (valid, last, age, levels, complete, bid, ask, mid, micro, spread, depth)
         yield imbalance
         yield from (taker, proxy, vol)
         yield from sig.families()
         if self._views:
             yield from _cross_venue_families(self._views)
+        if hedge:
+            yield from _hedge_families(hedge)
 
 
 class _SignalFamilies:
@@ -665,6 +677,14 @@ class _SignalFamilies:
             self.score.add_metric(labels, m.score)
             self.episodes.add_metric(labels, float(m.machine.episodes))
 
+    def add_hedge(self, reading: HedgeReading) -> None:
+        for leg in reading.legs:
+            for m in leg.symptoms:
+                labels = [leg.exchange, leg.symbol, HEDGE_SYMPTOM, m.side]
+                self.active.add_metric(labels, 1.0 if m.firing else 0.0)
+                self.score.add_metric(labels, m.score)
+                self.episodes.add_metric(labels, float(m.episodes))
+
     def families(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         yield from (self.active, self.score, self.episodes, self.pressure, self.component)
         yield from (self.warm, self.ofi, self.ofi_z, self.tfi, self.decayed, self.baseline)
@@ -704,6 +724,66 @@ def _cross_venue_families(views: Sequence[CrossVenueView]) -> Iterator[GaugeMetr
             consolidated.add_metric([view.instrument, "ask", str(band)], a)
         venues.add_metric([view.instrument], float(view.valid_venues))
     yield from (info, dislocation, consolidated, venues)
+
+
+def _hedge_families(readings: Sequence[HedgeReading]) -> Iterator[GaugeMetricFamily]:
+    pair = ["instrument", "spot_exchange", "perp_exchange"]
+    basis = GaugeMetricFamily(
+        "mmradar_basis_bps",
+        "Perpetual mid minus spot mid over spot mid, in bps, both legs of one event-time second "
+        "(NaN unless both books are valid and current).",
+        labels=pair,
+    )
+    zscore = GaugeMetricFamily(
+        "mmradar_basis_zscore",
+        "Robust z of mmradar_basis_bps against its own baseline (median/MAD).",
+        labels=pair,
+    )
+    change = GaugeMetricFamily(
+        "mmradar_basis_change_bps_per_second",
+        "Change of mmradar_basis_bps over basis_change_seconds, per second.",
+        labels=pair,
+    )
+    leads = ["instrument", "leader", "follower"]
+    lead = GaugeMetricFamily(
+        "mmradar_flow_lead_seconds",
+        "Lag of the peak cross-correlation of the two venues' 1-s signed taker notional, "
+        "positive when the leader leads (NaN with too few active seconds).",
+        labels=leads,
+    )
+    corr = GaugeMetricFamily(
+        "mmradar_flow_lead_correlation",
+        "The cross-correlation at that lag, over leadlag_window_seconds.",
+        labels=leads,
+    )
+    legs = ["instrument", "exchange", "symbol", "kind"]
+    info = GaugeMetricFamily(
+        "mmradar_hedge_leg_info",
+        "1 for every venue symbol that is a spot or perpetual leg of a hedge view; venue is "
+        "its label in the basis and lead-lag series.",
+        labels=[*legs, "venue"],
+    )
+    notional = GaugeMetricFamily(
+        "mmradar_signed_taker_notional",
+        "Buy-taker minus sell-taker notional of the last evaluated second (quote currency, "
+        "base-unit sizes).",
+        labels=legs,
+    )
+    for r in readings:
+        for b in r.basis:
+            lv = [r.instrument, b.spot_venue, b.perp_venue]
+            basis.add_metric(lv, b.basis_bps)
+            zscore.add_metric(lv, b.basis_zscore)
+            change.add_metric(lv, b.basis_change_bps_per_second)
+        for ll in r.lead_lag:
+            lv = [r.instrument, ll.leader, ll.follower]
+            lead.add_metric(lv, ll.lead_seconds)
+            corr.add_metric(lv, ll.correlation)
+        for leg in r.legs:
+            lv = [r.instrument, leg.exchange, leg.symbol, leg.kind]
+            info.add_metric([*lv, leg.venue], 1.0)
+            notional.add_metric(lv, leg.signed_notional)
+    yield from (basis, zscore, change, lead, corr, info, notional)
 
 
 def _windows(pipeline: FeedPipeline) -> tuple[int, ...]:

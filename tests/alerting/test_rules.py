@@ -20,7 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mmradar.app import Service
 from mmradar.config import parse_settings
-from mmradar.signals.episodes import CROSS_VENUE_SYMPTOM_SIDES, SYMPTOM_SIDES
+from mmradar.signals.episodes import (
+    CROSS_VENUE_SYMPTOM_SIDES,
+    HEDGE_SYMPTOM_SIDES,
+    SYMPTOM_SIDES,
+)
 from mmradar.venues import VENUE_NAMES
 
 from .harness import (
@@ -40,9 +44,10 @@ SYMPTOM_ALERTS = {
     "quote_skew": "MMRadarQuoteSkew",
     "volatility_spike": "MMRadarVolatilitySpike",
     "venue_withdrawal": "MMRadarVenueWithdrawal",
+    "hedge_pressure": "MMRadarHedgePressure",
 }
 HEALTH_ALERTS = {"MMRadarFeedDown", "MMRadarBookInvalid", "MMRadarResyncStorm"}
-RULE_COUNT = 11  # 7 symptoms + FeedDown (feed and target) + BookInvalid + ResyncStorm
+RULE_COUNT = 12  # 8 symptoms + FeedDown (feed and target) + BookInvalid + ResyncStorm
 
 
 def _rule_blocks(text: str) -> dict[str, list[str]]:
@@ -184,7 +189,9 @@ def test_broken_alertmanager_config_fails_check(tmp_path: Path) -> None:
 
 
 def test_one_alert_per_symptom_plus_health() -> None:
-    assert set(SYMPTOM_ALERTS) == set(SYMPTOM_SIDES) | set(CROSS_VENUE_SYMPTOM_SIDES)
+    assert set(SYMPTOM_ALERTS) == (
+        set(SYMPTOM_SIDES) | set(CROSS_VENUE_SYMPTOM_SIDES) | set(HEDGE_SYMPTOM_SIDES)
+    )
     blocks = _rule_blocks(RULES.read_text())
     assert set(blocks) == set(SYMPTOM_ALERTS.values()) | HEALTH_ALERTS
     for symptom, alert in SYMPTOM_ALERTS.items():

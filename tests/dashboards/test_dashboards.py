@@ -335,7 +335,7 @@ async def test_symptom_episode_annotation_marks_the_episode(live: LiveStack) -> 
     for series in result:
         labels = series["metric"]
         assert labels["exchange"] == EXCHANGE and labels["symbol"] == SYMBOL
-        assert labels["symptom"] and labels["side"] in ("both", "bid", "ask")
+        assert labels["symptom"] and labels["side"] in ("both", "bid", "ask", "buy", "sell")
         assert {v for _, v in series["values"]} == {"1"}
     started = {(p["symptom"], p["side"]) for p in live.webhook_posts if p["state"] == "firing"}
     assert started & {(s["metric"]["symptom"], s["metric"]["side"]) for s in result}
@@ -398,3 +398,33 @@ async def test_cross_venue_panels_name_every_venue(live: LiveStack) -> None:
     # While both venues are valid, each holds part of the consolidated depth.
     values = [float(v) for s in result for _, v in s["values"]]
     assert any(0 < v < 1 for v in values), values[:20]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_basis_and_lead_lag_panels_name_both_legs(live: LiveStack) -> None:
+    """Binance spot and USD-M are the spot and perpetual legs of one instrument: the basis
+    panels show that pair with finite values, the lead-lag panels both orders of the pair with
+    opposite lags, and the hedge_pressure timeline one row per venue and side."""
+    start, end = live.first_scrape_s, time.time()
+    overview = _values(_named("mmradar-overview.json"), everything=True, window_s=end - start)
+    for title in ("Basis (perpetual - spot)", "Basis z-score"):
+        expr = interpolate(_target("mmradar-overview.json", title), overview)
+        (series,) = await live.range(expr, start, end)
+        labels = series["metric"]
+        assert (labels["spot_exchange"], labels["perp_exchange"]) == ("binance", "binance-usdm")
+        assert labels["instrument"] == INSTRUMENT
+        assert live.has_finite_sample([series]), title
+    expr = interpolate(
+        _target("mmradar-overview.json", "Flow lead (positive = leader leads)"), overview
+    )
+    result = await live.instant(expr, at=end)
+    pairs = {(s["metric"]["leader"], s["metric"]["follower"]): s["value"][1] for s in result}
+    assert set(pairs) == {("binance", "binance-usdm"), ("binance-usdm", "binance")}
+    forward, backward = pairs[("binance", "binance-usdm")], pairs[("binance-usdm", "binance")]
+    if math.isfinite(float(forward)):
+        assert float(forward) == -float(backward)
+    expr = interpolate(_target("mmradar-overview.json", "Hedge pressure"), overview)
+    rows = await live.range(expr, start, end)
+    assert {(s["metric"]["exchange"], s["metric"]["side"]) for s in rows} == {
+        (x, side) for x in VENUES for side in ("buy", "sell")
+    }

@@ -48,6 +48,7 @@ from .alerts import AlertMachine, AlertState, AlertTiming, Transition
 from .engine import SignalEngine
 from .episodes import EpisodeEvent
 from .params import SignalSettings
+from .ticks import add_tick_listener
 
 __all__ = ["MAX_SAMPLE_AGE_NS", "SYMPTOM", "CrossVenueView", "Member", "build_views"]
 
@@ -125,7 +126,7 @@ class CrossVenueView:
         self.asks: tuple[float, ...] = (_NAN,) * len(BAND_BPS)
         self.valid_venues = 0
         for member in self.members:
-            member.engine.on_tick = self.on_tick
+            add_tick_listener(member.engine, self.on_tick)
 
     # -- input ------------------------------------------------------------------------------
 

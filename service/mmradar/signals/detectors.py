@@ -139,6 +139,8 @@ class Sample:
         rv: realized variance of the last second: Σ of the squared log-changes of the mid over
             every L1 change (0 when the mid did not move).
         spread_score: the spread detector's score (set by it for the pull and skew detectors).
+        signed_notional: signed taker notional of the second ending at the tick (buy-taker
+            minus sell-taker ``price × base qty``, quote currency; 0 without trades).
     """
 
     __slots__ = (
@@ -156,6 +158,7 @@ class Sample:
         "ret",
         "rv",
         "rvac",
+        "signed_notional",
         "skew",
         "spread_bps",
         "spread_score",
@@ -188,6 +191,7 @@ class Sample:
         self.rv = _NAN
         self.rvac = _NAN
         self.spread_score = _NAN
+        self.signed_notional = 0.0
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # blank instances for checkpoints (flight.py)

@@ -209,6 +209,8 @@ class EngineReading:
         tick_mid_price: mid at the last stat tick.
         tick_depth_bid_notional: bid depth per band at the last stat tick.
         tick_depth_ask_notional: ask depth per band at the last stat tick.
+        tick_signed_taker_notional: signed taker notional of the second the last stat tick
+            closed (buy-taker minus sell-taker ``price × base qty``, quote currency).
     """
 
     live: bool
@@ -245,6 +247,7 @@ class EngineReading:
     tick_mid_price: float
     tick_depth_bid_notional: tuple[float, ...]
     tick_depth_ask_notional: tuple[float, ...]
+    tick_signed_taker_notional: float
 
 
 def _json_num(x: float) -> float | None:
@@ -334,7 +337,9 @@ class SignalEngine:
         self._market = market
         self.on_episode = on_episode
         #: called after every stat tick (warm-up included) with this engine: the cross-venue
-        #: view (:mod:`.crossvenue`) samples each venue's engine on its own event-time clock.
+        #: and hedge views (:mod:`.crossvenue`, :mod:`.hedge`) sample each venue's engine on
+        #: its own event-time clock. Several listeners share it through
+        #: :func:`mmradar.signals.ticks.add_tick_listener`.
         self.on_tick: Callable[[SignalEngine], None] | None = None
         self.flow = FlowState(p)
         #: Pulled versus traded: why near-touch resting size disappeared.
@@ -498,6 +503,7 @@ class SignalEngine:
             tick_mid_price=s.mid,
             tick_depth_bid_notional=s.bids,
             tick_depth_ask_notional=s.asks,
+            tick_signed_taker_notional=s.signed_notional,
         )
 
     def all_episodes(self) -> list[EpisodeRecord]:
@@ -609,7 +615,8 @@ class SignalEngine:
         """
         self._market.on_trade(qty, taker, ts_ns)  # taker volume by side
         buy = taker is _BUY
-        self.flow.on_trade(qty, buy, ts_ns, self.live)
+        px = price if price > 0.0 else self.sample.mid  # unknown price: the last tick's mid
+        self.flow.on_trade(qty, buy, ts_ns, self.live, qty * px if px > 0.0 else 0.0)
         if self.live:
             self.removal.on_print(price, qty, buy, ts_ns)
         if ts_ns > self._last_ns:
@@ -713,6 +720,7 @@ class SignalEngine:
         s.ret = math.log(mid / prev) if prev > 0.0 and mid > 0.0 else _NAN
         self._prev_mid = mid
         self.flow.tick(t // _NS, t)
+        s.signed_notional = self.flow.signed_notional_at_tick
         self.removal.tick(self._book)
         # -- baselines (frozen while a symptom that reads them fires) and detectors
         spread, evap, pull = self.spread, self.evaporation, self.pull

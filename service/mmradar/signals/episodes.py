@@ -2,7 +2,9 @@
 
 The names are a stable interface (docs/metrics.md, docs/webhooks.md): ``symptom`` ∈
 spread_widening, liquidity_evaporation, depth_asymmetry, liquidity_pull, quote_skew,
-volatility_spike; ``side`` ∈ both, bid, ask (see :data:`SYMPTOM_SIDES`).
+volatility_spike; ``side`` ∈ both, bid, ask (see :data:`SYMPTOM_SIDES`); the cross-venue
+``venue_withdrawal`` (side both) and ``hedge_pressure`` (side buy, sell: the direction the
+hedgers trade).
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["CROSS_VENUE_SYMPTOM_SIDES", "SYMPTOMS", "SYMPTOM_SIDES", "EpisodeEvent"]
+__all__ = [
+    "CROSS_VENUE_SYMPTOM_SIDES",
+    "HEDGE_SYMPTOM_SIDES",
+    "SYMPTOMS",
+    "SYMPTOM_SIDES",
+    "EpisodeEvent",
+]
 
 #: symptom → the ``side`` label values its series exist for (docs/metrics.md).
 SYMPTOM_SIDES: Mapping[str, tuple[str, ...]] = {
@@ -29,6 +37,11 @@ SYMPTOMS: tuple[str, ...] = tuple(SYMPTOM_SIDES)
 #: the venue the symptom names.
 CROSS_VENUE_SYMPTOM_SIDES: Mapping[str, tuple[str, ...]] = {"venue_withdrawal": ("both",)}
 
+#: Symptoms of the hedge view (:mod:`mmradar.signals.hedge`, spot against perpetual legs of one
+#: instrument): their series exist for every configured symbol that is a leg of a hedge view,
+#: labelled with the follower (hedge) leg; the side is the direction the hedgers trade.
+HEDGE_SYMPTOM_SIDES: Mapping[str, tuple[str, ...]] = {"hedge_pressure": ("buy", "sell")}
+
 
 @dataclass(frozen=True, slots=True)
 class EpisodeEvent:
@@ -38,7 +51,7 @@ class EpisodeEvent:
         symptom: one of :data:`SYMPTOMS`.
         exchange: config ``exchange`` value.
         symbol: venue spelling.
-        side: ``both``, ``bid`` or ``ask``.
+        side: ``both``, ``bid``, ``ask``; ``buy`` or ``sell`` for ``hedge_pressure``.
         state: ``firing`` at the start, ``resolved`` at the end.
         started_at_ns: venue event time the episode started.
         ended_at_ns: venue event time it ended (``None`` while firing).

@@ -19,6 +19,12 @@ Trade-flow imbalance, TFI
     ``TFI_w = (V_buy − V_sell)/(V_buy + V_sell)`` of taker volume over the last ``w`` seconds
     (``trade_flow_windows_seconds``) ∈ [−1, 1]; NaN without volume or before the window filled.
 
+Signed taker notional
+    Per 1-s bin of event time: ``Σ price·qty`` of buy-taker trades minus that of sell-taker
+    trades (quote currency; sizes in base units, so venues compare), read at each stat tick
+    for the second it closes (``Sample.signed_notional``). The hedge view
+    (:mod:`mmradar.signals.hedge`) correlates it across venues.
+
 Dealer-inventory proxy
     Signed taker volume ``v = +qty`` (taker bought) / ``−qty`` (taker sold), exponentially
     decayed per trade: ``x_h ← x_h·2^(−Δt/h) + v`` for each half-life ``h`` of
@@ -106,6 +112,7 @@ class FlowState:
         "ofi_windows_s",
         "proxy_z_at_tick",
         "sell",
+        "signed_notional_at_tick",
         "tfi_windows_s",
     )
 
@@ -119,7 +126,8 @@ class FlowState:
         self._x = [0.0] * len(half_lives)
         self._proxy_i = half_lives.index(float(params.inventory_half_life_seconds))
         self._trade_ns = 0
-        #: event-time second → [buy volume, sell volume] not yet pushed into the windows.
+        #: event-time second → [buy volume, sell volume, signed quote notional] not yet pushed
+        #: into the windows.
         self._bins: dict[int, list[float]] = {}
         self.ofi_windows_s = tuple(params.ofi_windows_seconds)
         self.tfi_windows_s = tuple(params.trade_flow_windows_seconds)
@@ -135,10 +143,15 @@ class FlowState:
         self._flow_warm_samples = params.flow_warmup_seconds
         #: :meth:`proxy_z` as of the last stat tick.
         self.proxy_z_at_tick = math.nan
+        #: Signed taker notional of the second the last stat tick closed (buy-taker minus
+        #: sell-taker ``price × base qty``, quote currency; 0 without trades).
+        self.signed_notional_at_tick = 0.0
 
     # -- per message ---------------------------------------------------------------------------
 
-    def on_trade(self, qty: float, buy: bool, ts_ns: int, binned: bool) -> None:
+    def on_trade(
+        self, qty: float, buy: bool, ts_ns: int, binned: bool, notional: float = 0.0
+    ) -> None:
         """Fold one trade into the decayed sums (and, if ``binned``, the TFI bins).
 
         Args:
@@ -147,6 +160,8 @@ class FlowState:
             ts_ns: the trade's event time.
             binned: add it to the per-second TFI bins (only while the book is valid: no
                 window spans an invalid period).
+            notional: its quote notional, ``price × qty`` (unsigned; 0 if the price is
+                unknown), binned with the volume for the signed taker notional.
         """
         last = self._trade_ns
         signed = qty if buy else -qty
@@ -164,11 +179,13 @@ class FlowState:
             k = ts_ns // _NS
             b = self._bins.get(k)
             if b is None:
-                b = self._bins[k] = [0.0, 0.0]
+                b = self._bins[k] = [0.0, 0.0, 0.0]
             if buy:
                 b[0] += qty
+                b[2] += notional
             else:
                 b[1] += qty
+                b[2] -= notional
 
     # -- stat clock ----------------------------------------------------------------------------
 
@@ -176,13 +193,15 @@ class FlowState:
         """Close second ``k`` (ending at ``ts_ns``): push its bins, update the scales."""
         self.ofi.push(self.ofi_acc)
         self.ofi_acc = 0.0
-        buy = sell = 0.0
+        buy = sell = signed = 0.0
         bins = self._bins
         if bins:
             for key in [key for key in bins if key < k]:
                 b = bins.pop(key)
                 buy += b[0]
                 sell += b[1]
+                signed += b[2]
+        self.signed_notional_at_tick = signed
         self.buy.push(buy)
         self.sell.push(sell)
         filled = self.ofi.filled
@@ -205,6 +224,7 @@ class FlowState:
         self.sell.clear()
         self._bins.clear()
         self.ofi_acc = 0.0
+        self.signed_notional_at_tick = 0.0
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -370,8 +370,129 @@ class SignalSettings(Table, frozen=True):
         Meta(ge=0, description="venue_withdrawal: how long the end condition holds", extra=_S),
     ] = 10.0
 
+    # -- basis, flow lead-lag and hedge_pressure (spot and perpetual legs of one instrument) --
+    basis_change_seconds: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="mmradar_basis_change_bps_per_second: basis change over this many "
+            "seconds, per second",
+            extra=_S,
+        ),
+    ] = 10
+    basis_z_floor_bps: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="smallest scale of mmradar_basis_zscore (its baseline MAD is floored)",
+            extra=_BPS,
+        ),
+    ] = 0.5
+    leadlag_window_seconds: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="flow lead-lag: rolling window of the cross-correlation of two venues' "
+            "1-s signed taker notional",
+            extra=_S,
+        ),
+    ] = 300
+    leadlag_max_lag_seconds: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="flow lead-lag: lags -this ... +this seconds are compared; also the "
+            "window within which hedge_pressure's follower flow must follow the leader's burst",
+            extra=_S,
+        ),
+    ] = 10
+    leadlag_min_active_seconds: Annotated[
+        int,
+        Meta(
+            gt=1,
+            description="flow lead-lag: a lag's correlation is NaN unless each venue has at "
+            "least this many seconds with trades among its pairs",
+            extra=_S,
+        ),
+    ] = 20
+    hedge_burst_seconds: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="hedge_pressure: a venue's signed taker notional is summed over this "
+            "many seconds before its robust z is taken",
+            extra=_S,
+        ),
+    ] = 5
+    hedge_flow_z: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="hedge_pressure: the leader's burst: |robust z| of its summed signed "
+            "taker notional at least this",
+            extra=_Z,
+        ),
+    ] = 3.0
+    hedge_follower_z: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="hedge_pressure: the follower's same-sign flow: |robust z| at least this",
+            extra=_Z,
+        ),
+    ] = 1.5
+    hedge_flow_floor_notional: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="hedge_pressure: smallest scale of the flow z (its baseline MAD is "
+            "floored)",
+            extra=_QUOTE,
+        ),
+    ] = 1000.0
+    hedge_basis_z: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="hedge_pressure: fire when the basis z moved at least this far in the "
+            "hedgers' direction ...",
+            extra=_Z,
+        ),
+    ] = 2.0
+    hedge_basis_z_off: Annotated[
+        float,
+        Meta(
+            ge=0,
+            description="hedge_pressure: end when it is back below this (below hedge_basis_z) "
+            "or the follower's flow stops",
+            extra=_Z,
+        ),
+    ] = 1.0
+    hedge_on_seconds: Annotated[
+        float,
+        Meta(ge=0, description="hedge_pressure: how long the fire condition holds", extra=_S),
+    ] = 2.0
+    hedge_off_seconds: Annotated[
+        float,
+        Meta(ge=0, description="hedge_pressure: how long the end condition holds", extra=_S),
+    ] = 10.0
+
     def check(self) -> None:
         """The checks between keys: hysteresis order, volatility windows against sampling."""
+        if not self.hedge_basis_z_off < self.hedge_basis_z:
+            raise FieldError(
+                ("hedge_basis_z_off", "hedge_basis_z"),
+                f"hedge_basis_z_off ({self.hedge_basis_z_off:g}) must be less than "
+                f"hedge_basis_z ({self.hedge_basis_z:g}) (hysteresis)",
+                cross=True,
+            )
+        if not self.leadlag_max_lag_seconds < self.leadlag_window_seconds:
+            raise FieldError(
+                ("leadlag_max_lag_seconds", "leadlag_window_seconds"),
+                f"leadlag_max_lag_seconds ({self.leadlag_max_lag_seconds}) must be less than "
+                f"leadlag_window_seconds ({self.leadlag_window_seconds})",
+                cross=True,
+            )
         if not self.withdrawal_ratio_on < self.withdrawal_ratio_off:
             raise FieldError(
                 ("withdrawal_ratio_off", "withdrawal_ratio_on"),
