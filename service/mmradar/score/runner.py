@@ -43,7 +43,8 @@ from typing import Any, Protocol
 from ..book.sync import FetchSnapshot
 from ..embedded.truth import TruthBook
 from ..pipeline import FeedPipeline, SymbolState
-from ..signals.episodes import SYMPTOM_SIDES, EpisodeEvent
+from ..signals.episodes import HEDGE_SYMPTOM_SIDES, SYMPTOM_SIDES, EpisodeEvent
+from ..signals.hedge import build_hedge_views
 from ..signals.params import SignalSettings
 from ..venues import make_venue
 from .matching import Episode
@@ -68,8 +69,6 @@ _NS = 1_000_000_000
 _NAN = math.nan
 #: The venue whose wire format the simulator emits.
 SIM_EXCHANGE = "binance"
-#: ``hedge_pressure`` and its sides (the hedgers' direction), scored on runs with a perpetual.
-HEDGE_SYMPTOM_SIDES: dict[str, tuple[str, ...]] = {"hedge_pressure": ("buy", "sell")}
 
 #: ``build_hedge_views(members, params, on_episode)``: members are ``(exchange, symbol,
 #: instrument, kind, engine)`` with kind ``"spot"`` or ``"perp"``.
@@ -474,7 +473,7 @@ def drive(
             perp_venue, [perp.symbol], _Observer(), signal_params=settings, on_episode=None
         )
         perp_feed = _SimFeed(perp_pipeline, perp.symbol, perp.snapshot, None)
-        build = hedge_views if hedge_views is not None else _hedge_builder()
+        build = hedge_views if hedge_views is not None else build_hedge_views
         build(
             [
                 (
@@ -539,12 +538,6 @@ def drive(
         silent=tuple(silent),
         perp_frames=len(perp.frames) if perp is not None else 0,
     )
-
-
-def _hedge_builder() -> HedgeViewBuilder:
-    """The detector's ``build_hedge_views`` (imported on first use)."""
-    builder: HedgeViewBuilder = importlib.import_module("mmradar.signals.hedge").build_hedge_views
-    return builder
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,14 @@ the detectors read). An episode is a maximal run of samples where the condition 
 the same (symptom, side) separated by less than ``merge_s`` are merged, and runs shorter than
 ``min_s`` are dropped (``LabelParams``). ``start_ns``/``end_ns`` are the first and last sample
 of the run (inclusive). With ``Q = Σ q_max·unit`` the dealers' combined hard limit (base units),
-``N_side`` their combined full ladder and ``R_side`` what rests on that side now:
+``N_side`` their combined full ladder, ``R_side`` what rests on that side now and ``net`` their
+net position (``total_inventory``, plus the hedge position of dealers hedging on a perpetual:
+they skew and keep their limits on it):
 
 ============================  =====================================================================
-``quote_skew`` bid            dealers short: ``total_inventory ≤ −stress_fraction·Q`` (they raise
+``quote_skew`` bid            dealers short: ``net ≤ −stress_fraction·Q`` (they raise
 ``depth_asymmetry`` bid       both quotes and shade the ask: bids heavy, microprice above mid)
-``quote_skew`` ask            dealers long: ``total_inventory ≥ +stress_fraction·Q``
+``quote_skew`` ask            dealers long: ``net ≥ +stress_fraction·Q``
 ``depth_asymmetry`` ask
 ``liquidity_evaporation`` s   ``R_s ≤ evap_ratio·N_s`` and ``R_o ≥ evap_other·N_o`` (o = the other
                               side): the dealers' side s is off or reduced while o holds
@@ -88,10 +90,10 @@ def label_episodes(samples: Sequence[TruthSample], p: SimParams) -> list[TruthEp
     calm_sigma = p.sigma_bps
 
     def short(s: TruthSample) -> bool:
-        return s.total_inventory <= -thr
+        return s.total_inventory + s.hedge_position <= -thr
 
     def long(s: TruthSample) -> bool:
-        return s.total_inventory >= thr
+        return s.total_inventory + s.hedge_position >= thr
 
     def evap(side: int) -> Callable[[TruthSample], bool]:
         def cond(s: TruthSample) -> bool:

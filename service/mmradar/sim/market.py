@@ -355,6 +355,7 @@ class _Market:
                 ask_size=tuple(asz),
                 spread=spread,
                 dealer_spread=dealer_spread,
+                hedge_position=sum(d.hedge_lots for d in self.dealers) * self.lot,
             )
         )
 

@@ -48,7 +48,7 @@ class LabelParams:
     min_s: float = 2.0
     merge_s: float = 1.0
     hedge_gap_s: float = 3.0
-    hedge_min_qty: float = 0.1
+    hedge_min_qty: float = 0.25
     hedge_min_s: float = 3.0
 
 
@@ -110,15 +110,17 @@ class HedgeParams:
         fraction: share of the spot inventory hedged (0 = unhedged, 1 = fully).
         delay_s: the hedger's reaction delay, seconds.
         half_life_s: half-life of the unhedged gap, seconds (hedge rate ``ln 2 / half_life_s``).
+        unwind_half_life_s: half-life of a gap that reduces the hedge.
         every_s: how often a dealer reconsiders its hedge.
         min_clip: smallest hedge order, base units.
         limit_bps: a hedge order walks the perpetual book up to this far beyond its fair
             price (the rest is cancelled).
     """
 
-    fraction: float = 0.6
-    delay_s: float = 2.0
-    half_life_s: float = 8.0
+    fraction: float = 0.7
+    delay_s: float = 1.5
+    half_life_s: float = 4.0
+    unwind_half_life_s: float = 30.0
     every_s: float = 0.5
     min_clip: float = 0.002
     limit_bps: float = 6.0
@@ -128,10 +130,14 @@ class HedgeParams:
 class PerpParams:
     """The second venue: a Binance USD-M–like perpetual on the same efficient price.
 
-    Its fair price is ``S · (1 + (basis_bps + b_t)·1e-4)`` with ``b_t`` an Ornstein–Uhlenbeck
-    noise (``basis_noise_bps`` stationary s.d., ``basis_half_life_s`` half-life); its own
-    makers, background book and price-sensitive takers are those of the spot model with these
-    parameters, drawn from an RNG stream of their own (a run without the venue is unchanged).
+    Its fair price is ``S · (1 + (basis_bps + b_t + I_t)·1e-4)`` with ``b_t`` an
+    Ornstein–Uhlenbeck noise (``basis_noise_bps`` stationary s.d., ``basis_half_life_s``
+    half-life) and ``I_t`` the transient impact of its own taker flow: every taker order adds
+    ``impact_bps`` × its signed filled quantity (base units; buys up), and ``I_t`` decays with
+    the half-life ``impact_half_life_s`` — the perpetual's makers lean on its flow (spot's
+    efficient price does not: its flow is uninformed). Its own makers, background book and
+    price-sensitive takers are those of the spot model with these parameters, drawn from an
+    RNG stream of their own (a run without the venue is unchanged).
 
     Attributes:
         symbol: Binance USD-M spelling.
@@ -142,9 +148,12 @@ class PerpParams:
         basis_bps: mean basis of the perpetual over spot.
         basis_noise_bps: stationary s.d. of the basis noise.
         basis_half_life_s: half-life of the basis noise.
+        impact_bps: transient impact of a taker's signed quantity, bps per base unit.
+        impact_half_life_s: half-life of the impact.
         dealers: the perpetual's market makers.
         taker_rate: price-sensitive taker arrivals per second per side.
-        taker_size_median: their median size, base units (lognormal, ``SimParams`` log-s.d.).
+        taker_size_median: their median size, base units (lognormal).
+        taker_size_sigma: log-s.d. of their sizes.
         taker_size_max: cap on a taker's size.
         burst_size_median: median size of a common-shock burst order.
         bg_orders: mean resting background orders per side.
@@ -159,12 +168,15 @@ class PerpParams:
     basis_bps: float = 3.0
     basis_noise_bps: float = 0.3
     basis_half_life_s: float = 30.0
+    impact_bps: float = 25.0
+    impact_half_life_s: float = 10.0
     dealers: tuple[DealerParams, ...] = (
         DealerParams(gamma=0.10, ref_noise_bps=0.05, level_spacing_bps=0.8),
         DealerParams(gamma=0.12, ref_noise_bps=0.08, level_spacing_bps=0.9),
     )
     taker_rate: float = 1.2
     taker_size_median: float = 0.012
+    taker_size_sigma: float = 0.5
     taker_size_max: float = 0.5
     burst_size_median: float = 0.03
     bg_orders: int = 400

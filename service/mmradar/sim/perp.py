@@ -6,15 +6,18 @@ price-sensitive takers, with the parameters of :class:`~mmradar.sim.params.PerpP
 RNG stream of its own (``random.Random(f"perp/{seed}")``), so the spot venue draws exactly what
 it draws without it. Its agents anchor on the fair price ``S·(1 + (basis_bps + b_t)·1e-4)``:
 ``S`` is the spot run's efficient price at the same instant, ``b_t`` an Ornstein–Uhlenbeck basis
-noise. Its regime is always calm, but for the ``common`` regimes' bursts, which hit it at the
+noise, plus the transient impact of its own taker flow (:class:`~mmradar.sim.params.PerpParams`).
+Its regime is always calm, but for the ``common`` regimes' bursts, which hit it at the
 same instants as spot (sizes from its own stream).
 
 Hedging (:class:`_Hedger`, :class:`~mmradar.sim.params.HedgeParams`): every ``every_s`` each
 spot dealer targets a perpetual position of ``−fraction`` × its spot inventory as it was
 ``delay_s`` earlier and sends a taker order (walking the perpetual book up to ``limit_bps``
 beyond the fair price) for ``gap·(1 − 2^(−every_s/half_life_s))``, unless that is under
-``min_clip``. Every order is recorded as a :class:`~mmradar.sim.types.HedgeOrder` — the truth
-the ``hedge_pressure`` labels are made from.
+``min_clip`` (a gap that only reduces the hedge closes with ``unwind_half_life_s``). A hedging
+dealer quotes, and keeps its inventory limits, on its net position (spot inventory + hedge):
+laying the risk off, it keeps absorbing the spot flow. Every order is recorded as a
+:class:`~mmradar.sim.types.HedgeOrder` — the truth the ``hedge_pressure`` labels are made from.
 
 Within one 100 ms window the spot venue runs first, then the perpetual over the same interval
 (its hedges and common bursts were decided by then); the two frame streams are merged by time
@@ -59,6 +62,7 @@ def _perp_params(p: SimParams) -> SimParams:
         dealers=q.dealers,
         taker_rate=q.taker_rate,
         taker_size_median=q.taker_size_median,
+        taker_size_sigma=q.taker_size_sigma,
         taker_size_max=q.taker_size_max,
         burst_size_median=q.burst_size_median,
         bg_orders=q.bg_orders,
@@ -76,6 +80,7 @@ class Perp(_Market):
         self.trade_id = _FIRST_AGG_ID
         self.spot = spot
         self.basis_noise = 0.0
+        self.impact = 0.0  # transient impact of the taker flow, bps
         self.ratio = float(spot.p.tick) / self.tick
         self.mids: list[float] = []
         self._trace_ts: list[int] = []
@@ -84,7 +89,7 @@ class Perp(_Market):
 
     def fair(self, spot_s: float) -> float:
         """The perpetual's fair price (ticks) for the spot efficient price ``spot_s``."""
-        basis = (self.p.perp.basis_bps + self.basis_noise) * 1e-4
+        basis = (self.p.perp.basis_bps + self.basis_noise + self.impact) * 1e-4
         return spot_s * self.ratio * (1.0 + basis)
 
     def advance_s(self, t: int) -> None:
@@ -95,6 +100,7 @@ class Perp(_Market):
         decay = math.exp(-dt * _LN2 / q.basis_half_life_s)
         shock = q.basis_noise_bps * math.sqrt(max(0.0, 1.0 - decay * decay))
         self.basis_noise = self.basis_noise * decay + shock * self.rng.gauss(0.0, 1.0)
+        self.impact *= math.exp(-dt * _LN2 / q.impact_half_life_s)
         trace = self.spot.trace
         assert trace is not None
         ts = self._trace_ts
@@ -103,6 +109,12 @@ class Perp(_Market):
         spot_s = trace[i][1] if i >= 0 else self.spot.s
         self.s = self.fair(spot_s)
         self.t = t
+
+    def take(self, side: int, limit: int | None, lots: int) -> int:
+        filled = super().take(side, limit, lots)
+        signed = filled if side == BID else -filled
+        self.impact += self.p.perp.impact_bps * signed * self.lot
+        return filled
 
     def trade_frame(self, ms: int, price: int, qty: int, buyer_is_maker: bool) -> tuple[str, bytes]:
         return agg_trade_frame(
@@ -208,6 +220,7 @@ class _Hedger:
         self.every_ns = round(h.every_s * _NS)
         self.delay_ns = round(h.delay_s * _NS)
         self.step = 1.0 - 2.0 ** (-h.every_s / h.half_life_s)
+        self.unwind_step = 1.0 - 2.0 ** (-h.every_s / h.unwind_half_life_s)
         # dealer i reconsiders at start + (i + 1)/(n + 1)·every + k·every
         self.next = [start_ns + (i + 1) * self.every_ns // (n + 1) for i in range(n)]
         self.position = [0.0] * n  # perpetual position, base units
@@ -234,7 +247,10 @@ class _Hedger:
     def hedge(self, perp: Perp, dealer: int, ts_ns: int) -> None:
         h = self.h
         target = -h.fraction * self.inventory(dealer, ts_ns - self.delay_ns)
-        qty = (target - self.position[dealer]) * self.step
+        position = self.position[dealer]
+        gap = target - position
+        reducing = position != 0.0 and (gap > 0) != (position > 0) and abs(target) < abs(position)
+        qty = gap * (self.unwind_step if reducing else self.step)
         if abs(qty) < h.min_clip:
             return
         side = BID if qty > 0 else ASK
@@ -245,6 +261,8 @@ class _Hedger:
         )
         filled = perp.take(side, limit, lots) * perp.lot
         self.position[dealer] += filled if side == BID else -filled
+        spot = self.spot.dealers[dealer]
+        spot.hedge_lots = round(self.position[dealer] / self.spot.lot)
         self.orders.append(
             HedgeOrder(dealer, ts_ns, "buy" if side == BID else "sell", lots * perp.lot, filled)
         )

@@ -132,6 +132,8 @@ class TruthSample:
         ask_size: each dealer's resting ask size, base units.
         spread: the book's best ask − best bid (NaN if a side is empty).
         dealer_spread: best dealer ask − best dealer bid (inf if no dealer quotes a side).
+        hedge_position: the dealers' total position on the perpetual (hedged runs; 0
+            otherwise), base units: their net position is ``total_inventory + hedge_position``.
     """
 
     ts_ns: int
@@ -148,6 +150,7 @@ class TruthSample:
     ask_size: tuple[float, ...] = ()
     spread: float = float("nan")
     dealer_spread: float = float("nan")
+    hedge_position: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
