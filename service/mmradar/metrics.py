@@ -26,6 +26,14 @@ Cross-venue (instruments watched on two or more venues, :mod:`mmradar.signals.cr
 ``mmradar_consolidated_depth_notional{instrument,side,band_bps}``,
 ``mmradar_cross_venue_venues{instrument}``, and the ``venue_withdrawal`` rows of the symptom
 families on each member venue's own ``{exchange,symbol}``.
+
+Basis and flow lead-lag (instruments watched as spot and as a perpetual,
+:mod:`mmradar.signals.hedge`, read through :meth:`HedgeView.read`):
+``mmradar_basis_bps`` / ``_zscore`` / ``mmradar_basis_change_bps_per_second``
+``{instrument,spot_exchange,perp_exchange}``, ``mmradar_flow_lead_seconds`` / ``_correlation``
+``{instrument,leader,follower}``, ``mmradar_signed_taker_notional`` and
+``mmradar_hedge_leg_info``, and the ``hedge_pressure`` rows (sides ``buy``, ``sell``) of the
+symptom families on each leg's own ``{exchange,symbol}``.
 """
 
 from __future__ import annotations

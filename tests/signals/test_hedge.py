@@ -7,8 +7,9 @@ from the fed series, with plain loops.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
-from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -16,6 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leadlag_reference import naive_correlations, naive_peak
+from mmradar.app import Service, _run_feed
+from mmradar.config import parse_settings
 from mmradar.contracts import ContractSize
 from mmradar.errors import ConfigError, ContractError, UnitsError
 from mmradar.instruments import market_kind
@@ -31,6 +35,8 @@ from mmradar.signals.hedge import (
 )
 from mmradar.signals.params import SignalSettings
 from mmradar.signals.ticks import TickFanout, add_tick_listener
+from mmradar.venues import VENUE_NAMES
+from mmradar.webhooks import encode
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
@@ -89,51 +95,6 @@ def view_of(
     )
     (view,) = views
     return view, spot, perp
-
-
-# -- independent references ------------------------------------------------------------------
-
-
-def naive_correlations(
-    a: Sequence[float], b: Sequence[float], window: int, max_lag: int, min_active: int
-) -> dict[int, float]:
-    """Pearson correlation of (a[t - lag], b[t]) over the last ``window`` indices, per lag."""
-    last = len(a) - 1
-    first = max(0, last - window + 1)
-    out: dict[int, float] = {}
-    for lag in range(-max_lag, max_lag + 1):
-        xs: list[float] = []
-        ys: list[float] = []
-        for t in range(first, last + 1):
-            i = t - lag
-            if i < first or i > last:
-                continue
-            x, y = a[i], b[t]
-            if math.isnan(x) or math.isnan(y):
-                continue
-            xs.append(x)
-            ys.append(y)
-        n = len(xs)
-        active_x = sum(1 for x in xs if x != 0)
-        active_y = sum(1 for y in ys if y != 0)
-        if n < 3 or active_x < max(2, min_active) or active_y < max(2, min_active):
-            out[lag] = NAN
-            continue
-        mx = sum(xs) / n
-        my = sum(ys) / n
-        cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-        vx = sum((x - mx) ** 2 for x in xs)
-        vy = sum((y - my) ** 2 for y in ys)
-        out[lag] = cov / math.sqrt(vx * vy) if vx > 0 and vy > 0 else NAN
-    return out
-
-
-def naive_peak(corrs: dict[int, float]) -> tuple[float, float]:
-    finite = [(r, -abs(lag), lag) for lag, r in corrs.items() if not math.isnan(r)]
-    if not finite:
-        return NAN, NAN
-    r, _, lag = max(finite)
-    return float(lag), r
 
 
 # -- lead-lag estimator ----------------------------------------------------------------------
@@ -414,3 +375,58 @@ def test_a_leg_in_contracts_of_unknown_value_is_refused() -> None:
         require_base_units("okx", ["BTC-USDT", "BTC-USDT-SWAP"], {"BTC-USDT-SWAP"}, {})
     assert isinstance(info.value, ContractError)
     assert isinstance(info.value, ConfigError)
+
+
+def test_the_service_refuses_a_hedge_leg_in_contracts_of_unknown_value() -> None:
+    """OKX spot and swap of one instrument are a hedge view; the swap's sizes are contracts.
+    If the feed's start-up fetch left its contract value unknown, the feed stops before it
+    connects rather than compare contracts with coins."""
+    settings = parse_settings(
+        {"feeds": [{"exchange": "okx", "symbols": ["BTC-USDT", "BTC-USDT-SWAP"]}]},
+        env={},
+        supported=VENUE_NAMES,
+    )
+    service = Service(settings, serve_http=False)
+    (view,) = service.hedge
+    assert [(leg.symbol, leg.kind) for leg in view.legs] == [
+        ("BTC-USDT", "spot"),
+        ("BTC-USDT-SWAP", "perp"),
+    ]
+    assert service.hedge_legs == [("BTC-USDT", "BTC-USDT-SWAP")]
+    (pipeline,) = service.pipelines
+    ran: list[bool] = []
+
+    async def run() -> None:
+        ran.append(True)
+
+    runner = cast(Any, SimpleNamespace(venue=pipeline.venue, exchange="okx", run=run))
+    with pytest.raises(UnitsError, match="okx BTC-USDT-SWAP: contract value unknown"):
+        asyncio.run(_run_feed(runner, [], service.hedge_legs[0]))
+    assert ran == []
+    pipeline.venue.use_contracts({"BTC-USDT-SWAP": ContractSize(0.01, False, "ctVal 0.01")})
+    asyncio.run(_run_feed(runner, [], service.hedge_legs[0]))
+    assert ran == [True]
+
+
+@pytest.mark.parametrize("fmt", ["json", "slack", "discord"])
+def test_hedge_pressure_webhooks_carry_the_leader_and_the_basis(fmt: str) -> None:
+    _, events = drive_hedge(SignalSettings(baseline_minutes=5), basis_moves=True)
+    firing = next(e for e in events if e.state == "firing")
+
+    def reject(name: str) -> None:
+        raise ValueError(f"invalid JSON constant {name}")
+
+    body = json.loads(encode(firing, fmt), parse_constant=reject)
+    text = json.dumps(body)
+    if fmt == "json":
+        assert (body["symptom"], body["side"], body["exchange"]) == (
+            "hedge_pressure",
+            "buy",
+            "binance-usdm",
+        )
+        ctx = body["context"]
+        assert ctx["leader_exchange"] == "binance" and ctx["lead_seconds"] == 2.0
+        assert ctx["basis_zscore"] == pytest.approx(firing.context["basis_zscore"])
+    else:
+        for fact in ("hedge_pressure", "binance-usdm", "(buy)", "leader_exchange", "lead_seconds"):
+            assert fact in text, fact
