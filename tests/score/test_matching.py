@@ -238,3 +238,19 @@ def test_a_hedge_control_must_keep_hedge_pressure_silent_only() -> None:
     # a single-venue control firing hedge_pressure is broken too
     card = build_scorecard([_run([], [hedge], kind="control", scenario="spoof")])
     assert (card.control_inventory_firings, card.control_hedge_firings) == (0, 1)
+
+
+def test_a_hedge_reported_on_the_wrong_venue_is_false() -> None:
+    """Truth is on the perpetual (the venue the hedgers trade on); the same detection reported
+    on the spot venue as the follower does not match it."""
+    truth = [(ep(370, 395, "hedge_pressure", "buy"), "buy_burst")]
+    right = Episode("hedge_pressure", "buy", T0 + 373 * S, T0 + 400 * S, "binance-usdm")
+    wrong = Episode("hedge_pressure", "buy", T0 + 372 * S, T0 + 380 * S, "binance")
+    run = _run(truth, [wrong, right], calm=(0, 360))
+    run.hedge_exchange = "binance-usdm"
+    buy = build_scorecard([run]).keys[("hedge_pressure", "buy")]
+    assert (buy.detected, buy.tp, buy.fp, buy.calm_false, buy.latencies_s) == (2, 1, 1, 0, [3.0])
+    run = _run(truth, [wrong], calm=(0, 360))
+    run.hedge_exchange = "binance-usdm"
+    buy = build_scorecard([run]).keys[("hedge_pressure", "buy")]
+    assert (buy.detected, buy.tp, buy.fp, buy.recall) == (1, 0, 1, 0.0)

@@ -207,6 +207,8 @@ class RunResult:
         silent: for a control, the symptoms it must not fire (empty: the inventory symptoms
             and ``hedge_pressure``).
         perp_frames: frames of the second venue fed (0 without one).
+        hedge_exchange: the venue ``hedge_pressure`` is true on (the perpetual's exchange;
+            empty without a second venue).
     """
 
     scenario: str
@@ -225,6 +227,7 @@ class RunResult:
     wall_s: float = 0.0
     silent: tuple[str, ...] = ()
     perp_frames: int = 0
+    hedge_exchange: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -270,26 +273,32 @@ class _Observer:
 
 
 class _EpisodeCollector:
-    """The detected episodes, from the engine's ``on_episode`` hook (:meth:`on_episode`)."""
+    """The detected episodes, from the engine's ``on_episode`` hook (:meth:`on_episode`).
+
+    A ``hedge_pressure`` episode's ``cause`` is the exchange it was reported on (the follower
+    venue), so the scorecard can tell a hedge found on the wrong venue.
+    """
 
     def __init__(self) -> None:
-        self._opened: dict[tuple[str, str], tuple[int, str]] = {}
+        self._opened: dict[tuple[str, str, str], tuple[int, str]] = {}
         self._detected: list[Episode] = []
 
     def on_episode(self, event: EpisodeEvent) -> None:
-        key = (event.symptom, event.side)
+        hedge = event.symptom in HEDGE_SYMPTOM_SIDES
+        key = (event.symptom, event.side, event.exchange if hedge else "")
         if event.state == "firing":
             # the cause as the episode starts (liquidity_evaporation: pulled versus traded)
-            self._opened[key] = (event.started_at_ns, str(event.context.get("cause") or ""))
+            cause = event.exchange if hedge else str(event.context.get("cause") or "")
+            self._opened[key] = (event.started_at_ns, cause)
         else:
-            start, cause = self._opened.pop(key, (event.started_at_ns, ""))
+            start, cause = self._opened.pop(key, (event.started_at_ns, key[2]))
             end = event.ended_at_ns if event.ended_at_ns is not None else start
             self._detected.append(Episode(event.symptom, event.side, start, end, cause))
 
     def finish(self, end_ns: int) -> list[Episode]:
         """Every episode, by start; one still firing ends at ``end_ns`` (the last event)."""
         detected = self._detected
-        for (symptom, side), (started, cause) in self._opened.items():
+        for (symptom, side, _), (started, cause) in self._opened.items():
             detected.append(Episode(symptom, side, started, max(started, end_ns), cause))
         detected.sort(key=lambda e: (e.start_ns, e.symptom, e.side))
         return detected
@@ -537,6 +546,7 @@ def drive(
         snapshots=feed.snapshots,
         silent=tuple(silent),
         perp_frames=len(perp.frames) if perp is not None else 0,
+        hedge_exchange=perp.exchange if perp is not None else "",
     )
 
 

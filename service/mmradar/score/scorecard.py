@@ -3,8 +3,10 @@
 Definitions (docs/scorecard.md; matching in :mod:`mmradar.score.matching`):
 
 Truth episodes
-    The simulator's labels; episodes of one ``(symptom, side)`` less than ``merge_s`` apart
-    (10 s, the shortest alert release time) are merged into one before matching.
+    The simulator's labels (``hedge_pressure``: on the perpetual; a detection reported on
+    another venue is false, whatever its time); episodes of one ``(symptom, side)`` less than
+    ``merge_s`` apart (10 s, the shortest alert release time) are merged into one before
+    matching.
 
 Scored period
     The detectors only run after their warm-up on a valid book (``armed``). A truth episode is
@@ -384,11 +386,18 @@ def _score_run(
         truths = merge_close(truth_by_key.get(key, []), tolerance.merge_s)
         dets: list[Episode] = det_by_key.get(key, [])
         ks = KeyScore(*key)
+        if key[0] == HEDGE_SYMPTOM:
+            # a hedge reported on another venue than the one the hedgers trade on is false
+            wrong = [d for d in dets if d.cause != result.hedge_exchange]
+            dets = [d for d in dets if d.cause == result.hedge_exchange]
+            ks.fp += len(wrong)
+            ks.detected += len(wrong)
+            ks.calm_false += sum(1 for d in wrong if result.regime_at(d.start_ns) == "calm")
         scored = [result.armed_at(t.start_ns) for t in truths]
         unscored += scored.count(False)
         m = match_episodes(truths, dets, tolerance)
         ks.truth = sum(scored)
-        ks.detected = len(dets)
+        ks.detected += len(dets)
         # a redundant detection is attributed to the truth episodes it was eligible for; it
         # is ignored when all of those are unscored, like a match to an unscored episode
         for (i, _), lat, end in zip(m.pairs, m.latencies_s, m.end_latencies_s, strict=True):
@@ -404,8 +413,8 @@ def _score_run(
                 ks.redundant += 1
             else:
                 ks.ignored += 1
-        ks.fp = len(m.false)
-        ks.calm_false = sum(1 for j in m.false if result.regime_at(dets[j].start_ns) == "calm")
+        ks.fp += len(m.false)
+        ks.calm_false += sum(1 for j in m.false if result.regime_at(dets[j].start_ns) == "calm")
         out[key] = ks
     return out, unscored, unknown
 
