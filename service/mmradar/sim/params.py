@@ -104,7 +104,10 @@ class HedgeParams:
     Every ``every_s`` each dealer compares its perpetual position with its target,
     ``−fraction`` × its spot inventory as it was ``delay_s`` ago, and sends a taker order for
     the share of the gap that closes it with the half-life ``half_life_s``
-    (``gap · (1 − 2^(−every_s/half_life_s))``), unless that is smaller than ``min_clip``.
+    (``gap · (1 − 2^(−every_s/half_life_s))``), unless that is smaller than ``min_clip``. A gap
+    that only asks to *reduce* the hedge (the inventory is reverting) closes patiently, with the
+    half-life ``unwind_half_life_s``: adding cover is urgent, removing it is not. A hedging
+    dealer quotes, and keeps its limits, on its net position (spot inventory + hedge).
 
     Attributes:
         fraction: share of the spot inventory hedged (0 = unhedged, 1 = fully).
