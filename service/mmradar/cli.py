@@ -214,8 +214,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import SCENARIOS, run_demo
 
     if args.list_scenarios:
+        width = max(map(len, SCENARIOS))
         for name, scenario in SCENARIOS.items():
-            print(f"{name:14} {scenario.description}")
+            print(f"{name:{width}} {scenario.description}")
         return EXIT_OK
     if args.scenario not in SCENARIOS:
         raise ConfigError("--scenario", f"unknown scenario {args.scenario!r} (expected one of: "

@@ -77,8 +77,10 @@ def _sim_scenarios() -> dict[str, Scenario]:
     out = {}
     for name, spec in SIM_SCENARIOS.items():
         minutes = spec.duration_s / 60.0
+        # the demo serves one venue: a two-venue scenario plays its spot venue
+        only_spot = " (the demo plays the spot venue only)" if spec.perp else ""
         out[name] = Scenario(
-            f"[sim {spec.kind}, {minutes:.0f} min] {spec.description}",
+            f"[sim {spec.kind}, {minutes:.0f} min] {spec.description}{only_spot}",
             "binance",
             "spot",
             ("BTCUSDT",),

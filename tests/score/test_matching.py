@@ -183,7 +183,9 @@ def test_evaporation_marked_cause_trade_does_not_break_a_control() -> None:
     assert not any("negative controls" in m for m in scorecard_json(card)["targets_missed"])  # type: ignore[attr-defined]
     card = build_scorecard([_run([], [traded, pulled], kind="control", scenario="sweep")])
     assert card.controls["sweep"].inventory_firings == 1
-    assert "| sweep | 1 | 0.28 | 1 | 1 | 2 |" in format_markdown(card)
+    assert "| sweep | 1 | 0.28 | inventory symptoms, hedge_pressure | 1 | 1 | 0 | 2 |" in (
+        format_markdown(card)
+    )
 
 
 def test_truth_labels_no_detector_reports_are_listed_not_scored() -> None:
@@ -191,3 +193,64 @@ def test_truth_labels_no_detector_reports_are_listed_not_scored() -> None:
     card = build_scorecard([run])
     assert card.unknown_truth == {"inventory_stress/long": 1}
     assert card.total.truth == 0
+
+
+def test_hedge_pressure_rows_are_scored_like_the_other_symptoms() -> None:
+    truth = [
+        (ep(370, 395, "hedge_pressure", "buy"), "buy_burst"),
+        (ep(450, 470, "hedge_pressure", "sell"), "calm"),
+    ]
+    detected = [ep(373, 400, "hedge_pressure", "buy"), ep(700, 710, "hedge_pressure", "buy")]
+    card = build_scorecard([_run(truth, detected, calm=(0, 360))])
+    buy = card.keys[("hedge_pressure", "buy")]
+    sell = card.keys[("hedge_pressure", "sell")]
+    assert (buy.truth, buy.tp, buy.fp, buy.latencies_s) == (1, 1, 1, [3.0])
+    assert (sell.truth, sell.tp, sell.fp, sell.recall) == (1, 0, 0, 0.0)
+    text = format_markdown(card)
+    assert "| `hedge_pressure` | buy | 1 | 2 | 1 | 1 | 0 | 0.50 | 1.00 |" in text
+    assert "| `hedge_pressure` | sell | 1 | 0 | 0 | 0 | 0 | – | 0.00 |" in text
+    rows = scorecard_json(card)["symptoms"]
+    assert [(r["symptom"], r["side"]) for r in rows][-2:] == [  # type: ignore[index]
+        ("hedge_pressure", "buy"),
+        ("hedge_pressure", "sell"),
+    ]
+
+
+def test_a_hedge_control_must_keep_hedge_pressure_silent_only() -> None:
+    """common-shock and unhedged-burst drive real spot inventory symptoms (scored as such);
+    only hedge_pressure breaks them. Every control must keep hedge_pressure silent."""
+    skew = ep(380, 420, "quote_skew", "bid")
+    hedge = ep(390, 400, "hedge_pressure", "buy")
+    run = _run([(skew, "buy_burst")], [skew, hedge], kind="control", scenario="unhedged-burst")
+    run.silent = ("hedge_pressure",)
+    card = build_scorecard([run])
+    cs = card.controls["unhedged-burst"]
+    assert (cs.inventory_firings, cs.hedge_firings, cs.all_firings) == (0, 1, 2)
+    assert cs.silent == ("hedge_pressure",)
+    assert card.keys[("quote_skew", "bid")].tp == 1
+    misses = scorecard_json(card)["targets_missed"]
+    assert misses == [
+        "hedge_pressure/buy: precision 0.00 < 0.9",
+        "hedge_pressure/buy: 3.60 false alerts per calm hour > 0.5",
+        "negative controls: 1 hedge_pressure episode(s)",
+    ]
+    assert "| unhedged-burst | 1 | 0.28 | hedge_pressure | – | 0 | 1 | 2 |" in format_markdown(card)
+    # a single-venue control firing hedge_pressure is broken too
+    card = build_scorecard([_run([], [hedge], kind="control", scenario="spoof")])
+    assert (card.control_inventory_firings, card.control_hedge_firings) == (0, 1)
+
+
+def test_a_hedge_reported_on_the_wrong_venue_is_false() -> None:
+    """Truth is on the perpetual (the venue the hedgers trade on); the same detection reported
+    on the spot venue as the follower does not match it."""
+    truth = [(ep(370, 395, "hedge_pressure", "buy"), "buy_burst")]
+    right = Episode("hedge_pressure", "buy", T0 + 373 * S, T0 + 400 * S, "binance-usdm")
+    wrong = Episode("hedge_pressure", "buy", T0 + 372 * S, T0 + 380 * S, "binance")
+    run = _run(truth, [wrong, right], calm=(0, 360))
+    run.hedge_exchange = "binance-usdm"
+    buy = build_scorecard([run]).keys[("hedge_pressure", "buy")]
+    assert (buy.detected, buy.tp, buy.fp, buy.calm_false, buy.latencies_s) == (2, 1, 1, 0, [3.0])
+    run = _run(truth, [wrong], calm=(0, 360))
+    run.hedge_exchange = "binance-usdm"
+    buy = build_scorecard([run]).keys[("hedge_pressure", "buy")]
+    assert (buy.detected, buy.tp, buy.fp, buy.recall) == (1, 0, 1, 0.0)

@@ -285,4 +285,9 @@ def test_every_scenario_is_well_formed(name: str) -> None:
     assert spec.description and spec.duration_s >= 300
     assert spec.phases[0].regime == "calm" and spec.phases[0].duration_s >= 240
     assert (spec.kind == "symptom") == bool(spec.expected)
-    assert all(side in ("bid", "ask", "both") for _, side in spec.expected)
+    assert all(
+        side in (("buy", "sell") if symptom == "hedge_pressure" else ("bid", "ask", "both"))
+        for symptom, side in spec.expected
+    )
+    assert spec.perp or not spec.hedged
+    assert all(symptom == "hedge_pressure" for symptom, _ in spec.expected) or not spec.silent

@@ -237,6 +237,14 @@ def run_score(
                 f"{chosen.seed}: price; true dealer shortness −q vs the inventory proxy; the "
                 f"pressure composite; truth (blue) and detected (red) episodes per symptom.\n"
             )
+        hedged = choose_run(results, hedge=True)
+        if hedged is not None:
+            plot_timeline(hedged, options.out / "timeline-hedge.png")
+            text += (
+                f"\n![timeline with a second venue](timeline-hedge.png)\n\n{hedged.scenario}, "
+                f"seed {hedged.seed}: the spot venue's lanes and `hedge_pressure` (reported on "
+                f"the perpetual) in one timeline.\n"
+            )
     if options.validate:
         if validation is None:
             from .report import validation_markdown

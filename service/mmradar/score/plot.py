@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..signals.episodes import SYMPTOM_SIDES
 from .matching import Episode
-from .runner import RunResult
+from .runner import HEDGE_SYMPTOM_SIDES, RunResult
 
 __all__ = ["choose_run", "plot_timeline"]
 
@@ -23,15 +23,29 @@ _DETECTED_COLOR = "#d62728"
 _WARMUP_COLOR = "#eeeeee"
 
 
-def choose_run(results: Sequence[RunResult]) -> RunResult | None:
-    """The run to plot: the symptom run with the most scored truth episodes (first on ties)."""
+def choose_run(results: Sequence[RunResult], *, hedge: bool = False) -> RunResult | None:
+    """The run to plot: the symptom run with the most scored truth episodes (first on ties).
+
+    Args:
+        results: the runs.
+        hedge: choose among the runs with a second venue, by their scored ``hedge_pressure``
+            truth episodes (None if there is none); otherwise among the single-venue runs
+            (any run if there is none).
+    """
     best: RunResult | None = None
     best_n = -1
     for r in results:
-        n = sum(1 for t in r.truth if r.armed_at(t.episode.start_ns))
+        if (r.perp_frames > 0) != hedge:
+            continue
+        n = sum(
+            1
+            for t in r.truth
+            if r.armed_at(t.episode.start_ns)
+            and (not hedge or t.episode.symptom in HEDGE_SYMPTOM_SIDES)
+        )
         if r.kind == "symptom" and n > best_n:
             best, best_n = r, n
-    if best is None and results:
+    if best is None and results and not hedge:
         best = results[0]
     return best
 
@@ -133,9 +147,14 @@ def plot_timeline(result: RunResult, path: str | os.PathLike[str], *, dpi: int =
 
 
 def _lanes(result: RunResult) -> list[tuple[str, str]]:
-    """Symptom/side lanes with any episode, in ``SYMPTOM_SIDES`` order (unknown labels last)."""
+    """Symptom/side lanes with any episode, in ``SYMPTOM_SIDES`` order then ``hedge_pressure``
+    (unknown labels last)."""
     present = {t.episode.key for t in result.truth} | {e.key for e in result.detected}
-    known = [(sym, side) for sym, sides in SYMPTOM_SIDES.items() for side in sides]
+    known = [
+        (sym, side)
+        for sym, sides in (*SYMPTOM_SIDES.items(), *HEDGE_SYMPTOM_SIDES.items())
+        for side in sides
+    ]
     lanes = [k for k in known if k in present]
     lanes += sorted(present - set(known))
     return lanes

@@ -7,6 +7,14 @@ exactly as the live feed runner would, with no sockets and no pacing: the REST s
 synchroniser asks for is the run's start snapshot. Symptom episodes are collected from the
 engine's ``on_episode`` hook.
 
+A run with a second venue (``run.perp``: the simulator's perpetual, on the Binance USD-M wire)
+is driven through a second pipeline of its own (exchange ``binance-usdm``), the two venues'
+frames merged in event-time order (spot first at equal times). The two engines feed the
+``hedge_pressure`` view (:func:`mmradar.signals.hedge.build_hedge_views`, spot and perpetual
+members of one instrument) purely through their per-second ticks, as in the service; its
+episodes are collected with the spot engine's. The perpetual engine's own symptoms are not
+collected: the simulator labels the spot venue's dealers only.
+
 On a 1-s event-time grid it samples, for the proxy evaluation and the timeline plot:
 
 * ``mid`` — the book's mid (what the detectors see);
@@ -24,22 +32,26 @@ drives it.
 from __future__ import annotations
 
 import bisect
+import heapq
 import importlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..book.sync import FetchSnapshot
 from ..embedded.truth import TruthBook
 from ..pipeline import FeedPipeline, SymbolState
-from ..signals.episodes import SYMPTOM_SIDES, EpisodeEvent
+from ..signals.episodes import HEDGE_SYMPTOM_SIDES, SYMPTOM_SIDES, EpisodeEvent
+from ..signals.hedge import build_hedge_views
 from ..signals.params import SignalSettings
 from ..venues import make_venue
 from .matching import Episode
 
 __all__ = [
+    "HEDGE_SYMPTOM_SIDES",
+    "HedgeViewBuilder",
     "RunResult",
     "RunTask",
     "Series",
@@ -48,6 +60,7 @@ __all__ = [
     "TruthEpisode",
     "TruthEpisodeLike",
     "TruthSampleLike",
+    "VenueRunLike",
     "drive",
     "score_task",
 ]
@@ -56,6 +69,17 @@ _NS = 1_000_000_000
 _NAN = math.nan
 #: The venue whose wire format the simulator emits.
 SIM_EXCHANGE = "binance"
+
+#: ``build_hedge_views(members, params, on_episode)``: members are ``(exchange, symbol,
+#: instrument, kind, engine)`` with kind ``"spot"`` or ``"perp"``.
+HedgeViewBuilder = Callable[
+    [
+        Iterable[tuple[str, str, str | None, str, Any]],
+        SignalSettings,
+        Callable[[EpisodeEvent], None],
+    ],
+    Sequence[object],
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +139,19 @@ class SimRunLike(Protocol):
     def episodes(self) -> Sequence[TruthEpisodeLike]: ...
 
 
+class VenueRunLike(Protocol):
+    """The second venue of a run (``mmradar.sim.VenueRun``)."""
+
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def snapshot(self) -> bytes: ...
+    @property
+    def frames(self) -> Sequence[SimFrameLike]: ...
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
@@ -167,6 +204,11 @@ class RunResult:
         resyncs: book invalidations (only runs with feed faults have any).
         snapshots: REST snapshots served (the start snapshot, then one per resync).
         wall_s: wall-clock seconds spent simulating and driving (not part of the scorecard).
+        silent: for a control, the symptoms it must not fire (empty: the inventory symptoms
+            and ``hedge_pressure``).
+        perp_frames: frames of the second venue fed (0 without one).
+        hedge_exchange: the venue ``hedge_pressure`` is true on (the perpetual's exchange;
+            empty without a second venue).
     """
 
     scenario: str
@@ -183,6 +225,9 @@ class RunResult:
     resyncs: int = 0
     snapshots: int = 0
     wall_s: float = 0.0
+    silent: tuple[str, ...] = ()
+    perp_frames: int = 0
+    hedge_exchange: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -228,26 +273,32 @@ class _Observer:
 
 
 class _EpisodeCollector:
-    """The detected episodes, from the engine's ``on_episode`` hook (:meth:`on_episode`)."""
+    """The detected episodes, from the engine's ``on_episode`` hook (:meth:`on_episode`).
+
+    A ``hedge_pressure`` episode's ``cause`` is the exchange it was reported on (the follower
+    venue), so the scorecard can tell a hedge found on the wrong venue.
+    """
 
     def __init__(self) -> None:
-        self._opened: dict[tuple[str, str], tuple[int, str]] = {}
+        self._opened: dict[tuple[str, str, str], tuple[int, str]] = {}
         self._detected: list[Episode] = []
 
     def on_episode(self, event: EpisodeEvent) -> None:
-        key = (event.symptom, event.side)
+        hedge = event.symptom in HEDGE_SYMPTOM_SIDES
+        key = (event.symptom, event.side, event.exchange if hedge else "")
         if event.state == "firing":
             # the cause as the episode starts (liquidity_evaporation: pulled versus traded)
-            self._opened[key] = (event.started_at_ns, str(event.context.get("cause") or ""))
+            cause = event.exchange if hedge else str(event.context.get("cause") or "")
+            self._opened[key] = (event.started_at_ns, cause)
         else:
-            start, cause = self._opened.pop(key, (event.started_at_ns, ""))
+            start, cause = self._opened.pop(key, (event.started_at_ns, key[2]))
             end = event.ended_at_ns if event.ended_at_ns is not None else start
             self._detected.append(Episode(event.symptom, event.side, start, end, cause))
 
     def finish(self, end_ns: int) -> list[Episode]:
         """Every episode, by start; one still firing ends at ``end_ns`` (the last event)."""
         detected = self._detected
-        for (symptom, side), (started, cause) in self._opened.items():
+        for (symptom, side, _), (started, cause) in self._opened.items():
             detected.append(Episode(symptom, side, started, max(started, end_ns), cause))
         detected.sort(key=lambda e: (e.start_ns, e.symptom, e.side))
         return detected
@@ -386,6 +437,8 @@ def drive(
     seed: int,
     expected: Sequence[tuple[str, str]] = (),
     params: SignalSettings | None = None,
+    silent: Sequence[str] = (),
+    hedge_views: HedgeViewBuilder | None = None,
 ) -> RunResult:
     """Feed one simulated run through the production pipeline and collect the results.
 
@@ -396,18 +449,23 @@ def drive(
         seed: its seed (labels only).
         expected: the scenario's expected ``(symptom, side)`` pairs.
         params: detector parameters (``[signals]`` defaults if None).
+        silent: for a control, the symptoms it must not fire.
+        hedge_views: builds the ``hedge_pressure`` views of a run with a second venue
+            (:func:`mmradar.signals.hedge.build_hedge_views` if None).
 
     Returns:
-        The run's episodes and 1-s samples.
+        The run's episodes and 1-s samples (the spot venue's).
     """
     symbol = run.symbol
+    settings = params or SignalSettings()
     observer = _Observer()
     episodes = _EpisodeCollector()
+    spot_venue = make_venue(SIM_EXCHANGE)
     pipeline = FeedPipeline(
-        make_venue(SIM_EXCHANGE),
+        spot_venue,
         [symbol],
         observer,
-        signal_params=params or SignalSettings(),
+        signal_params=settings,
         on_episode=episodes.on_episode,
     )
     frames = run.frames
@@ -416,8 +474,48 @@ def drive(
     sampler = _GridSampler(pipeline.instruments[symbol], run.truth, start_ns)
     faults = _FaultInjector(run, start_ns)
     feed = _SimFeed(pipeline, symbol, run.snapshot, faults.venue_book)
-    for frame in frames:
+    perp: VenueRunLike | None = getattr(run, "perp", None)
+    perp_feed: _SimFeed | None = None
+    if perp is not None:
+        perp_venue = make_venue(perp.exchange)
+        perp_pipeline = FeedPipeline(
+            perp_venue, [perp.symbol], _Observer(), signal_params=settings, on_episode=None
+        )
+        perp_feed = _SimFeed(perp_pipeline, perp.symbol, perp.snapshot, None)
+        build = hedge_views if hedge_views is not None else build_hedge_views
+        build(
+            [
+                (
+                    SIM_EXCHANGE,
+                    symbol,
+                    spot_venue.instrument(symbol),
+                    "spot",
+                    pipeline.instruments[symbol].engine,
+                ),
+                (
+                    perp.exchange,
+                    perp.symbol,
+                    perp_venue.instrument(perp.symbol),
+                    "perp",
+                    perp_pipeline.instruments[perp.symbol].engine,
+                ),
+            ],
+            settings,
+            episodes.on_episode,
+        )
+    merged: Iterable[tuple[SimFrameLike, int]] = (
+        heapq.merge(
+            ((f, 0) for f in frames), ((f, 1) for f in perp.frames), key=lambda x: x[0].ts_ns
+        )
+        if perp is not None
+        else ((f, 0) for f in frames)
+    )
+    for frame, venue in merged:
         ts = frame.ts_ns
+        if venue:
+            assert perp_feed is not None
+            perp_feed.deliver(frame.payload, ts)
+            continue
         sampler.advance(ts)
         payload = frame.payload
         skip, drops = faults.at(payload, ts)
@@ -446,6 +544,9 @@ def drive(
         frames=len(frames),
         resyncs=observer.resyncs,
         snapshots=feed.snapshots,
+        silent=tuple(silent),
+        perp_frames=len(perp.frames) if perp is not None else 0,
+        hedge_exchange=perp.exchange if perp is not None else "",
     )
 
 
@@ -484,6 +585,7 @@ def score_task(task: RunTask) -> RunResult:
         seed=task.seed,
         expected=tuple((str(s), str(d)) for s, d in spec.expected),
         params=task.params,
+        silent=tuple(str(x) for x in getattr(spec, "silent", ())),
     )
     result.wall_s = time.perf_counter() - started
     return result
@@ -491,4 +593,4 @@ def score_task(task: RunTask) -> RunResult:
 
 def known_symptom(symptom: str, side: str) -> bool:
     """Is ``(symptom, side)`` one the detectors report (docs/metrics.md)?"""
-    return side in SYMPTOM_SIDES.get(symptom, ())
+    return side in SYMPTOM_SIDES.get(symptom, ()) or side in HEDGE_SYMPTOM_SIDES.get(symptom, ())

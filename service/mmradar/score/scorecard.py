@@ -3,8 +3,10 @@
 Definitions (docs/scorecard.md; matching in :mod:`mmradar.score.matching`):
 
 Truth episodes
-    The simulator's labels; episodes of one ``(symptom, side)`` less than ``merge_s`` apart
-    (10 s, the shortest alert release time) are merged into one before matching.
+    The simulator's labels (``hedge_pressure``: on the perpetual; a detection reported on
+    another venue is false, whatever its time); episodes of one ``(symptom, side)`` less than
+    ``merge_s`` apart (10 s, the shortest alert release time) are merged into one before
+    matching.
 
 Scored period
     The detectors only run after their warm-up on a valid book (``armed``). A truth episode is
@@ -25,9 +27,12 @@ False alerts per calm hour
 
 Negative controls
     In every run of a ``control`` scenario, the count of inventory-symptom episodes
-    (:data:`INVENTORY_SYMPTOMS`) and of all episodes. A silent control has zero of both; a
-    ``liquidity_evaporation`` episode marked ``cause: trade`` (liquidity consumed by takers,
-    not pulled by makers) is reported on its own and does not break the silence.
+    (:data:`INVENTORY_SYMPTOMS`), of ``hedge_pressure`` episodes and of all episodes. A silent
+    control has zero of all three; a ``liquidity_evaporation`` episode marked ``cause: trade``
+    (liquidity consumed by takers, not pulled by makers) is reported on its own and does not
+    break the silence. The controls of the second venue (``common-shock``, ``unhedged-burst``)
+    must keep ``hedge_pressure`` silent only (their scenario's ``silent``): the spot symptoms
+    their flow really causes are labelled and scored like any other.
 
 Dealer-inventory proxy and pressure (docs/scorecard.md)
     Per run, over its armed seconds on the 1-s grid, Spearman's ρ between the signal and
@@ -56,10 +61,11 @@ from .matching import (
     merge_close,
     time_outside,
 )
-from .runner import RunResult
+from .runner import HEDGE_SYMPTOM_SIDES, RunResult
 from .stats import lagged_correlations, mean, peak_lag, quantile, spearman, stdev
 
 __all__ = [
+    "HEDGE_SYMPTOM",
     "INVENTORY_SYMPTOMS",
     "MAX_LAG_S",
     "TARGETS",
@@ -77,10 +83,14 @@ __all__ = [
 
 #: Symptoms that point at a dealer's inventory (one-sided); a negative control must not fire them.
 INVENTORY_SYMPTOMS: tuple[str, ...] = ("liquidity_evaporation", "depth_asymmetry", "quote_skew")
+#: The cross-venue hedging symptom (runs with a second venue); no control may fire it.
+HEDGE_SYMPTOM = "hedge_pressure"
 #: Largest lag searched for the proxy's lead/lag, seconds.
 MAX_LAG_S = 60
 _KEYS: tuple[tuple[str, str], ...] = tuple(
-    (symptom, side) for symptom, sides in SYMPTOM_SIDES.items() for side in sides
+    (symptom, side)
+    for symptom, sides in (*SYMPTOM_SIDES.items(), *HEDGE_SYMPTOM_SIDES.items())
+    for side in sides
 )
 
 
@@ -251,10 +261,12 @@ class ControlScore:
         runs: runs of it.
         armed_hours: hours the detectors were armed.
         inventory_firings: episodes of :data:`INVENTORY_SYMPTOMS` (evaporation marked
-            ``cause: trade`` excluded).
+            ``cause: trade`` excluded), in the controls that must keep them silent.
         traded_evaporations: ``liquidity_evaporation`` episodes marked ``cause: trade``.
+        hedge_firings: ``hedge_pressure`` episodes.
         all_firings: every episode.
         by_key: episodes per ``symptom/side``.
+        silent: the symptoms the control must not fire.
     """
 
     scenario: str
@@ -262,8 +274,10 @@ class ControlScore:
     armed_hours: float = 0.0
     inventory_firings: int = 0
     traded_evaporations: int = 0
+    hedge_firings: int = 0
     all_firings: int = 0
     by_key: dict[str, int] = field(default_factory=dict)
+    silent: tuple[str, ...] = (*INVENTORY_SYMPTOMS, HEDGE_SYMPTOM)
 
 
 @dataclass(slots=True)
@@ -346,8 +360,13 @@ class Scorecard:
 
     @property
     def control_inventory_firings(self) -> int:
-        """Inventory-symptom episodes over every control run."""
+        """Inventory-symptom episodes over every control run that must keep them silent."""
         return sum(c.inventory_firings for c in self.controls.values())
+
+    @property
+    def control_hedge_firings(self) -> int:
+        """``hedge_pressure`` episodes over every control run."""
+        return sum(c.hedge_firings for c in self.controls.values())
 
 
 def _score_run(
@@ -367,11 +386,18 @@ def _score_run(
         truths = merge_close(truth_by_key.get(key, []), tolerance.merge_s)
         dets: list[Episode] = det_by_key.get(key, [])
         ks = KeyScore(*key)
+        if key[0] == HEDGE_SYMPTOM:
+            # a hedge reported on another venue than the one the hedgers trade on is false
+            wrong = [d for d in dets if d.cause != result.hedge_exchange]
+            dets = [d for d in dets if d.cause == result.hedge_exchange]
+            ks.fp += len(wrong)
+            ks.detected += len(wrong)
+            ks.calm_false += sum(1 for d in wrong if result.regime_at(d.start_ns) == "calm")
         scored = [result.armed_at(t.start_ns) for t in truths]
         unscored += scored.count(False)
         m = match_episodes(truths, dets, tolerance)
         ks.truth = sum(scored)
-        ks.detected = len(dets)
+        ks.detected += len(dets)
         # a redundant detection is attributed to the truth episodes it was eligible for; it
         # is ignored when all of those are unscored, like a match to an unscored episode
         for (i, _), lat, end in zip(m.pairs, m.latencies_s, m.end_latencies_s, strict=True):
@@ -387,8 +413,8 @@ def _score_run(
                 ks.redundant += 1
             else:
                 ks.ignored += 1
-        ks.fp = len(m.false)
-        ks.calm_false = sum(1 for j in m.false if result.regime_at(dets[j].start_ns) == "calm")
+        ks.fp += len(m.false)
+        ks.calm_false += sum(1 for j in m.false if result.regime_at(dets[j].start_ns) == "calm")
         out[key] = ks
     return out, unscored, unknown
 
@@ -459,11 +485,17 @@ def build_scorecard(
             cs = controls.get(r.scenario)
             if cs is None:
                 cs = controls[r.scenario] = ControlScore(r.scenario)
+                if r.silent:
+                    cs.silent = tuple(r.silent)
             cs.runs += 1
             cs.armed_hours += run_armed / 3600
             for e in r.detected:
                 cs.all_firings += 1
-                if e.symptom == "liquidity_evaporation" and e.cause == "trade":
+                if e.symptom == HEDGE_SYMPTOM:
+                    cs.hedge_firings += 1
+                elif e.symptom not in cs.silent:
+                    pass
+                elif e.symptom == "liquidity_evaporation" and e.cause == "trade":
                     cs.traded_evaporations += 1
                 elif e.symptom in INVENTORY_SYMPTOMS:
                     cs.inventory_firings += 1
@@ -566,6 +598,8 @@ def target_misses(card: Scorecard) -> list[str]:
         misses.append(
             f"negative controls: {card.control_inventory_firings} inventory-symptom episode(s)"
         )
+    if card.control_hedge_firings:
+        misses.append(f"negative controls: {card.control_hedge_firings} hedge_pressure episode(s)")
     rho = _quality_stats(card.proxy)["mean"]
     if rho == rho and not rho >= t.proxy_spearman:
         misses.append(f"inventory proxy: Spearman {_f(rho)} < {t.proxy_spearman}")
@@ -655,21 +689,29 @@ def format_markdown(card: Scorecard, *, title: str = "mmradar detector scorecard
     lines.append("")
     if card.controls:
         lines.append(
-            "| scenario | runs | armed h | inventory-symptom episodes | evaporation marked "
-            "cause: trade | all episodes | which |"
+            "| scenario | runs | armed h | must stay silent | inventory-symptom episodes "
+            "| evaporation marked cause: trade | hedge_pressure episodes | all episodes | which |"
         )
-        lines.append("|---|---:|---:|---:|---:|---:|---|")
+        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---|")
         for cs in card.controls.values():
             which = ", ".join(f"{k} ×{n}" for k, n in sorted(cs.by_key.items())) or "none"
+            silent = (
+                "inventory symptoms, hedge_pressure"
+                if set(INVENTORY_SYMPTOMS) <= set(cs.silent)
+                else ", ".join(cs.silent)
+            )
+            inventory = cs.inventory_firings if set(INVENTORY_SYMPTOMS) <= set(cs.silent) else "–"
             lines.append(
-                f"| {cs.scenario} | {cs.runs} | {cs.armed_hours:.2f} | {cs.inventory_firings} "
-                f"| {cs.traded_evaporations} | {cs.all_firings} | {which} |"
+                f"| {cs.scenario} | {cs.runs} | {cs.armed_hours:.2f} | {silent} | {inventory} "
+                f"| {cs.traded_evaporations} | {cs.hedge_firings} | {cs.all_firings} | {which} |"
             )
         lines.append("")
         lines.append(
             f"Inventory symptoms: {', '.join(INVENTORY_SYMPTOMS)}; a liquidity_evaporation "
             "episode marked cause: trade (takers consumed the liquidity, makers kept quoting) "
-            "is counted on its own, not as an inventory symptom."
+            "is counted on its own, not as an inventory symptom. The controls of the second "
+            "venue must keep hedge_pressure silent; the spot symptoms their flow causes are "
+            "labelled and scored in the symptom table."
         )
     else:
         lines.append("No control scenario was run.")
@@ -781,7 +823,9 @@ def scorecard_json(card: Scorecard) -> dict[str, object]:
                 "runs": c.runs,
                 "inventory_firings": c.inventory_firings,
                 "traded_evaporations": c.traded_evaporations,
+                "hedge_firings": c.hedge_firings,
                 "all_firings": c.all_firings,
+                "silent": list(c.silent),
             }
             for c in card.controls.values()
         },

@@ -1,4 +1,4 @@
-"""An agent-based L2 market simulator with ground truth, speaking Binance spot's wire format.
+"""An agent-based L2 market simulator with ground truth, speaking Binance's wire formats.
 
 ``simulate(scenario, seed)`` runs a deterministic, synchronous simulation of one symbol on a
 price-time-priority book (:mod:`.book`): inventory-averse dealers quoting GLFT/Avellaneda–Stoikov
@@ -7,25 +7,30 @@ zero-intelligence background liquidity and a spoofer (:mod:`.market`), under a s
 process (:mod:`.scenarios`, :data:`.params.REGIMES`). It returns a :class:`SimRun`: the REST
 snapshot and the combined-stream frames a Binance spot venue would publish (``@depth@100ms``
 diffs aggregated per 100 ms window, ``@trade``), the ground truth every 100 ms, and the episode
-table labelled from it (:mod:`.labels` documents the rule). ``mmradar.embedded`` serves a run
-over loopback with Binance's exact protocol; ``docs/simulator.md`` describes the model.
+table labelled from it (:mod:`.labels` documents the rule). Scenarios with a second venue
+(:mod:`.perp`) add a perpetual on the same efficient price, published on Binance USD-M's wire
+(:attr:`SimRun.perp`), on which the spot dealers may hedge their inventory.
+``mmradar.embedded`` serves a run's spot venue over loopback with Binance's exact protocol;
+``docs/simulator.md`` describes the model.
 """
 
 from __future__ import annotations
 
 from .agents import glft_quotes
 from .labels import label_episodes
-from .params import REGIMES, DealerParams, LabelParams, Regime, SimParams
+from .params import REGIMES, DealerParams, HedgeParams, LabelParams, PerpParams, Regime, SimParams
 from .scenarios import CYCLE, SCENARIOS
 from .types import (
     DealerFill,
     FeedFault,
+    HedgeOrder,
     Phase,
     ScenarioSpec,
     SimFrame,
     SimRun,
     TruthEpisode,
     TruthSample,
+    VenueRun,
 )
 from .wire import write_capture
 
@@ -37,7 +42,10 @@ __all__ = [
     "DealerFill",
     "DealerParams",
     "FeedFault",
+    "HedgeOrder",
+    "HedgeParams",
     "LabelParams",
+    "PerpParams",
     "Phase",
     "Regime",
     "ScenarioSpec",
@@ -46,6 +54,7 @@ __all__ = [
     "SimRun",
     "TruthEpisode",
     "TruthSample",
+    "VenueRun",
     "glft_quotes",
     "label_episodes",
     "simulate",

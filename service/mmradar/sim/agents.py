@@ -16,6 +16,8 @@ dealer's own EWMA estimate from the reference price. On top of the quotes:
 * soft limit: beyond ``q_soft`` the side that would add inventory shrinks linearly, to nothing
   at ``q_max``; hard limit: once ``|q| ≥ q_max`` that side is not quoted at all until ``|q|``
   is back under ``q_resume``·``q_max``;
+* a dealer who hedges on the perpetual (:mod:`.perp`) quotes, and keeps its limits, on its net
+  position (inventory + hedge): hedged, it keeps absorbing flow;
 * uncertainty pull: when σ̂ exceeds ``pull_kappa``·σ_calm the dealer cancels both sides for a
   while, then re-enters with γ × ``widen_gamma`` for ``widen_s``; the rule re-arms once σ̂ is
   back under 1.5·σ_calm.
@@ -74,6 +76,7 @@ class Dealer:
         self.unit_lots = round(p.unit / lot)
         self.full_ladder_lots = sum(round(x * p.unit / lot) for x in p.ladder)
         self.inventory = 0
+        self.hedge_lots = 0  # a hedging dealer's position on the perpetual, in these lots
         self.cash = 0
         self.orders: dict[int, Order] = {}
         self.var = sigma0 * sigma0  # σ̂², bps²/s
@@ -91,8 +94,9 @@ class Dealer:
         return math.sqrt(self.var)
 
     def q_units(self) -> float:
-        """Inventory in units of the order lot Δ."""
-        return self.inventory / self.unit_lots
+        """Inventory at risk in units of the order lot Δ: the inventory plus the hedge (a
+        hedging dealer quotes, and keeps its limits, on its net position)."""
+        return (self.inventory + self.hedge_lots) / self.unit_lots
 
     def on_fill(self, maker_side: int, price: int, qty: int) -> None:
         """Book a passive fill of one of its orders."""

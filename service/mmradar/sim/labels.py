@@ -5,12 +5,14 @@ the detectors read). An episode is a maximal run of samples where the condition 
 the same (symptom, side) separated by less than ``merge_s`` are merged, and runs shorter than
 ``min_s`` are dropped (``LabelParams``). ``start_ns``/``end_ns`` are the first and last sample
 of the run (inclusive). With ``Q = Σ q_max·unit`` the dealers' combined hard limit (base units),
-``N_side`` their combined full ladder and ``R_side`` what rests on that side now:
+``N_side`` their combined full ladder, ``R_side`` what rests on that side now and ``net`` their
+net position (``total_inventory``, plus the hedge position of dealers hedging on a perpetual:
+they skew and keep their limits on it):
 
 ============================  =====================================================================
-``quote_skew`` bid            dealers short: ``total_inventory ≤ −stress_fraction·Q`` (they raise
+``quote_skew`` bid            dealers short: ``net ≤ −stress_fraction·Q`` (they raise
 ``depth_asymmetry`` bid       both quotes and shade the ask: bids heavy, microprice above mid)
-``quote_skew`` ask            dealers long: ``total_inventory ≥ +stress_fraction·Q``
+``quote_skew`` ask            dealers long: ``net ≥ +stress_fraction·Q``
 ``depth_asymmetry`` ask
 ``liquidity_evaporation`` s   ``R_s ≤ evap_ratio·N_s`` and ``R_o ≥ evap_other·N_o`` (o = the other
                               side): the dealers' side s is off or reduced while o holds
@@ -20,6 +22,14 @@ of the run (inclusive). With ``Q = Σ q_max·unit`` the dealers' combined hard l
 ``volatility_spike`` both     the regime's σ is at least 3× the calm σ
 ============================  =====================================================================
 
+``hedge_pressure`` (runs with the second venue, :mod:`mmradar.sim.perp`) is labelled from the
+spot dealers' own hedge orders on the perpetual instead: the orders of one side (all dealers
+together), in time order, form one *burst of hedging* while consecutive orders are less than
+``hedge_gap_s`` apart; a burst whose filled quantity adds up to at least ``hedge_min_qty`` and
+which lasts at least ``hedge_min_s`` is an episode from its first order to its last, with the
+orders' side (``buy``: dealers short on spot buying the perpetual) on the perpetual's exchange
+and symbol.
+
 Sides follow docs/signals.md: positive = dealers short = upward pressure = side "bid" for the
 heavy-side symptoms, and the evaporated side for ``liquidity_evaporation`` (a short dealer's ask
 thins: "ask").
@@ -27,14 +37,15 @@ thins: "ask").
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Callable, Sequence
 
 from .params import SimParams
-from .types import TruthEpisode, TruthSample
+from .types import TruthEpisode, TruthSample, VenueRun
 
-__all__ = ["label_episodes"]
+__all__ = ["label_episodes", "label_hedges"]
 
 _NS = 1_000_000_000
 
@@ -79,10 +90,10 @@ def label_episodes(samples: Sequence[TruthSample], p: SimParams) -> list[TruthEp
     calm_sigma = p.sigma_bps
 
     def short(s: TruthSample) -> bool:
-        return s.total_inventory <= -thr
+        return s.total_inventory + s.hedge_position <= -thr
 
     def long(s: TruthSample) -> bool:
-        return s.total_inventory >= thr
+        return s.total_inventory + s.hedge_position >= thr
 
     def evap(side: int) -> Callable[[TruthSample], bool]:
         def cond(s: TruthSample) -> bool:
@@ -120,4 +131,55 @@ def label_episodes(samples: Sequence[TruthSample], p: SimParams) -> list[TruthEp
         for a, b, regime in _runs(samples, cond, merge_ns, min_ns)
     ]
     out.sort(key=lambda e: (e.start_ns, e.symptom, e.side))
+    return out
+
+
+def label_hedges(
+    venue: VenueRun, samples: Sequence[TruthSample], p: SimParams
+) -> list[TruthEpisode]:
+    """``hedge_pressure`` episodes from the hedge orders of ``venue`` (module docstring).
+
+    Args:
+        venue: the perpetual's output, with the dealers' hedge orders.
+        samples: the spot truth samples (for the regime at an episode's start).
+        p: the run's parameters.
+
+    Returns:
+        Episodes sorted by ``(start_ns, side)``.
+    """
+    lp = p.labels
+    gap_ns = round(lp.hedge_gap_s * _NS)
+    min_ns = round(lp.hedge_min_s * _NS)
+    times = [s.ts_ns for s in samples]
+
+    def regime_at(ts: int) -> str:
+        i = bisect.bisect_right(times, ts) - 1
+        return samples[max(i, 0)].regime if samples else ""
+
+    out: list[TruthEpisode] = []
+    for side in ("buy", "sell"):
+        bursts: list[list[float]] = []  # [first ns, last ns, filled qty]
+        for h in venue.hedges:
+            if h.side != side:
+                continue
+            if bursts and h.ts_ns - bursts[-1][1] < gap_ns:
+                bursts[-1][1] = h.ts_ns
+                bursts[-1][2] += h.filled
+            else:
+                bursts.append([h.ts_ns, h.ts_ns, h.filled])
+        for a, b, qty in bursts:
+            if qty >= lp.hedge_min_qty and b - a >= min_ns:
+                start, end = int(a), int(b)
+                out.append(
+                    TruthEpisode(
+                        "hedge_pressure",
+                        side,
+                        start,
+                        end,
+                        regime_at(start),
+                        exchange=venue.exchange,
+                        symbol=venue.symbol,
+                    )
+                )
+    out.sort(key=lambda e: (e.start_ns, e.side))
     return out

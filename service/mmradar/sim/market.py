@@ -36,7 +36,7 @@ from dataclasses import replace
 
 from .agents import Dealer
 from .book import ASK, BID, Book
-from .labels import label_episodes
+from .labels import label_episodes, label_hedges
 from .params import REGIMES, Regime, SimParams
 from .types import DealerFill, ScenarioSpec, SimFrame, SimRun, TruthSample
 from .wire import Decimals, depth_frame, snapshot_body, trade_frame
@@ -76,6 +76,9 @@ class _Market:
         self.regime: Regime = REGIMES["calm"]
         self.phase_start = start_ns
         self.next_refresh = -1
+        # with a second venue: S's path (time, ticks) and the common-shock bursts (time, side)
+        self.trace: list[tuple[int, float]] | None = None
+        self.shocks: list[tuple[int, int]] = []
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -92,6 +95,8 @@ class _Market:
         sigma = self.p.sigma_bps * self.regime.sigma_mult
         self.s *= 1.0 + sigma * math.sqrt(dt) * self.rng.gauss(0.0, 1.0) * 1e-4
         self.t = t
+        if self.trace is not None:
+            self.trace.append((t, self.s))
 
     def poisson_times(
         self, rate: float, t0: int, out: list[tuple[int, int, int]], kind: int
@@ -142,7 +147,8 @@ class _Market:
         life = rng.uniform(*p.spoof_life_s)
         heapq.heappush(self.expiries, (self.t + int(life * _NS), order.oid))
 
-    def take(self, side: int, limit: int | None, lots: int) -> None:
+    def take(self, side: int, limit: int | None, lots: int) -> int:
+        """A taker order: fills, dealer bookkeeping, trade frames. Returns the lots filled."""
         fills = self.book.take(side, limit, lots)
         ms = self.t // 1_000_000
         hit: list[Dealer] = []
@@ -158,20 +164,27 @@ class _Market:
                     dealer.inventory -= signed  # hedged elsewhere at once
                     if dealer not in hit:
                         hit.append(dealer)
-            stream, payload = trade_frame(
-                self.p.symbol,
-                ms,
-                self.trade_id,
-                f.price,
-                f.qty,
-                f.maker_side == BID,
-                self.px,
-                self.qx,
-            )
+            stream, payload = self.trade_frame(ms, f.price, f.qty, f.maker_side == BID)
             self.trade_id += 1
             self.frames.append(SimFrame(self.t, stream, payload))
         for dealer in hit:  # hedged dealers keep quoting: the side that was hit comes back
             self.requote(dealer)
+        return sum(f.qty for f in fills)
+
+    def trade_frame(self, ms: int, price: int, qty: int, buyer_is_maker: bool) -> tuple[str, bytes]:
+        return trade_frame(
+            self.p.symbol, ms, self.trade_id, price, qty, buyer_is_maker, self.px, self.qx
+        )
+
+    def depth_frame(
+        self,
+        ms: int,
+        first: int,
+        final: int,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+    ) -> tuple[str, bytes]:
+        return depth_frame(self.p.symbol, ms, first, final, bids, asks, self.px, self.qx)
 
     def cancel_stale(self) -> None:
         """Background owners re-peg what the efficient price has reached or passed.
@@ -284,15 +297,15 @@ class _Market:
             elif kind == _SWEEP:
                 self.sweep()
             else:
+                if reg.common:
+                    self.shocks.append((t, arg))
                 self.burst(arg)
         self.advance_s(end)
         self.cancel_stale()
         closed = self.book.take_window()
         if closed is not None:
             first, final, bids, asks = closed
-            stream, payload = depth_frame(
-                p.symbol, end // 1_000_000, first, final, bids, asks, self.px, self.qx
-            )
+            stream, payload = self.depth_frame(end // 1_000_000, first, final, bids, asks)
             self.frames.append(SimFrame(end, stream, payload))
         self.sample(end)
 
@@ -342,6 +355,7 @@ class _Market:
                 ask_size=tuple(asz),
                 spread=spread,
                 dealer_spread=dealer_spread,
+                hedge_position=sum(d.hedge_lots for d in self.dealers) * self.lot,
             )
         )
 
@@ -383,6 +397,15 @@ def run_scenario(
     bids = m.book.levels(BID)
     asks = m.book.levels(ASK)
     snapshot = snapshot_body(m.book.update_id, bids, asks, m.px, m.qx)
+    perp = hedger = None
+    perp_snapshot = b""
+    if spec.perp:
+        from . import perp as perp_venue
+
+        perp, hedger = perp_venue.start(m, spec, seed, start_ns)
+        perp.seed_book()
+        perp.book.take_window()
+        perp_snapshot = perp.snapshot(start_ns)
     t = start_ns
     for ph in phases:
         if ph.regime != m.regime_name:
@@ -390,8 +413,17 @@ def run_scenario(
         n = round(ph.duration_s * _NS / WINDOW_NS)
         for _ in range(n):
             m.window(t)
+            if perp is not None:
+                perp.run_window(t, hedger)
             t += WINDOW_NS
     episodes = label_episodes(m.truth, params)
+    venue = None
+    if perp is not None:
+        venue = perp.result(perp_snapshot, hedger)
+        episodes = sorted(
+            [*episodes, *label_hedges(venue, m.truth, params)],
+            key=lambda e: (e.start_ns, e.symptom, e.side),
+        )
     return SimRun(
         scenario=spec.name,
         seed=seed,
@@ -408,4 +440,5 @@ def run_scenario(
         fills=tuple(m.fills),
         final_bids=tuple((m.px.text(p), m.qx.text(q)) for p, q in m.book.levels(BID)),
         final_asks=tuple((m.px.text(p), m.qx.text(q)) for p, q in m.book.levels(ASK)),
+        perp=venue,
     )

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["REGIMES", "DealerParams", "LabelParams", "Regime", "SimParams"]
+__all__ = [
+    "REGIMES",
+    "DealerParams",
+    "HedgeParams",
+    "LabelParams",
+    "PerpParams",
+    "Regime",
+    "SimParams",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +34,11 @@ class LabelParams:
             calm spread.
         min_s: episodes shorter than this are dropped.
         merge_s: episodes of the same kind separated by less than this are merged.
+        hedge_gap_s: ``hedge_pressure``: hedge orders of one side less than this apart belong
+            to one burst of hedging.
+        hedge_min_qty: ... a burst is an episode when its orders add up to at least this
+            quantity (base units) ...
+        hedge_min_s: ... and it lasts at least this long (first to last order).
     """
 
     stress_fraction: float = 0.5
@@ -34,6 +47,9 @@ class LabelParams:
     spread_mult: float = 2.0
     min_s: float = 2.0
     merge_s: float = 1.0
+    hedge_gap_s: float = 3.0
+    hedge_min_qty: float = 0.25
+    hedge_min_s: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +98,95 @@ class DealerParams:
 
 
 @dataclass(frozen=True, slots=True)
+class HedgeParams:
+    """How the spot dealers hedge their inventory on the perpetual (hedged scenarios only).
+
+    Every ``every_s`` each dealer compares its perpetual position with its target,
+    ``−fraction`` × its spot inventory as it was ``delay_s`` ago, and sends a taker order for
+    the share of the gap that closes it with the half-life ``half_life_s``
+    (``gap · (1 − 2^(−every_s/half_life_s))``), unless that is smaller than ``min_clip``. A gap
+    that only asks to *reduce* the hedge (the inventory is reverting) closes patiently, with the
+    half-life ``unwind_half_life_s``: adding cover is urgent, removing it is not. A hedging
+    dealer quotes, and keeps its limits, on its net position (spot inventory + hedge).
+
+    Attributes:
+        fraction: share of the spot inventory hedged (0 = unhedged, 1 = fully).
+        delay_s: the hedger's reaction delay, seconds.
+        half_life_s: half-life of the unhedged gap, seconds (hedge rate ``ln 2 / half_life_s``).
+        unwind_half_life_s: half-life of a gap that reduces the hedge.
+        every_s: how often a dealer reconsiders its hedge.
+        min_clip: smallest hedge order, base units.
+        limit_bps: a hedge order walks the perpetual book up to this far beyond its fair
+            price (the rest is cancelled).
+    """
+
+    fraction: float = 0.7
+    delay_s: float = 1.5
+    half_life_s: float = 4.0
+    unwind_half_life_s: float = 30.0
+    every_s: float = 0.5
+    min_clip: float = 0.002
+    limit_bps: float = 6.0
+
+
+@dataclass(frozen=True, slots=True)
+class PerpParams:
+    """The second venue: a Binance USD-M–like perpetual on the same efficient price.
+
+    Its fair price is ``S · (1 + (basis_bps + b_t + I_t)·1e-4)`` with ``b_t`` an
+    Ornstein–Uhlenbeck noise (``basis_noise_bps`` stationary s.d., ``basis_half_life_s``
+    half-life) and ``I_t`` the transient impact of its own taker flow: every taker order adds
+    ``impact_bps`` × its signed filled quantity (base units; buys up), and ``I_t`` decays with
+    the half-life ``impact_half_life_s`` — the perpetual's makers lean on its flow (spot's
+    efficient price does not: its flow is uninformed). Its own makers, background book and
+    price-sensitive takers are those of the spot model with these parameters, drawn from an
+    RNG stream of their own (a run without the venue is unchanged).
+
+    Attributes:
+        symbol: Binance USD-M spelling.
+        tick: price tick (text).
+        lot: quantity step (text).
+        price_decimals: decimals of the price text (USD-M BTCUSDT: 2).
+        qty_decimals: decimals of the quantity text (3).
+        basis_bps: mean basis of the perpetual over spot.
+        basis_noise_bps: stationary s.d. of the basis noise.
+        basis_half_life_s: half-life of the basis noise.
+        impact_bps: transient impact of a taker's signed quantity, bps per base unit.
+        impact_half_life_s: half-life of the impact.
+        dealers: the perpetual's market makers.
+        taker_rate: price-sensitive taker arrivals per second per side.
+        taker_size_median: their median size, base units (lognormal).
+        taker_size_sigma: log-s.d. of their sizes.
+        taker_size_max: cap on a taker's size.
+        burst_size_median: median size of a common-shock burst order.
+        bg_orders: mean resting background orders per side.
+        bg_size_median: median background order size, base units.
+    """
+
+    symbol: str = "BTCUSDT"
+    tick: str = "0.10"
+    lot: str = "0.001"
+    price_decimals: int = 2
+    qty_decimals: int = 3
+    basis_bps: float = 3.0
+    basis_noise_bps: float = 0.3
+    basis_half_life_s: float = 30.0
+    impact_bps: float = 25.0
+    impact_half_life_s: float = 10.0
+    dealers: tuple[DealerParams, ...] = (
+        DealerParams(gamma=0.10, ref_noise_bps=0.05, level_spacing_bps=0.8),
+        DealerParams(gamma=0.12, ref_noise_bps=0.08, level_spacing_bps=0.9),
+    )
+    taker_rate: float = 1.2
+    taker_size_median: float = 0.012
+    taker_size_sigma: float = 0.5
+    taker_size_max: float = 0.5
+    burst_size_median: float = 0.03
+    bg_orders: int = 400
+    bg_size_median: float = 0.03
+
+
+@dataclass(frozen=True, slots=True)
 class Regime:
     """Multipliers and add-ons a regime applies to the calm market.
 
@@ -97,6 +202,8 @@ class Regime:
             ``SimParams.sweep_limit_bps`` beyond S (sizes ``sweep_size_median``).
         hedge: dealers hedge every fill at once elsewhere (their inventory does not move) and
             re-quote the side that was hit right away: they keep quoting whatever trades.
+        common: the burst orders hit the perpetual venue too (scenarios with a second venue),
+            at the same instants as on spot: correlated flow with no lag.
     """
 
     sigma_mult: float = 1.0
@@ -108,6 +215,7 @@ class Regime:
     refresh: bool = False
     sweep_rate: float = 0.0
     hedge: bool = False
+    common: bool = False
 
 
 REGIMES: dict[str, Regime] = {
@@ -125,6 +233,8 @@ REGIMES: dict[str, Regime] = {
     # takers sweep the asks (dealers and background) while the dealers, hedged, keep quoting:
     # liquidity traded through, not pulled
     "sweep": Regime(sweep_rate=1.0, hedge=True),
+    # a buy shock on spot and perpetual at the same instants (scenarios with a second venue)
+    "common_shock": Regime(buy_mult=2.0, burst_buy_rate=2.0, common=True),
 }
 """Regime name -> modifiers. ``calm`` is the baseline."""
 
@@ -169,6 +279,8 @@ class SimParams:
         sweep_size_median: median size of a sweeping order, base units (lognormal, capped at
             10× the median).
         labels: labelling thresholds (see :mod:`mmradar.sim.labels`).
+        perp: the second venue of the scenarios that have one.
+        hedge: how the spot dealers hedge on it in the hedged scenarios.
     """
 
     symbol: str = "BTCUSDT"
@@ -207,3 +319,5 @@ class SimParams:
     sweep_limit_bps: float = 25.0
     sweep_size_median: float = 0.4
     labels: LabelParams = LabelParams()
+    perp: PerpParams = PerpParams()
+    hedge: HedgeParams = HedgeParams()

@@ -30,6 +30,7 @@ _SHOCK = (
     ("volatility_spike", "both"),
     ("liquidity_pull", "both"),
 )
+_HEDGE = ("hedge_pressure",)
 
 
 def _spec(
@@ -39,6 +40,10 @@ def _spec(
     phases: list[tuple[str, float]],
     expected: tuple[tuple[str, str], ...] = (),
     faults: tuple[FeedFault, ...] = (),
+    *,
+    perp: bool = False,
+    hedged: bool = False,
+    silent: tuple[str, ...] = (),
 ) -> ScenarioSpec:
     return ScenarioSpec(
         name=name,
@@ -47,6 +52,9 @@ def _spec(
         phases=tuple(Phase(r, d) for r, d in phases),
         expected=expected,
         faults=faults,
+        perp=perp,
+        hedged=hedged,
+        silent=silent,
     )
 
 
@@ -88,6 +96,25 @@ _ALL = [
            ("calm", 60.0)],
           (*_INVENTORY_SHORT, *_SHOCK, *_INVENTORY_LONG),
           faults=(FeedFault(1365.0, "gap"),)),
+    # the second venue: a perpetual the spot dealers hedge on (mmradar.sim.perp)
+    _spec("hedged-buy-burst", "symptom",
+          "aggressive buying on spot; the short dealers hedge by buying the perpetual",
+          [("calm", _LEAD_S), ("buy_burst", 75.0), ("calm", 165.0)],
+          (*_INVENTORY_SHORT, ("hedge_pressure", "buy")), perp=True, hedged=True),
+    _spec("hedged-sell-burst", "symptom",
+          "aggressive selling on spot; the long dealers hedge by selling the perpetual",
+          [("calm", _LEAD_S), ("sell_burst", 75.0), ("calm", 165.0)],
+          (*_INVENTORY_LONG, ("hedge_pressure", "sell")), perp=True, hedged=True),
+    _spec("common-shock", "control",
+          "negative control: buy shocks hit spot and perpetual at the same instants (no lag), "
+          "dealers unhedged",
+          [("calm", _LEAD_S), ("common_shock", 8.0), ("calm", 52.0), ("common_shock", 8.0),
+           ("calm", 52.0), ("common_shock", 8.0), ("calm", 112.0)],
+          perp=True, silent=_HEDGE),
+    _spec("unhedged-burst", "control",
+          "negative control: aggressive buying on spot, a perpetual alongside, dealers unhedged",
+          [("calm", _LEAD_S), ("buy_burst", 75.0), ("calm", 165.0)],
+          perp=True, silent=_HEDGE),
 ]  # fmt: skip
 
 SCENARIOS: Mapping[str, ScenarioSpec] = MappingProxyType({s.name: s for s in _ALL})

@@ -13,6 +13,7 @@ from typing import Literal
 __all__ = [
     "DealerFill",
     "FeedFault",
+    "HedgeOrder",
     "Phase",
     "ScenarioKind",
     "ScenarioSpec",
@@ -20,6 +21,7 @@ __all__ = [
     "SimRun",
     "TruthEpisode",
     "TruthSample",
+    "VenueRun",
 ]
 
 ScenarioKind = Literal["symptom", "calm", "control"]
@@ -67,6 +69,13 @@ class ScenarioSpec:
         expected: the ``(symptom, side)`` pairs the scenario is built to produce (empty for
             calm and control scenarios).
         faults: transport faults the venue injects while serving the scenario.
+        perp: the run also simulates the second venue, a perpetual on the same efficient price
+            (:class:`mmradar.sim.params.PerpParams`), published as :attr:`SimRun.perp`.
+        hedged: the spot dealers hedge on the perpetual
+            (:class:`mmradar.sim.params.HedgeParams`); needs ``perp``.
+        silent: for a control, the symptoms it must not fire (empty: the inventory symptoms,
+            and ``hedge_pressure``); a control of the second venue names ``hedge_pressure``
+            only, the spot symptoms of its flow being scored like any other.
     """
 
     name: str
@@ -75,6 +84,9 @@ class ScenarioSpec:
     phases: tuple[Phase, ...]
     expected: tuple[tuple[str, str], ...] = ()
     faults: tuple[FeedFault, ...] = ()
+    perp: bool = False
+    hedged: bool = False
+    silent: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -120,6 +132,8 @@ class TruthSample:
         ask_size: each dealer's resting ask size, base units.
         spread: the book's best ask − best bid (NaN if a side is empty).
         dealer_spread: best dealer ask − best dealer bid (inf if no dealer quotes a side).
+        hedge_position: the dealers' total position on the perpetual (hedged runs; 0
+            otherwise), base units: their net position is ``total_inventory + hedge_position``.
     """
 
     ts_ns: int
@@ -136,6 +150,7 @@ class TruthSample:
     ask_size: tuple[float, ...] = ()
     spread: float = float("nan")
     dealer_spread: float = float("nan")
+    hedge_position: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +163,9 @@ class TruthEpisode:
         start_ns: first 100 ms sample at which the condition holds.
         end_ns: last sample at which it holds (inclusive).
         regime: the regime in force at ``start_ns``.
+        exchange: the venue the symptom is on (``"binance"``: spot; ``hedge_pressure`` is
+            on the perpetual's ``"binance-usdm"``).
+        symbol: its symbol there (empty: the run's spot symbol).
     """
 
     symptom: str
@@ -155,6 +173,8 @@ class TruthEpisode:
     start_ns: int
     end_ns: int
     regime: str
+    exchange: str = "binance"
+    symbol: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +192,51 @@ class DealerFill:
     ts_ns: int
     lots: int
     price_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeOrder:
+    """A spot dealer's hedge on the perpetual: one taker order (the simulator's truth).
+
+    Attributes:
+        dealer: the spot dealer's number.
+        ts_ns: time the order was sent.
+        side: ``"buy"`` or ``"sell"``.
+        qty: quantity sent, base units.
+        filled: quantity executed, base units (the rest was beyond the order's limit).
+    """
+
+    dealer: int
+    ts_ns: int
+    side: str
+    qty: float
+    filled: float
+
+
+@dataclass(frozen=True, slots=True)
+class VenueRun:
+    """What the second venue (the perpetual) published during a run.
+
+    Attributes:
+        exchange: the venue's mmradar name (``"binance-usdm"``: its wire format).
+        symbol: its spelling, e.g. ``"BTCUSDT"``.
+        tick: the price tick as decimal text, e.g. ``"0.10"``.
+        snapshot: body of ``GET /fapi/v1/depth`` at the run's ``start_ns``.
+        frames: the combined-stream frames in time order (``@depth@100ms`` with ``pu``,
+            ``@aggTrade``).
+        mid: the perpetual's book mid every 100 ms (the spot truth samples' times).
+        hedges: every hedge order of the spot dealers, in time order.
+        hedge_position: each spot dealer's perpetual position at the end, base units.
+    """
+
+    exchange: str
+    symbol: str
+    tick: str
+    snapshot: bytes
+    frames: Sequence[SimFrame]
+    mid: tuple[float, ...] = field(default=(), repr=False)
+    hedges: tuple[HedgeOrder, ...] = field(default=(), repr=False)
+    hedge_position: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +259,7 @@ class SimRun:
         fills: every dealer fill, in time order.
         final_bids: the simulator's book at ``end_ns``, ``(price text, qty text)`` best first.
         final_asks: likewise for asks.
+        perp: the second venue's output (scenarios with ``perp``; None otherwise).
     """
 
     scenario: str
@@ -211,6 +277,7 @@ class SimRun:
     fills: tuple[DealerFill, ...] = field(default=(), repr=False)
     final_bids: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     final_asks: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    perp: VenueRun | None = field(default=None, repr=False)
 
     def regime_at(self, ts_ns: int) -> str:
         """The regime in force at ``ts_ns`` (the last sample at or before it)."""

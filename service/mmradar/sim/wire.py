@@ -1,7 +1,13 @@
-"""Binance spot wire encoding of the simulator's book and trades (docs/venues/binance.md).
+"""Binance wire encoding of the simulator's books and trades (docs/venues/binance.md).
 
 Prices and quantities are integers on the book (ticks, lots) and exact fixed-decimal text on
-the wire, as Binance prints them for BTCUSDT (``"60000.01000000"``, ``"0.04000000"``).
+the wire, as Binance prints them for BTCUSDT (``"60000.01000000"``, ``"0.04000000"``). The
+spot venue speaks Binance spot; the second venue (a perpetual) speaks Binance USD-M futures:
+``depthUpdate`` events add the transaction time ``T`` and ``pu`` (the previous event's ``u``;
+a client chains events on ``pu == previous u``), the first event after a snapshot straddles
+its ``lastUpdateId`` (``U ≤ lastUpdateId ≤ u``: each event's ``U`` is the previous event's
+``u``, so the id ranges overlap by one), trades are ``aggTrade`` events, and the REST
+snapshot (``GET /fapi/v1/depth``) carries at most 1000 levels a side and the times ``E``/``T``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,16 @@ import orjson
 
 from .types import SimRun
 
-__all__ = ["Decimals", "depth_frame", "snapshot_body", "trade_frame", "write_capture"]
+__all__ = [
+    "Decimals",
+    "agg_trade_frame",
+    "depth_frame",
+    "snapshot_body",
+    "trade_frame",
+    "usdm_depth_frame",
+    "usdm_snapshot_body",
+    "write_capture",
+]
 
 
 class Decimals:
@@ -107,6 +122,92 @@ def trade_frame(
         "M": True,
     }
     return stream, orjson.dumps({"stream": stream, "data": data})
+
+
+def usdm_depth_frame(
+    symbol: str,
+    ts_ms: int,
+    first_id: int,
+    final_id: int,
+    bids: Iterable[tuple[int, int]],
+    asks: Iterable[tuple[int, int]],
+    px: Decimals,
+    qx: Decimals,
+) -> tuple[str, bytes]:
+    """A Binance USD-M ``depthUpdate`` frame of ``<symbol>@depth@100ms``.
+
+    ``first_id``/``final_id`` are the book's update ids of the window (contiguous from one
+    window to the next): the frame carries ``U = first_id − 1`` (the previous event's ``u``),
+    ``u = final_id`` and ``pu = first_id − 1``.
+
+    Returns:
+        ``(stream name, frame bytes)``.
+    """
+    stream = f"{symbol.lower()}@depth@100ms"
+    data = {
+        "e": "depthUpdate",
+        "E": ts_ms,
+        "T": ts_ms,
+        "s": symbol,
+        "U": first_id - 1,
+        "u": final_id,
+        "pu": first_id - 1,
+        "b": _levels(bids, px, qx),
+        "a": _levels(asks, px, qx),
+    }
+    return stream, orjson.dumps({"stream": stream, "data": data})
+
+
+def agg_trade_frame(
+    symbol: str,
+    ts_ms: int,
+    agg_id: int,
+    price: int,
+    qty: int,
+    buyer_is_maker: bool,
+    px: Decimals,
+    qx: Decimals,
+) -> tuple[str, bytes]:
+    """A Binance USD-M ``aggTrade`` frame of ``<symbol>@aggTrade`` (one fill per event).
+
+    Returns:
+        ``(stream name, frame bytes)``.
+    """
+    stream = f"{symbol.lower()}@aggTrade"
+    data = {
+        "e": "aggTrade",
+        "E": ts_ms,
+        "s": symbol,
+        "a": agg_id,
+        "p": px.text(price),
+        "q": qx.text(qty),
+        "f": agg_id,
+        "l": agg_id,
+        "T": ts_ms,
+        "m": buyer_is_maker,
+    }
+    return stream, orjson.dumps({"stream": stream, "data": data})
+
+
+def usdm_snapshot_body(
+    last_update_id: int,
+    ts_ms: int,
+    bids: Iterable[tuple[int, int]],
+    asks: Iterable[tuple[int, int]],
+    px: Decimals,
+    qx: Decimals,
+    limit: int = 1000,
+) -> bytes:
+    """``GET /fapi/v1/depth`` body: the best ``limit`` levels per side, best first."""
+    return orjson.dumps(
+        {
+            "lastUpdateId": last_update_id,
+            "E": ts_ms,
+            "T": ts_ms,
+            "bids": _levels(list(bids)[:limit], px, qx),
+            "asks": _levels(list(asks)[:limit], px, qx),
+        }
+    )
 
 
 def snapshot_body(
