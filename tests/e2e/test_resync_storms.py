@@ -236,3 +236,57 @@ def book_subscribes(venue: EmbeddedKraken, symbol: str) -> list[float]:
         ):
             out.append(t)
     return out
+
+
+async def test_a_fault_soon_after_a_reconnect_does_not_count_towards_parking() -> None:
+    """A book resynced after every reconnect (a venue restart) and valid in between is not a
+    book failing in a row: a gap that comes a second after such a resync starts a fresh streak
+    (resynced at once), however often the cycle repeats. The reconnect's snapshot does not count
+    as an attempt of the symbol's streak, as its request does not."""
+    clock = FakeClock(wall_ns=time.time_ns())
+    venue = EmbeddedBinance("spot", speed=5.0, loop=False, clock=clock.wall_ns, pace_clock=clock)
+    await venue.start()
+    stack = ServiceStack()
+    try:
+        service, url, session = await stack.serve(
+            venue,
+            {
+                "exchange": "binance",
+                "symbols": ["BTCUSDT"],
+                "ws_url": venue.ws_base,
+                "rest_url": venue.rest_base,
+            },
+            resync_policy=POLICY,
+            clock=clock,
+        )
+        running = Running(venue, service, url, session)
+        inst = service.pipelines[0].instruments["BTCUSDT"]
+        await clock.run_until(lambda: inst.valid, within_s=5.0)
+        labels = {"exchange": "binance", "symbol": "BTCUSDT", "reason": "gap"}
+
+        def gaps() -> float:
+            return service.registry.get_sample_value("mmradar_book_resyncs_total", labels) or 0.0
+
+        cycles = POLICY.park_after + 1
+        for n in range(1, cycles + 1):
+            accepted = venue.stats.connections_accepted
+            venue.drop_connections()  # a venue restart: reconnect, a fresh snapshot
+            await clock.run_until(
+                lambda a=accepted: venue.stats.connections_accepted > a and inst.valid,
+                within_s=5.0,
+            )
+            await clock.advance(1.0)  # well within reset_after_s of that snapshot
+            venue.skip_next_depth("BTCUSDT")
+            await clock.run_until(lambda n=n: gaps() == n, within_s=2.0)
+            await clock.run_until(lambda: inst.valid, within_s=2.0)  # at once: no back-off
+            await clock.advance(2 * POLICY.reset_after_s)  # valid for a long while
+        samples = await running.scrape()
+        assert book(samples, "binance", "BTCUSDT", "mmradar_book_resyncs_total", reason="gap") == (
+            cycles
+        )
+        assert book(samples, "binance", "BTCUSDT", "mmradar_book_parks_total") == 0
+        assert book(samples, "binance", "BTCUSDT", "mmradar_book_parked") == 0
+        assert book(samples, "binance", "BTCUSDT", "mmradar_book_valid") == 1
+    finally:
+        await stack.close()
+        await venue.stop()

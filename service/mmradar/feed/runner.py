@@ -156,6 +156,7 @@ class FeedRunner:
         self._wake = asyncio.Event()  # a resync was scheduled
         self._parked: set[str] = set()
         self._after_reconnect: set[str] = set()  # books whose next resync a reconnect caused
+        self._uncounted_fetch: set[str] = set()  # queued fetches of those: not streak attempts
         #: connection name → the frame parser of its current (or last) connection
         self.parsers: dict[str, FrameParser] = {}
         self._rest = self.venue.snapshot_source is SnapshotSource.REST
@@ -346,6 +347,11 @@ class FeedRunner:
         what = "fetching a REST snapshot" if kind == _SNAPSHOT else "resubscribing"
         if symbol in self._after_reconnect:
             self._after_reconnect.discard(symbol)
+            if kind == _SNAPSHOT:
+                # Not an attempt of the symbol's streak either: a book resynced after every
+                # venue restart, and valid for minutes in between, must not be parked by one
+                # fault that comes a few seconds after such a resync.
+                self._uncounted_fetch.add(symbol)
             self._next_step[symbol] = what
             return True
         slot = self._backoff.request(symbol, now)
@@ -497,7 +503,10 @@ class FeedRunner:
             if wait > self.clock.monotonic():
                 await self.clock.sleep(wait - self.clock.monotonic())
             self._last_fetch[symbol] = self.clock.monotonic()
-            self._backoff.attempted(symbol, self.clock.monotonic())
+            if symbol in self._uncounted_fetch:
+                self._uncounted_fetch.discard(symbol)
+            else:
+                self._backoff.attempted(symbol, self.clock.monotonic())
             ok = await self._fetch_snapshot(symbol)
             if not ok:
                 self.pipeline.snapshot_failed(symbol)
