@@ -176,7 +176,7 @@ def test_drive_feeds_both_venues_in_event_time_to_the_hedge_views() -> None:
 
 def test_the_hedge_detector_on_a_hedged_burst_and_its_unhedged_control() -> None:
     """The real hedge view over two simulated venues (seed 1): the hedge of a buy burst is
-    found on the perpetual 5.1 s after the first hedge order; unhedged, nothing fires."""
+    found on the perpetual 4.1 s after the first hedge order; unhedged, nothing fires."""
     from mmradar.score.scorecard import build_scorecard
     from mmradar.sim import SCENARIOS, simulate
 
@@ -200,9 +200,9 @@ def test_the_hedge_detector_on_a_hedged_burst_and_its_unhedged_control() -> None
         (e.side, e.cause, (e.start_ns - hedged.start_ns) / S)
         for e in hedged.detected
         if e.symptom == "hedge_pressure"
-    ] == [("buy", "binance-usdm", 375.9)]
+    ] == [("buy", "binance-usdm", 374.9)]
     assert not [e for e in unhedged.detected if e.symptom == "hedge_pressure"]
     card = build_scorecard(results)
     buy = card.keys[("hedge_pressure", "buy")]
-    assert (buy.truth, buy.tp, buy.fp, buy.latencies_s) == (1, 1, 0, [5.125])
+    assert (buy.truth, buy.tp, buy.fp, buy.latencies_s) == (1, 1, 0, [4.125])
     assert card.controls["unhedged-burst"].hedge_firings == 0

@@ -241,9 +241,13 @@ def drive_hedge(
     delay_s: int = 2,
     after_s: int = 60,
     perp_arrives_late: bool = False,
+    sell_before_s: int | None = None,
 ) -> tuple[HedgeView, list[EpisodeEvent]]:
     """Ten quiet minutes, then a buy burst on the spot leg followed ``delay_s`` later by
     buying on the perp leg, with (or without) the perp's price running up.
+
+    ``sell_before_s``: the spot leg also has a 12-s sell burst ending that many seconds before
+    its buy burst (the buy burst is then a reversal).
 
     ``perp_arrives_late``: each of the perp's ticks reaches the view only after spot's tick of
     the next second (a feed a little behind the other in arrival, not in event time)."""
@@ -258,6 +262,8 @@ def drive_hedge(
         noise = 500.0 if i % 2 == 0 else -500.0
         k = i - quiet
         spot_flow = 200_000.0 if 0 <= k < 10 else noise
+        if sell_before_s is not None and -sell_before_s - 12 <= k < -sell_before_s:
+            spot_flow = -200_000.0
         perp_flow = 150_000.0 if delay_s <= k < delay_s + 20 else -noise
         basis = 5.0 + (0.5 if i % 3 == 0 else 0.0)
         if basis_moves and k >= delay_s:
@@ -282,6 +288,17 @@ def test_a_spot_burst_hedged_on_the_perp_fires_hedge_pressure_buy_on_the_perp() 
     e = firing[0]
     assert e.symptom == SYMPTOM
     assert (e.exchange, e.symbol, e.side) == ("binance-usdm", "BTCUSDT", "buy")
+    # the spot burst's onset is second 0 of the burst (its 5-s sum crosses both thresholds
+    # there); the perp's run starts at second 2 (hedge_min_lag_seconds after the onset) with
+    # the basis already 4 scales (2 bps over the 0.5-bps floor) above its pre-onset median:
+    # the condition holds from second 2 and, after hedge_on_seconds (1 s), fires at second 3
+    start = T0 - T0 % (60 * NS) + 600 * NS
+    assert e.started_at_ns == start + 3 * NS
+    # the perp's flow stops after second 21; its 5-s sum stays high to second 25, the run
+    # survives hedge_gap_seconds (5) more, the end condition holds from second 31 and the
+    # episode resolves hedge_off_seconds (10) later
+    (resolved,) = [x for x in events if x.state == "resolved"]
+    assert resolved.ended_at_ns == start + 41 * NS
     ctx = e.context
     assert ctx["instrument"] == "BTC-USD"
     assert (ctx["leader_exchange"], ctx["leader_symbol"]) == ("binance", "BTCUSDT")
@@ -299,6 +316,35 @@ def test_a_spot_burst_hedged_on_the_perp_fires_hedge_pressure_buy_on_the_perp() 
 def test_no_basis_move_no_hedge_pressure() -> None:
     _, events = drive_hedge(SignalSettings(baseline_minutes=5), basis_moves=False)
     assert events == []
+
+
+def test_a_same_second_common_shock_is_not_a_hedge() -> None:
+    """Both venues' flows start in the same second, with the same basis move: a common shock
+    (the perp's run does not start hedge_min_lag_seconds after the spot's onset)."""
+    _, events = drive_hedge(SignalSettings(baseline_minutes=5), basis_moves=True, delay_s=0)
+    assert events == []
+
+
+@pytest.mark.parametrize(("min_lag", "fires"), [(1, True), (2, False)])
+def test_a_one_second_lag_is_a_hedge_only_with_a_one_second_minimum(
+    min_lag: int, fires: bool
+) -> None:
+    params = SignalSettings(baseline_minutes=5, hedge_min_lag_seconds=min_lag)
+    _, events = drive_hedge(params, basis_moves=True, delay_s=1)
+    starts = [e.started_at_ns for e in events if e.state == "firing"]
+    start = T0 - T0 % (60 * NS) + 600 * NS
+    # on from second 1 (the perp's run start), fires hedge_on_seconds later
+    assert starts == ([start + 2 * NS] if fires else [])
+
+
+@pytest.mark.parametrize(("reversal_s", "fires"), [(60, False), (0, True)])
+def test_a_burst_reversing_a_sustained_burst_leads_no_hedge(reversal_s: int, fires: bool) -> None:
+    """A 12-s spot sell burst ends 20 s before the buy burst: the buy burst is a reversal
+    (within hedge_reversal_seconds of a burst of the other sign lasting at least two summing
+    windows) and the perp's buying after it is not taken for a hedge."""
+    params = SignalSettings(baseline_minutes=5, hedge_reversal_seconds=reversal_s)
+    _, events = drive_hedge(params, basis_moves=True, sell_before_s=20)
+    assert bool([e for e in events if e.state == "firing" and e.side == "buy"]) is fires
 
 
 def test_follower_flow_outside_the_lead_window_does_not_count() -> None:

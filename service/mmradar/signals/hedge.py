@@ -19,9 +19,12 @@ and hedge_pressure"):
   lag of the highest correlation and that correlation;
 * the symptom ``hedge_pressure`` (sides ``buy``/``sell``: the direction the hedgers trade),
   reported on the **follower** (hedge) leg: a burst of signed taker flow on a leader leg, then
-  — after the burst started, within ``L`` seconds — same-sign taker flow on the follower, with
-  the basis moved in the hedgers' direction (hedgers buying a perpetual push the basis up,
-  buying spot push it down) by at least ``hedge_basis_z``.
+  a same-sign run of flow on the follower that started ``hedge_min_lag_seconds`` to
+  ``leadlag_max_lag_seconds`` after the burst's onset (same-second onsets, or a same-second
+  correlation the lagged ones do not beat, are a common shock), with the basis moved in the
+  hedgers' direction (hedgers buying a perpetual push the basis up, buying spot push it down)
+  by at least ``hedge_basis_z`` of its scale since the onset and on their side of its
+  baseline; a burst reversing the leg's sustained burst of the other sign leads nothing.
 
 Clock. Every leg's engine ticks once per second of its own event time and hands its sample to
 the view (``SignalEngine.on_tick``, shared with the cross-venue view through
@@ -48,7 +51,7 @@ from ..contracts import ContractSize
 from ..errors import UnitsError
 from ..model import BAND_BPS
 from .alerts import AlertMachine, AlertState, AlertTiming, Transition
-from .baselines import BucketedMedian
+from .baselines import BucketedMedian, robust_z
 from .engine import SignalEngine
 from .episodes import EpisodeEvent
 from .params import SignalSettings
@@ -378,14 +381,24 @@ class _Leg:
     mid: float = _NAN
     flow: float = _NAN
     flow_z: float = _NAN
-    # the current run of same-sign flow with |z| >= hedge_follower_z
+    # the current (or last) run: seconds of one sign with |z| >= hedge_follower_z, kept across
+    # dips of at most hedge_gap_seconds; its onset, last second and peak |z|
     run_sign: int = 0
     run_start_ns: int = 0
-    # the current (or last) burst: |z| >= hedge_flow_z
+    run_last_ns: int = -(1 << 62)
+    # the current unbroken run (no dip) at |z| >= hedge_follower_z: its sign and start
+    seg_sign: int = 0
+    seg_start_ns: int = 0
+    # the current (or last) burst: seconds of one sign with |z| >= hedge_flow_z, kept across
+    # dips of at most hedge_gap_seconds; its onset is the start of the unbroken run that led
+    # to its first such second
     burst_sign: int = 0
-    burst_start_ns: int = 0
+    burst_onset_ns: int = 0
     burst_last_ns: int = -(1 << 62)
     burst_peak_z: float = _NAN
+    burst_reversal: bool = False
+    # the last second of a sustained burst of each sign, [+, −] (reversals)
+    long_last_ns: list[int] = field(default_factory=lambda: [-(1 << 62), -(1 << 62)])
     scores: dict[str, float] = field(default_factory=dict)
     leaders: dict[str, _Leg | None] = field(default_factory=dict)
 
@@ -400,6 +413,7 @@ class _Basis:
     perp: _Leg
     baseline: BucketedMedian
     history: deque[float]
+    recent: deque[tuple[int, float]]
     bps: float = _NAN
     z: float = _NAN
     change: float = _NAN
@@ -459,8 +473,16 @@ class HedgeView:
         ]
         self._by_engine = {id(leg.engine): leg for leg in self.legs}
         change_window = p.basis_change_seconds + 1
+        # the basis seconds a leader's onset may look back on: its run, then the seconds before
+        recent = p.leadlag_window_seconds
         self.basis = [
-            _Basis(s, q, BucketedMedian(p.baseline_minutes), deque(maxlen=change_window))
+            _Basis(
+                s,
+                q,
+                BucketedMedian(p.baseline_minutes),
+                deque(maxlen=change_window),
+                deque(maxlen=recent),
+            )
             for s in self.legs
             if s.kind == "spot"
             for q in self.legs
@@ -537,6 +559,7 @@ class HedgeView:
             b.baseline.add(b.bps, t, frozen=view_firing)
             b.z = b.baseline.z(b.bps, p.basis_z_floor_bps) if b.bps == b.bps else _NAN
             b.history.append(b.bps)
+            b.recent.append((t, b.bps))
             old = b.history[0]
             full = len(b.history) == b.history.maxlen
             b.change = (b.bps - old) / p.basis_change_seconds if full else _NAN
@@ -559,19 +582,35 @@ class HedgeView:
         leg.flow_z = z
         sign = (1 if z > 0 else -1) if z == z and z != 0.0 else 0
         strength = abs(z) if z == z else 0.0
+        gap_ns = p.hedge_gap_seconds * _NS
         if strength >= p.hedge_follower_z:
-            if leg.run_sign != sign:
+            if leg.seg_sign != sign:
+                leg.seg_sign = sign
+                leg.seg_start_ns = t
+            if leg.run_sign != sign or t - leg.run_last_ns > gap_ns + _NS:
                 leg.run_sign = sign
                 leg.run_start_ns = t
+            leg.run_last_ns = t
         else:
-            leg.run_sign = 0
+            leg.seg_sign = 0
         if strength >= p.hedge_flow_z:
-            if leg.burst_sign != sign or leg.burst_last_ns < t - _NS:
+            if leg.burst_sign != sign or t - leg.burst_last_ns > gap_ns + _NS:
+                last = leg.long_last_ns[0 if sign < 0 else 1]
+                leg.burst_reversal = leg.seg_start_ns - last <= p.hedge_reversal_seconds * _NS
                 leg.burst_sign = sign
-                leg.burst_start_ns = t
+                leg.burst_onset_ns = leg.seg_start_ns
                 leg.burst_peak_z = strength
             leg.burst_last_ns = t
             leg.burst_peak_z = max(leg.burst_peak_z, strength)
+            if t - leg.burst_onset_ns >= 2 * p.hedge_burst_seconds * _NS:
+                # a sustained burst (longer than one isolated order's spike of the sum)
+                leg.long_last_ns[1 if sign < 0 else 0] = t
+
+    def _active(self, leg: _Leg, t: int) -> int:
+        """The sign of the leg's run if it is still going at ``t`` (0: none)."""
+        if leg.run_sign and t - leg.run_last_ns <= self.params.hedge_gap_seconds * _NS:
+            return leg.run_sign
+        return 0
 
     def _directional_basis_z(self, leg: _Leg) -> float:
         """The median basis z of the leg's pairs, signed so that positive is what hedgers
@@ -583,33 +622,92 @@ class HedgeView:
         ]
         return statistics.median(zs) if zs else _NAN
 
+    def _directional_basis_move(self, leg: _Leg, onset_ns: int) -> float:
+        """The median over the leg's pairs of the basis change since ``onset_ns`` — now minus
+        the median of the ``hedge_burst_seconds`` before the onset — in units of the basis
+        baseline's scale, signed like :meth:`_directional_basis_z`."""
+        first = onset_ns - self.params.hedge_burst_seconds * _NS
+        moves = []
+        for b in self.basis:
+            if not (b.spot is leg or b.perp is leg) or b.bps != b.bps:
+                continue
+            before = [x for ts, x in b.recent if first <= ts < onset_ns and x == x]
+            if not before:
+                continue
+            move = robust_z(
+                b.bps, statistics.median(before), b.baseline.mad, self.params.basis_z_floor_bps
+            )
+            if move != move:
+                continue
+            moves.append(move if leg.kind == "perp" else -move)
+        return statistics.median(moves) if moves else _NAN
+
     def _leader(self, leg: _Leg, sign: int, t: int) -> _Leg | None:
-        """The leg whose burst of sign ``sign`` this leg's flow run followed (the strongest)."""
-        lag_ns = self.params.leadlag_max_lag_seconds * _NS
+        """The leg whose burst of sign ``sign`` this leg's flow run followed (the strongest):
+        a burst of that sign, going on or ended at most ``leadlag_max_lag_seconds`` ago, whose
+        onset came ``hedge_min_lag_seconds`` to ``leadlag_max_lag_seconds`` before the start
+        of this leg's run."""
+        p = self.params
+        lag_ns = p.leadlag_max_lag_seconds * _NS
+        min_ns = p.hedge_min_lag_seconds * _NS
         best: _Leg | None = None
         for other in self.legs:
             if other is leg or not other.engine.warm or other.burst_sign != sign:
                 continue
-            if t - other.burst_last_ns > lag_ns:
+            if other.burst_reversal or t - other.burst_last_ns > lag_ns:
                 continue
-            if not other.burst_start_ns < leg.run_start_ns <= other.burst_start_ns + lag_ns:
+            if not self._leads(other, leg):
+                continue
+            onset = other.burst_onset_ns
+            if not onset + min_ns <= leg.run_start_ns <= onset + lag_ns:
                 continue
             if best is None or other.burst_peak_z > best.burst_peak_z:
                 best = other
         return best
 
+    def _leads(self, leader: _Leg, follower: _Leg) -> bool:
+        """The flow lead–lag puts ``leader`` ahead: its correlation at some lag where the leader
+        is ahead by ``hedge_min_lag_seconds`` or more exceeds the same-second correlation (a
+        common shock trades both venues in the same seconds). Unknown correlations: no."""
+        for pair in self.pairs:
+            if pair.a is leader and pair.b is follower:
+                ahead = 1
+            elif pair.a is follower and pair.b is leader:
+                ahead = -1
+            else:
+                continue
+            ll = pair.lead_lag
+            same = ll.correlation(ll.lags.index(0))
+            best = max(
+                (
+                    ll.correlation(k)
+                    for k, lag in enumerate(ll.lags)
+                    if lag * ahead >= self.params.hedge_min_lag_seconds
+                ),
+                key=lambda r: r if r == r else -2.0,
+            )
+            return same == same and best == best and best > same
+        return False
+
     def _step(self, leg: _Leg, t: int) -> None:
         p = self.params
         d = self._directional_basis_z(leg)
         warm = leg.engine.warm and leg.mid == leg.mid
+        active = self._active(leg, t)
         for side in SIDES:
             sign = _SIGN[side]
             score = sign * d
             leg.scores[side] = score
             machine = leg.machines[side]
-            leader = self._leader(leg, sign, t) if warm and leg.run_sign == sign else None
-            on = leader is not None and score >= p.hedge_basis_z
-            off = not (score >= p.hedge_basis_z_off) or leg.run_sign != sign
+            other = leg.machines[SIDES[1] if side == SIDES[0] else SIDES[0]]
+            leader = None
+            if warm and active == sign and not other.firing:
+                leader = self._leader(leg, sign, t)
+            on = False
+            if leader is not None and score >= p.hedge_basis_z_off:
+                move = sign * self._directional_basis_move(leg, leader.burst_onset_ns)
+                on = move >= p.hedge_basis_z
+            off = not (score >= p.hedge_basis_z_off) or active != sign
             if not machine.firing:
                 leg.leaders[side] = leader
             if machine.state is AlertState.IDLE and not on:
@@ -624,8 +722,9 @@ class HedgeView:
             if machine.force_resolve(end_ns):
                 leg.scores[side] = _NAN
                 self._emit(leg, side, "resolved", valid=False)
-        leg.run_sign = leg.burst_sign = 0
-        leg.burst_last_ns = -(1 << 62)
+        leg.run_sign = leg.seg_sign = leg.burst_sign = 0
+        leg.long_last_ns = [-(1 << 62), -(1 << 62)]
+        leg.run_last_ns = leg.burst_last_ns = -(1 << 62)
         leg.burst.clear()
         leg.flow_base.drop_current()
 

@@ -441,6 +441,33 @@ class SignalSettings(Table, frozen=True):
             extra=_Z,
         ),
     ] = 1.5
+    hedge_gap_seconds: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="hedge_pressure: a venue's run (and burst) of one-signed flow survives "
+            "dips below its threshold of at most this long",
+            extra=_S,
+        ),
+    ] = 5
+    hedge_min_lag_seconds: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="hedge_pressure: the follower's run must start at least this long after "
+            "the leader's burst onset (near-simultaneous onsets are a common shock, not a hedge)",
+            extra=_S,
+        ),
+    ] = 2
+    hedge_reversal_seconds: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="hedge_pressure: a burst starting within this long after the end of the "
+            "same venue's sustained burst of the other sign is a reversal and leads nothing",
+            extra=_S,
+        ),
+    ] = 60
     hedge_flow_floor_notional: Annotated[
         float,
         Meta(
@@ -454,8 +481,8 @@ class SignalSettings(Table, frozen=True):
         float,
         Meta(
             gt=0,
-            description="hedge_pressure: fire when the basis z moved at least this far in the "
-            "hedgers' direction ...",
+            description="hedge_pressure: fire when the basis moved at least this many of its "
+            "baseline scales in the hedgers' direction since the leader's burst onset ...",
             extra=_Z,
         ),
     ] = 2.0
@@ -463,15 +490,16 @@ class SignalSettings(Table, frozen=True):
         float,
         Meta(
             ge=0,
-            description="hedge_pressure: end when it is back below this (below hedge_basis_z) "
-            "or the follower's flow stops",
+            description="hedge_pressure: ... with its z on the hedgers' side of the baseline by at "
+            "least this (below hedge_basis_z); end when it is back below this or the follower's "
+            "run stops",
             extra=_Z,
         ),
     ] = 1.0
     hedge_on_seconds: Annotated[
         float,
         Meta(ge=0, description="hedge_pressure: how long the fire condition holds", extra=_S),
-    ] = 2.0
+    ] = 1.0
     hedge_off_seconds: Annotated[
         float,
         Meta(ge=0, description="hedge_pressure: how long the end condition holds", extra=_S),
@@ -491,6 +519,13 @@ class SignalSettings(Table, frozen=True):
                 ("leadlag_max_lag_seconds", "leadlag_window_seconds"),
                 f"leadlag_max_lag_seconds ({self.leadlag_max_lag_seconds}) must be less than "
                 f"leadlag_window_seconds ({self.leadlag_window_seconds})",
+                cross=True,
+            )
+        if not self.hedge_min_lag_seconds <= self.leadlag_max_lag_seconds:
+            raise FieldError(
+                ("hedge_min_lag_seconds", "leadlag_max_lag_seconds"),
+                f"hedge_min_lag_seconds ({self.hedge_min_lag_seconds}) must not exceed "
+                f"leadlag_max_lag_seconds ({self.leadlag_max_lag_seconds})",
                 cross=True,
             )
         if not self.withdrawal_ratio_on < self.withdrawal_ratio_off:
