@@ -24,7 +24,12 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from mmradar.embedded.binance import EmbeddedBinance
 from mmradar.embedded.capture import DepthDiff, Trade
-from mmradar.embedded.source import CaptureSource, FrameSource, SimulatedSource
+from mmradar.embedded.source import (
+    CaptureSource,
+    FrameSource,
+    SimulatedPerpSource,
+    SimulatedSource,
+)
 from mmradar.sim import FeedFault, Phase, ScenarioSpec
 from support import wait_until
 
@@ -311,3 +316,64 @@ async def test_scheduled_faults_gap_then_drop() -> None:
         assert breaks == [3000]
         assert 5800 <= events[-1]["E"] - events[0]["E"] <= 6000
         assert venue.stats.depth_events_skipped == 1
+
+
+async def test_a_perpetual_venue_in_lockstep_serves_the_simulators_perp_events() -> None:
+    """The perpetual of a two-venue run, on a USD-M venue in lockstep with the spot one: it
+    releases nothing the spot venue has not reached, serves the simulator's depth frames and
+    fills (as ``@trade``) with the spot venue's event-time shift, and ends with it."""
+    source = SimulatedSource("hedged-buy-burst", 3, duration_s=20.0)
+    clock = FakeClock()
+    async with (
+        EmbeddedBinance("spot", source=source, speed=math.inf, loop=False, clock=clock) as spot,
+        EmbeddedBinance(
+            "usdm",
+            source=SimulatedPerpSource(source),
+            loop=False,
+            clock=clock,
+            lockstep=spot,
+        ) as perp,
+        connect(perp.ws_base + "/public/stream?streams=btcusdt@depth@0ms/btcusdt@trade") as pws,
+    ):
+        # nobody on the spot venue: it holds, and so does the perpetual
+        await asyncio.sleep(0.2)
+        assert perp.stats.depth_events == 0
+        reader = asyncio.create_task(read_until_end(pws))
+        ahead: list[tuple[int, int]] = []
+
+        async def watch() -> None:
+            while not spot.stats.passes_completed:
+                if perp.position_ns > spot.position_ns:
+                    ahead.append((perp.position_ns, spot.position_ns))
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        async with connect(spot.ws_base + "/ws/btcusdt@depth@100ms") as sws:
+            spot_frames = await drain(spot, sws)
+            await perp.wait_drained()
+            perp.send_raw(END)
+            frames = await reader
+        await watcher
+    assert not ahead
+    run = source.run
+    assert run is not None and run.perp is not None
+    spot_sent = [orjson.loads(f.payload) for f in run.frames]
+    e0 = next(f["data"]["E"] for f in spot_sent if f["stream"] == "btcusdt@depth@100ms")
+    assert spot_frames[0]["E"] == FIXED_MS
+    shift = FIXED_MS - e0
+    sent = [orjson.loads(f.payload) for f in run.perp.frames]
+    first_depth = next(i for i, f in enumerate(sent) if f["stream"] == "btcusdt@depth@100ms")
+    expected = []
+    for frame in sent[first_depth:]:
+        data = frame["data"]
+        if data["e"] == "depthUpdate":
+            shifted = {**data, "E": data["E"] + shift, "T": data["T"] + shift}
+            expected.append({"stream": "btcusdt@depth@0ms", "data": shifted})
+        else:
+            assert data["f"] == data["l"] == data["a"]
+            fill = {"e": "trade", "E": data["E"] + shift, "T": data["T"] + shift, "s": data["s"],
+                    "t": data["a"], "p": data["p"], "q": data["q"], "m": data["m"]}  # fmt: skip
+            expected.append({"stream": "btcusdt@trade", "data": fill})
+    assert any(f["stream"] == "btcusdt@trade" for f in expected)
+    assert frames == expected
+    assert perp.position_ns == run.perp.frames[-1].ts_ns

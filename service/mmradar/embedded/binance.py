@@ -4,11 +4,12 @@
 upgrades with Binance's public market-data streams and plain HTTP GETs with Binance's REST depth
 endpoint. It is the protocol layer only: the timeline it serves comes from a pluggable source
 (:mod:`.source`) — a recorded capture (by default the packaged hftbacktest files, see
-``mmradar/data/README.md``) or a run of the market simulator (:mod:`mmradar.sim`, spot). It keeps
-its own ground-truth book (:mod:`.truth`) so tests can compare the service's book with what the
-venue actually sent. ``mmradar demo`` runs the whole service against it; end-to-end tests use
-it as "the fake exchange", faults included. A simulated source may schedule faults of its own
-(a skipped diff, dropped connections) on its timeline.
+``mmradar/data/README.md``) or a run of the market simulator (:mod:`mmradar.sim`: spot, or its
+perpetual on USD-M in lockstep with a spot venue). It keeps its own ground-truth book
+(:mod:`.truth`) so tests can compare the service's book with what the venue actually sent.
+``mmradar demo`` runs the whole service against it; end-to-end tests use it as "the fake
+exchange", faults included. A simulated source may schedule faults of its own (a skipped diff,
+dropped connections) on its timeline.
 
 Reproduced (docs/venues/binance.md and the Binance documentation it links):
 
@@ -52,7 +53,10 @@ requests; TLS. Aggregate-trade ids are synthetic (a per-venue counter), not Bina
 Replay and time (see :class:`EmbeddedBinance` for details): frames go out in capture order, paced
 by the recorder's receive timestamps divided by ``speed``; event times are rebased onto the
 venue's wall clock at :meth:`EmbeddedBinance.start`; each pass of a looping venue shifts times and
-update ids forward so that they never go backwards.
+update ids forward so that they never go backwards. A venue may instead replay in lockstep with
+another one (``lockstep=``: two markets of one simulation, e.g. spot and its perpetual): it
+releases each step once the other has reached it on the shared receive-time axis, serves event
+times on the other's time base and ends each pass with it.
 
 Layout: this module holds the venue (lifecycle, replay, ground truth, fault injection); its
 websocket protocol is in :mod:`.binance_ws` and its REST router in :mod:`.binance_rest`, base
@@ -212,6 +216,7 @@ class EmbeddedBinance(_RestRouter):
         max_queue_frames: int = 10_000,
         slow_client_timeout_s: float = 5.0,
         max_incoming_per_s: int | None = None,
+        lockstep: EmbeddedBinance | None = None,
     ) -> None:
         """Configure the venue; nothing runs before :meth:`start`.
 
@@ -240,10 +245,17 @@ class EmbeddedBinance(_RestRouter):
                 lagging client before leaving it behind.
             max_incoming_per_s: client frames per second before the connection is closed with
                 1008; default 5 (spot) / 10 (USD-M); 0 disables the limit.
+            lockstep: replay in lockstep with this venue (the *leader*, started first), whose
+                source shares this one's receive-time axis: each step is released once the
+                leader has released a step at or after its time in the same pass (``speed`` and
+                ``pace_clock`` are then the leader's business), the rest of a pass when the
+                leader completes it; event times are rebased onto the leader's (the same
+                source time is served as the same ``E`` on both venues). The replay still
+                holds while nobody here subscribes, and catches up when someone does.
 
         Raises:
             ValueError: an argument is out of range, or ``capture`` and ``source`` are both
-                given, or the source is for another market.
+                given, or the source is for another market, or ``lockstep`` is this venue.
         """
         if market not in ("spot", "usdm"):
             raise ValueError(f"market must be 'spot' or 'usdm', not {market!r}")
@@ -257,6 +269,8 @@ class EmbeddedBinance(_RestRouter):
             raise ValueError(f"host must be an IPv4 loopback address, not {host!r}")
         if max_queue_frames < 1:
             raise ValueError("max_queue_frames must be >= 1")
+        if lockstep is self:
+            raise ValueError("a venue cannot replay in lockstep with itself")
         spot = market == "spot"
         self._market: Market = market
         self._source: FrameSource = (
@@ -278,6 +292,10 @@ class EmbeddedBinance(_RestRouter):
         if max_incoming_per_s is None:
             max_incoming_per_s = 5 if spot else 10
         self._max_incoming_per_s = max_incoming_per_s
+        self._leader = lockstep
+        # (pass, receive time) of the last released step, and who waits for it to move
+        self._released_at: tuple[int, int] = (-1, 0)
+        self._progress: asyncio.Event | None = None
 
         self._plan: ReplayPlan | None = None
         self._start_ms = 0
@@ -320,12 +338,20 @@ class EmbeddedBinance(_RestRouter):
         """Load the capture, bind the port and start the replay task.
 
         Raises:
-            RuntimeError: already started, or started and stopped (a venue runs once).
+            RuntimeError: already started, or started and stopped (a venue runs once), or the
+                ``lockstep`` leader has not been started.
             CaptureError: the capture cannot be served.
+            ValueError: this source's time span does not fit in one pass of the leader's.
         """
         if self._plan is not None:
             raise RuntimeError("an EmbeddedBinance can be started only once")
-        self._plan = plan = await asyncio.to_thread(self._source.load)
+        leader = self._leader
+        if leader is not None and leader._plan is None:
+            raise RuntimeError("start the lockstep leader first")
+        plan = await asyncio.to_thread(self._source.load)
+        if leader is not None and plan.time_hi_ms - plan.time_lo_ms >= leader.plan.time_shift_ms:
+            raise ValueError("the source spans more event time than one pass of the leader's")
+        self._plan = plan
         symbol = plan.symbol.lower()
         if self._market == "spot":
             roots = {"depth": frozenset({""}), "trade": frozenset({""}), "agg": frozenset({""})}
@@ -346,7 +372,7 @@ class EmbeddedBinance(_RestRouter):
         self._stream_roots[f"{symbol}@trade"] = roots["trade"]
         self._stream_roots[f"{symbol}@aggTrade"] = roots["agg"]
 
-        self._start_ms = self._clock() // 1_000_000
+        self._start_ms = self._clock() // 1_000_000 if leader is None else leader.start_ms
         self._reset_pass(0)
         await self._bind(
             self._handle,
@@ -357,12 +383,13 @@ class EmbeddedBinance(_RestRouter):
         )
         self._tasks = [asyncio.create_task(self._replay(), name="embedded-binance-replay")]
         logger.info(
-            "embedded binance %s serving %s at %s (speed=%s, loop=%s)",
+            "embedded binance %s serving %s at %s (speed=%s, loop=%s%s)",
             self._market,
             plan.symbol,
             self.ws_base,
             self._speed,
             self._loop_capture,
+            "" if leader is None else f", in lockstep with {leader.ws_base}",
         )
 
     # -- addresses and ground truth ----------------------------------------------------------
@@ -523,13 +550,20 @@ class EmbeddedBinance(_RestRouter):
             raise KeyError(f"unknown symbol {symbol!r}; this venue serves {plan.symbol}")
         return self._truth
 
+    def _time_offset(self, number: int) -> int:
+        """What pass ``number`` adds to the source's event times, ms (the leader's, if any)."""
+        if self._leader is not None:
+            return self._leader._time_offset(number)
+        plan = self._require_plan()
+        return self._start_ms - plan.first_event_ms + number * plan.time_shift_ms
+
     def _reset_pass(self, number: int) -> None:
         plan = self._require_plan()
         self._pass = number
         self._id_off = number * plan.id_shift
         self._trade_off = number * plan.trade_id_shift
         self._agg_off = plan.trade_id_lo // 2 + number * plan.agg_trade_count
-        self._time_off = self._start_ms - plan.first_event_ms + number * plan.time_shift_ms
+        self._time_off = self._time_offset(number)
         self._truth = TruthBook(plan.snapshot, id_offset=self._id_off)
         snap = plan.snapshot
         self._truth_E = None if snap.E is None else snap.E + self._time_off
@@ -544,8 +578,12 @@ class EmbeddedBinance(_RestRouter):
         plan = self._require_plan()
         while True:
             logger.info("embedded binance %s: pass %d ready", self._market, self._pass)
-            await self._run_pass(plan)
+            if self._leader is None:
+                await self._run_pass(plan)
+            else:
+                await self._run_pass_lockstep(plan, self._leader)
             self._n_passes += 1
+            self._moved()
             self._drained.set()
             logger.info("embedded binance %s: pass %d complete", self._market, self._pass)
             if not self._loop_capture:
@@ -586,6 +624,40 @@ class EmbeddedBinance(_RestRouter):
                 idle = 0
                 await asyncio.sleep(0)
 
+    async def _run_pass_lockstep(self, plan: ReplayPlan, leader: EmbeddedBinance) -> None:
+        """Release every step of the timeline once, as the leader reaches its time."""
+        number = self._pass
+        idle = 0
+        for step in plan.steps:
+            await self._hold()
+            if not leader._reached(number, step.recv_ns):
+                idle = 0
+                await leader._wait_reached(number, step.recv_ns)
+                await self._hold()
+            self._release(step)
+            idle += 1
+            if idle >= 256:
+                idle = 0
+                await asyncio.sleep(0)
+
+    def _reached(self, number: int, recv_ns: int) -> bool:
+        """Whether the replay has released a step at or after ``recv_ns`` of pass ``number``,
+        or completed that pass."""
+        return self._n_passes > number or self._released_at >= (number, recv_ns)
+
+    async def _wait_reached(self, number: int, recv_ns: int) -> None:
+        """Wait until :meth:`_reached` (a lockstep follower waits on its leader)."""
+        while not self._reached(number, recv_ns):
+            if self._progress is None:
+                self._progress = asyncio.Event()
+            await self._progress.wait()
+
+    def _moved(self) -> None:
+        """Wake whoever waits for the replay to move on."""
+        if self._progress is not None:
+            self._progress.set()
+            self._progress = None
+
     async def _backpressure(self) -> None:
         """As-fast-as-possible mode: let lagging clients catch up, within a time limit."""
         lagging = [c for c in self._clients if not c.stalled and len(c.frames) >= c.high_water]
@@ -603,6 +675,9 @@ class EmbeddedBinance(_RestRouter):
     def _release(self, step: Step) -> bool:
         """Release one timeline step; return True if any frame was queued."""
         self._position_ns = step.recv_ns
+        self._released_at = (self._pass, step.recv_ns)
+        if self._progress is not None:
+            self._moved()
         if isinstance(step, FaultStep):
             if step.kind == "gap":
                 self._skip_depth += 1
