@@ -6,6 +6,12 @@ run`` against the real venue. It serves either a simulated market (:mod:`mmradar
 with known inventories, scripted stress regimes) or a real capture replay. When the timeline ends
 the venue drops every connection and starts over, so the demo also shows reconnects and resyncs.
 
+A simulated scenario with a perpetual (``ScenarioSpec.perp``: ``hedged-buy-burst`` and the
+others) plays both of its venues: a second embedded venue speaks Binance USD-M and serves the
+perpetual's frames in lockstep with the spot venue's (one pacing clock, one event-time base), and
+the service follows both (``binance`` and ``binance-usdm``), so its hedge view (basis, flow
+lead–lag, ``hedge_pressure``) forms as in the scorer.
+
 Simulated scenarios run at :data:`SIM_SPEED` × real time by default and with a shorter
 detector warm-up (:data:`SIM_WARMUP_S` of event time, instead of the service's 600 s), so the
 default ``cycle`` shows every symptom within a few minutes; captures default to real time.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import os
 import sys
@@ -26,11 +33,12 @@ from .app import Service
 from .clock import ShellClock, SystemClock
 from .config import LogSettings, parse_settings
 from .embedded.binance import EmbeddedBinance
-from .embedded.source import CaptureSource, FrameSource, SimulatedSource
+from .embedded.source import CaptureSource, FrameSource, SimulatedPerpSource, SimulatedSource
 from .fmt import fmt_float
 from .model import BAND_BPS, RESYNC_REASONS
 from .sim import CYCLE
 from .sim import SCENARIOS as SIM_SCENARIOS
+from .sim.perp import EXCHANGE as PERP_EXCHANGE
 from .venues import VENUE_NAMES
 
 __all__ = [
@@ -63,6 +71,8 @@ class Scenario:
         source: ``"capture"`` (a real recording) or ``"sim"`` (a :mod:`mmradar.sim` scenario
             of the same name).
         default_speed: speed without ``--speed``.
+        perp_exchange: the feed ``exchange`` of a second venue serving the simulated scenario's
+            perpetual in lockstep (``binance-usdm``); None for one venue.
     """
 
     description: str
@@ -71,21 +81,23 @@ class Scenario:
     symbols: tuple[str, ...]
     source: Literal["capture", "sim"] = "capture"
     default_speed: float = 1.0
+    perp_exchange: str | None = None
 
 
 def _sim_scenarios() -> dict[str, Scenario]:
     out = {}
     for name, spec in SIM_SCENARIOS.items():
         minutes = spec.duration_s / 60.0
-        # the demo serves one venue: a two-venue scenario plays its spot venue
-        only_spot = " (the demo plays the spot venue only)" if spec.perp else ""
+        # a two-venue scenario plays its perpetual on a second venue, in lockstep
+        perp = f" (spot and its perpetual on {PERP_EXCHANGE})" if spec.perp else ""
         out[name] = Scenario(
-            f"[sim {spec.kind}, {minutes:.0f} min] {spec.description}{only_spot}",
+            f"[sim {spec.kind}, {minutes:.0f} min] {spec.description}{perp}",
             "binance",
             "spot",
             ("BTCUSDT",),
             "sim",
             SIM_SPEED,
+            PERP_EXCHANGE if spec.perp else None,
         )
     return out
 
@@ -163,6 +175,19 @@ def render_summary(service: Service) -> str:
                 f"  taker buy/sell {inst.market.taker_buy:.3f}/{inst.market.taker_sell:.3f}"
                 f"  msgs {msgs or 0:.0f}  resyncs {resyncs:.0f}  reconnects {reconnects:.0f}"
             )
+    for view in service.hedge:
+        r = view.read()
+        basis = "  ".join(
+            f"basis {fmt_float(b.basis_bps, '+.2f', '-')}bp ({b.perp_venue} over {b.spot_venue})"
+            for b in r.basis
+        )
+        # each ordered pair is read both ways: show it once, from its first leg
+        leads = "  ".join(
+            f"flow lead {fmt_float(ll.lead_seconds, '+.0f', '-')}s ({ll.leader} over {ll.follower})"
+            f" (corr {fmt_float(ll.correlation, '+.2f', '-')})"
+            for ll in r.lead_lag[::2]
+        )
+        lines.append(f"{'hedge ' + r.instrument:22} {basis}  {leads}")
     firing, started = _firing(service)
     lines.append(
         f"{'symptoms':22} firing: {', '.join(firing) if firing else 'none'}"
@@ -223,6 +248,16 @@ def _source(name: str, chosen: Scenario, seed: int) -> FrameSource:
     return CaptureSource(chosen.market)
 
 
+def _feed(exchange: str, symbols: list[str], venue: EmbeddedBinance) -> dict[str, Any]:
+    """A ``[[feeds]]`` entry pointing the service at an embedded venue."""
+    return {
+        "exchange": exchange,
+        "symbols": symbols,
+        "ws_url": venue.ws_base,
+        "rest_url": venue.rest_base,
+    }
+
+
 async def run_demo(
     stop: asyncio.Event,
     *,
@@ -237,7 +272,10 @@ async def run_demo(
     seed: int = 1,
     clock: ShellClock | None = None,
 ) -> None:
-    """Start the embedded venue and the service against it; run until ``stop`` is set.
+    """Start the embedded venue(s) and the service against them; run until ``stop`` is set.
+
+    A scenario with ``perp_exchange`` starts a second venue serving the simulated perpetual in
+    lockstep with the first, and the service follows both.
 
     Args:
         stop: set to stop.
@@ -263,26 +301,36 @@ async def run_demo(
     source = _source(scenario, chosen, seed)
     pace = chosen.default_speed if speed is None else speed
     clock = clock or SystemClock()
-    async with EmbeddedBinance(
-        chosen.market,
-        source=source,
-        speed=pace,
-        loop=True,
-        clock=clock.wall_ns,
-        pace_clock=clock,
-    ) as venue:
+    async with contextlib.AsyncExitStack() as venues:
+        venue = await venues.enter_async_context(
+            EmbeddedBinance(
+                chosen.market,
+                source=source,
+                speed=pace,
+                loop=True,
+                clock=clock.wall_ns,
+                pace_clock=clock,
+            )
+        )
+        feeds = [_feed(chosen.exchange, list(chosen.symbols), venue)]
+        perp: EmbeddedBinance | None = None
+        if chosen.perp_exchange is not None:
+            assert isinstance(source, SimulatedSource)
+            perp_source = SimulatedPerpSource(source)
+            perp = await venues.enter_async_context(
+                EmbeddedBinance(
+                    perp_source.market,
+                    source=perp_source,
+                    speed=pace,
+                    loop=True,
+                    clock=clock.wall_ns,
+                    pace_clock=clock,
+                    lockstep=venue,
+                )
+            )
+            feeds.append(_feed(chosen.perp_exchange, [perp.symbol], perp))
         http = {"listen": listen} if listen else {}
-        config: dict[str, Any] = {
-            "http": http,
-            "feeds": [
-                {
-                    "exchange": chosen.exchange,
-                    "symbols": list(chosen.symbols),
-                    "ws_url": venue.ws_base,
-                    "rest_url": venue.rest_base,
-                }
-            ],
-        }
+        config: dict[str, Any] = {"http": http, "feeds": feeds}
         if chosen.source == "sim":
             config["signals"] = {"warmup_seconds": SIM_WARMUP_S}
         settings = parse_settings(
@@ -310,10 +358,17 @@ async def run_demo(
                 if chosen.source == "sim"
                 else ""
             )
+            second = (
+                f"  second venue       ws {perp.ws_base}  rest {perp.rest_base}"
+                f"  ({chosen.perp_exchange} {perp.symbol}, in lockstep)\n"
+                if perp is not None
+                else ""
+            )
             out.write(
                 f"mmradar demo: {scenario} — {chosen.description}\n"
                 f"  embedded exchange  ws {venue.ws_base}  rest {venue.rest_base}"
                 f"  (speed {pace:g}x)\n"
+                f"{second}"
                 f"{warm}"
                 f"  metrics            {service.server.url}/metrics"
                 f"  (also /healthz, /readyz)\n  Ctrl-C to stop.\n"
