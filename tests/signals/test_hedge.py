@@ -267,7 +267,10 @@ def drive_hedge(
         perp_flow = 150_000.0 if delay_s <= k < delay_s + 20 else -noise
         basis = 5.0 + (0.5 if i % 3 == 0 else 0.0)
         if basis_moves and k >= delay_s:
-            basis += min(2.0 * (k - delay_s + 1), 20.0)
+            # the perp runs up while it is bought, and comes back once the buying stops
+            up = min(2.0 * (k - delay_s + 1), 20.0)
+            back = max(0.0, 2.0 * (k - delay_s - 19))
+            basis += max(0.0, up - back)
         spot.tick(t, 100.0, spot_flow)
         if perp_arrives_late:
             for tick in held:
@@ -289,20 +292,23 @@ def test_a_spot_burst_hedged_on_the_perp_fires_hedge_pressure_buy_on_the_perp() 
     assert e.symptom == SYMPTOM
     assert (e.exchange, e.symbol, e.side) == ("binance-usdm", "BTCUSDT", "buy")
     # the spot burst's onset is second 0 of the burst (its 5-s sum crosses both thresholds
-    # there); the perp's run starts at second 2 (hedge_min_lag_seconds after the onset) with
-    # the basis already 4 scales (2 bps over the 0.5-bps floor) above its pre-onset median:
-    # the condition holds from second 2 and, after hedge_on_seconds (1 s), fires at second 3
+    # there); the perp's evidence counts from second 3 (hedge_min_lag_seconds after the onset):
+    # its buying, 300 times its typical second and clipped to 4, adds 4 − 0.5 a second, so the
+    # CUSUM is 3.5, 7, 10.5 at seconds 3, 4, 5 — past hedge_follower_cusum (10) at second 5,
+    # with the basis already 12 bps above its pre-onset median: the condition holds from second
+    # 5 and, after hedge_on_seconds (1 s), fires at second 6
     start = T0 - T0 % (60 * NS) + 600 * NS
-    assert e.started_at_ns == start + 3 * NS
-    # the perp's flow stops after second 21; its 5-s sum stays high to second 25, the run
-    # survives hedge_gap_seconds (5) more, the end condition holds from second 31 and the
-    # episode resolves hedge_off_seconds (10) later
+    assert e.started_at_ns == start + 6 * NS
+    # the perp's buying stops after second 21 and its price comes back over the next ten
+    # seconds: the basis z is back under hedge_basis_level_z at second 31, and the episode
+    # resolves hedge_off_seconds (10) later
     (resolved,) = [x for x in events if x.state == "resolved"]
     assert resolved.ended_at_ns == start + 41 * NS
     ctx = e.context
     assert ctx["instrument"] == "BTC-USD"
     assert (ctx["leader_exchange"], ctx["leader_symbol"]) == ("binance", "BTCUSDT")
-    assert ctx["basis_zscore"] >= params.hedge_basis_z
+    assert ctx["basis_zscore"] >= params.hedge_basis_level_z
+    assert ctx["follower_cusum"] == 14.0  # 10.5 + 3.5 at second 6
     assert ctx["basis_bps"] > 5.0
     for key in ("book_valid", "best_bid", "depth", "depth_baseline", "dealer_pressure"):
         assert key in ctx
@@ -325,16 +331,27 @@ def test_a_same_second_common_shock_is_not_a_hedge() -> None:
     assert events == []
 
 
-@pytest.mark.parametrize(("min_lag", "fires"), [(1, True), (2, False)])
-def test_a_one_second_lag_is_a_hedge_only_with_a_one_second_minimum(
-    min_lag: int, fires: bool
+@pytest.mark.parametrize(("common", "first"), [(3.0, None), (7.0, 6)])
+def test_flow_already_going_at_the_onset_is_a_common_shock(
+    common: float, first: int | None
 ) -> None:
-    params = SignalSettings(baseline_minutes=5, hedge_min_lag_seconds=min_lag)
-    _, events = drive_hedge(params, basis_moves=True, delay_s=1)
+    """The perp's buying starts two seconds after the spot's onset: its second 2 (4, plus the
+    noise of seconds −1, 0 and 1) falls in the window from the second before the onset to
+    hedge_min_lag_seconds after it. At the default hedge_common_shock (7) that is a hedge,
+    firing at second 6; with the check at 3 the perp was already trading the spot's way when
+    the burst began — a common shock, which leads nothing."""
+    params = SignalSettings(baseline_minutes=5, hedge_common_shock=common)
+    _, events = drive_hedge(params, basis_moves=True, delay_s=2)
     starts = [e.started_at_ns for e in events if e.state == "firing"]
     start = T0 - T0 % (60 * NS) + 600 * NS
-    # on from second 1 (the perp's run start), fires hedge_on_seconds later
-    assert starts == ([start + 2 * NS] if fires else [])
+    assert starts == ([] if first is None else [start + first * NS])
+
+
+def test_a_one_second_lag_is_a_common_shock_at_the_defaults() -> None:
+    """Buying on the perp from the second after the spot's onset puts 8 in the window: no
+    hedge."""
+    _, events = drive_hedge(SignalSettings(baseline_minutes=5), basis_moves=True, delay_s=1)
+    assert events == []
 
 
 @pytest.mark.parametrize(("reversal_s", "fires"), [(60, False), (0, True)])

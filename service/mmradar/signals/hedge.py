@@ -18,13 +18,18 @@ and hedge_pressure"):
   ``−L … +L`` (``L = leadlag_max_lag_seconds``) — :class:`LeadLag`, O(lags) per second; the
   lag of the highest correlation and that correlation;
 * the symptom ``hedge_pressure`` (sides ``buy``/``sell``: the direction the hedgers trade),
-  reported on the **follower** (hedge) leg: a burst of signed taker flow on a leader leg, then
-  a same-sign run of flow on the follower that started ``hedge_min_lag_seconds`` to
-  ``leadlag_max_lag_seconds`` after the burst's onset (same-second onsets, or a same-second
-  correlation the lagged ones do not beat, are a common shock), with the basis moved in the
-  hedgers' direction (hedgers buying a perpetual push the basis up, buying spot push it down)
-  by at least ``hedge_basis_z`` of its scale since the onset and on their side of its
-  baseline; a burst reversing the leg's sustained burst of the other sign leads nothing.
+  reported on the **follower** (hedge) leg. The leader: a burst of signed taker flow on
+  another leg (robust z of its ``hedge_burst_seconds`` sum ≥ ``hedge_flow_z``; its onset is
+  the start of the run at ``hedge_follower_z`` that led to it; a burst reversing the leg's
+  sustained burst of the other sign leads nothing), put ahead by the flow lead–lag. The
+  follower: a one-sided CUSUM of its standardised 1-s flow (in units of its median absolute
+  size, clipped), counted from ``hedge_min_lag_seconds`` after the leader's onset, reaching
+  ``hedge_follower_cusum`` — hedging is a sustained drift that starts after the leader's
+  burst; flow already going the leader's way around its onset (``hedge_common_shock``) is a
+  common shock. The basis: moved in the hedgers' direction (hedgers buying a perpetual push
+  the basis up, buying spot push it down) by ``hedge_basis_move_z`` of its scale since the
+  onset, and on their side of its baseline by ``hedge_basis_level_z``. The episode lasts
+  while the basis stays on their side and the follower's CUSUM has not drained to zero.
 
 Clock. Every leg's engine ticks once per second of its own event time and hands its sample to
 the view (``SignalEngine.on_tick``, shared with the cross-venue view through
@@ -79,6 +84,11 @@ _SIGN: Final = {"buy": 1, "sell": -1}
 _NS: Final = 1_000_000_000
 #: A second is evaluated at the latest when some leg has reported a second this much later.
 GRACE_NS: Final = 2 * _NS
+#: Standardised seconds kept per leg (the follower's evidence counts from a leader's onset at
+#: most this long ago).
+HISTORY_S: Final = 180
+#: Seconds of scale history needed before a leg's 1-s flow is standardised.
+MIN_SCALE_S: Final = 30
 _NAN: Final = math.nan
 
 
@@ -375,17 +385,15 @@ class _Leg:
     machines: dict[str, AlertMachine]
     flow_base: BucketedMedian
     burst: deque[float]
+    # |1-s signed notional| outside bursts (the scale), and the standardised seconds (t, u)
+    spread: deque[float]
+    std_flow: deque[tuple[int, float]]
     samples: dict[int, tuple[float, float]] = field(default_factory=dict)
     latest_ns: int = 0
     life_ns: int = 0
     mid: float = _NAN
     flow: float = _NAN
     flow_z: float = _NAN
-    # the current (or last) run: seconds of one sign with |z| >= hedge_follower_z, kept across
-    # dips of at most hedge_gap_seconds; its onset, last second and peak |z|
-    run_sign: int = 0
-    run_start_ns: int = 0
-    run_last_ns: int = -(1 << 62)
     # the current unbroken run (no dip) at |z| >= hedge_follower_z: its sign and start
     seg_sign: int = 0
     seg_start_ns: int = 0
@@ -401,6 +409,8 @@ class _Leg:
     long_last_ns: list[int] = field(default_factory=lambda: [-(1 << 62), -(1 << 62)])
     scores: dict[str, float] = field(default_factory=dict)
     leaders: dict[str, _Leg | None] = field(default_factory=dict)
+    # the follower's CUSUM behind each side's leader (for the episode's context)
+    evidence: dict[str, float] = field(default_factory=dict)
 
     @property
     def firing(self) -> bool:
@@ -466,7 +476,10 @@ class HedgeView:
                 machines={side: AlertMachine(timing) for side in SIDES},
                 flow_base=BucketedMedian(p.baseline_minutes),
                 burst=deque(maxlen=p.hedge_burst_seconds),
+                spread=deque(maxlen=p.hedge_scale_seconds),
+                std_flow=deque(maxlen=HISTORY_S),
                 scores=dict.fromkeys(SIDES, _NAN),
+                evidence=dict.fromkeys(SIDES, _NAN),
                 leaders=dict.fromkeys(SIDES, None),
             )
             for x, s, kind, engine in legs
@@ -553,6 +566,7 @@ class HedgeView:
                 leg.mid = sample[0] if sample[0] > 0.0 else _NAN
                 leg.flow = sample[1]
             self._flow(leg, t)
+            self._standardise(leg, t)
         for b in self.basis:
             s, q = b.spot.mid, b.perp.mid
             b.bps = 1e4 * (q - s) / s if s > 0.0 and q > 0.0 else _NAN
@@ -587,10 +601,6 @@ class HedgeView:
             if leg.seg_sign != sign:
                 leg.seg_sign = sign
                 leg.seg_start_ns = t
-            if leg.run_sign != sign or t - leg.run_last_ns > gap_ns + _NS:
-                leg.run_sign = sign
-                leg.run_start_ns = t
-            leg.run_last_ns = t
         else:
             leg.seg_sign = 0
         if strength >= p.hedge_flow_z:
@@ -606,11 +616,21 @@ class HedgeView:
                 # a sustained burst (longer than one isolated order's spike of the sum)
                 leg.long_last_ns[1 if sign < 0 else 0] = t
 
-    def _active(self, leg: _Leg, t: int) -> int:
-        """The sign of the leg's run if it is still going at ``t`` (0: none)."""
-        if leg.run_sign and t - leg.run_last_ns <= self.params.hedge_gap_seconds * _NS:
-            return leg.run_sign
-        return 0
+    def _standardise(self, leg: _Leg, t: int) -> None:
+        """The leg's 1-s signed notional in units of its typical size (median absolute value
+        over ``hedge_scale_seconds`` outside its bursts, floored), clipped to
+        ``± hedge_flow_clip``; a missing second, or a leg without enough history, counts 0."""
+        p = self.params
+        x = leg.flow
+        u = 0.0
+        if x == x:
+            if len(leg.spread) >= MIN_SCALE_S:
+                floor = p.hedge_flow_floor_notional / p.hedge_burst_seconds
+                scale = max(floor, statistics.median(leg.spread))
+                u = max(-p.hedge_flow_clip, min(p.hedge_flow_clip, x / scale))
+            if not abs(leg.flow_z) >= p.hedge_flow_z and not leg.firing:
+                leg.spread.append(abs(x))
+        leg.std_flow.append((t, u))
 
     def _directional_basis_z(self, leg: _Leg) -> float:
         """The median basis z of the leg's pairs, signed so that positive is what hedgers
@@ -642,15 +662,17 @@ class HedgeView:
             moves.append(move if leg.kind == "perp" else -move)
         return statistics.median(moves) if moves else _NAN
 
-    def _leader(self, leg: _Leg, sign: int, t: int) -> _Leg | None:
-        """The leg whose burst of sign ``sign`` this leg's flow run followed (the strongest):
-        a burst of that sign, going on or ended at most ``leadlag_max_lag_seconds`` ago, whose
-        onset came ``hedge_min_lag_seconds`` to ``leadlag_max_lag_seconds`` before the start
-        of this leg's run."""
+    def _leader(self, leg: _Leg, sign: int, t: int) -> tuple[_Leg | None, float]:
+        """The leg whose burst of sign ``sign`` this leg's flow follows, and the follower's
+        evidence behind it (the strongest burst among those that qualify): a burst of that
+        sign, going on or ended at most ``leadlag_max_lag_seconds`` ago, not a reversal, put
+        ahead by the lead–lag, not a common shock, and followed on this leg by a CUSUM of at
+        least ``hedge_follower_cusum`` (:meth:`_evidence`) in a run that began within
+        ``leadlag_max_lag_seconds`` of the onset."""
         p = self.params
         lag_ns = p.leadlag_max_lag_seconds * _NS
-        min_ns = p.hedge_min_lag_seconds * _NS
         best: _Leg | None = None
+        evidence = _NAN
         for other in self.legs:
             if other is leg or not other.engine.warm or other.burst_sign != sign:
                 continue
@@ -659,11 +681,41 @@ class HedgeView:
             if not self._leads(other, leg):
                 continue
             onset = other.burst_onset_ns
-            if not onset + min_ns <= leg.run_start_ns <= onset + lag_ns:
+            if self._common_shock(leg, sign, onset):
+                continue
+            cusum, since = self._evidence(leg, sign, onset)
+            if cusum < p.hedge_follower_cusum or since > onset + lag_ns:
                 continue
             if best is None or other.burst_peak_z > best.burst_peak_z:
-                best = other
-        return best
+                best, evidence = other, cusum
+        return best, evidence
+
+    def _evidence(self, leg: _Leg, sign: int, onset_ns: int) -> tuple[float, int]:
+        """The one-sided CUSUM of the leg's standardised flow of sign ``sign`` over the
+        seconds from ``hedge_min_lag_seconds`` after ``onset_ns`` to now, ``S ← max(0, S +
+        sign·u − hedge_cusum_drift)``, and the second its current run above zero started.
+        Hedging is a sustained drift of the hedge venue's flow starting after the leader's;
+        it adds about ``|u| − drift`` per second."""
+        first = onset_ns + self.params.hedge_min_lag_seconds * _NS
+        drift = self.params.hedge_cusum_drift
+        s = 0.0
+        since = first
+        for ts, u in leg.std_flow:
+            if ts >= first:
+                if s == 0.0:
+                    since = ts
+                s = max(0.0, s + sign * u - drift)
+        return s, since
+
+    def _common_shock(self, leg: _Leg, sign: int, onset_ns: int) -> bool:
+        """The leg's standardised flow of sign ``sign`` in the second before ``onset_ns`` to
+        ``hedge_min_lag_seconds`` after it adds up to ``hedge_common_shock``: the leg was
+        already trading the leader's way when the leader's burst began (one shock on both)."""
+        p = self.params
+        lo = onset_ns - _NS
+        hi = onset_ns + p.hedge_min_lag_seconds * _NS
+        total = math.fsum(sign * u for ts, u in leg.std_flow if lo <= ts < hi)
+        return total >= p.hedge_common_shock
 
     def _leads(self, leader: _Leg, follower: _Leg) -> bool:
         """The flow lead–lag puts ``leader`` ahead: its correlation at some lag where the leader
@@ -693,23 +745,35 @@ class HedgeView:
         p = self.params
         d = self._directional_basis_z(leg)
         warm = leg.engine.warm and leg.mid == leg.mid
-        active = self._active(leg, t)
         for side in SIDES:
             sign = _SIGN[side]
             score = sign * d
             leg.scores[side] = score
             machine = leg.machines[side]
             other = leg.machines[SIDES[1] if side == SIDES[0] else SIDES[0]]
-            leader = None
-            if warm and active == sign and not other.firing:
-                leader = self._leader(leg, sign, t)
+            level = score >= p.hedge_basis_level_z
             on = False
-            if leader is not None and score >= p.hedge_basis_z_off:
-                move = sign * self._directional_basis_move(leg, leader.burst_onset_ns)
-                on = move >= p.hedge_basis_z
-            off = not (score >= p.hedge_basis_z_off) or active != sign
-            if not machine.firing:
-                leg.leaders[side] = leader
+            if machine.firing:
+                # the episode lasts while the basis stays on the hedgers' side and the
+                # follower's evidence since its leader's onset has not drained away
+                leader = leg.leaders[side]
+                alive = leader is not None and leader.engine.live
+                if alive:
+                    assert leader is not None
+                    cusum = self._evidence(leg, sign, leader.burst_onset_ns)[0]
+                    leg.evidence[side] = cusum
+                    alive = cusum > 0.0
+                off = not level or not alive
+            else:
+                leader, cusum = (None, _NAN)
+                if warm and level and not other.firing:
+                    leader, cusum = self._leader(leg, sign, t)
+                if leader is not None:
+                    move = sign * self._directional_basis_move(leg, leader.burst_onset_ns)
+                    on = move >= p.hedge_basis_move_z
+                leg.leaders[side] = leader if on else None
+                leg.evidence[side] = cusum if on else _NAN
+                off = True
             if machine.state is AlertState.IDLE and not on:
                 continue
             transition = machine.step(t, on, off, score)
@@ -722,9 +786,10 @@ class HedgeView:
             if machine.force_resolve(end_ns):
                 leg.scores[side] = _NAN
                 self._emit(leg, side, "resolved", valid=False)
-        leg.run_sign = leg.seg_sign = leg.burst_sign = 0
+        leg.seg_sign = leg.burst_sign = 0
         leg.long_last_ns = [-(1 << 62), -(1 << 62)]
-        leg.run_last_ns = leg.burst_last_ns = -(1 << 62)
+        leg.burst_last_ns = -(1 << 62)
+        leg.std_flow.clear()
         leg.burst.clear()
         leg.flow_base.drop_current()
 
@@ -759,6 +824,7 @@ class HedgeView:
                 "basis_zscore": _json(statistics.median(zs)) if zs else None,
                 "leader_flow_z": _json(leader.flow_z) if leader is not None else None,
                 "follower_flow_z": _json(leg.flow_z),
+                "follower_cusum": _json(leg.evidence[side]),
                 "kind": leg.kind,
             }
         )

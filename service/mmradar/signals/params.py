@@ -437,7 +437,9 @@ class SignalSettings(Table, frozen=True):
         float,
         Meta(
             gt=0,
-            description="hedge_pressure: the follower's same-sign flow: |robust z| at least this",
+            description="hedge_pressure: a venue's run of one-signed flow: |robust z| of its "
+            "summed signed taker notional at least this (a burst's onset is the start of the run "
+            "that led to it)",
             extra=_Z,
         ),
     ] = 1.5
@@ -445,8 +447,8 @@ class SignalSettings(Table, frozen=True):
         int,
         Meta(
             ge=0,
-            description="hedge_pressure: a venue's run (and burst) of one-signed flow survives "
-            "dips below its threshold of at most this long",
+            description="hedge_pressure: a venue's burst of one-signed flow survives dips below "
+            "its threshold of at most this long",
             extra=_S,
         ),
     ] = 5
@@ -454,11 +456,11 @@ class SignalSettings(Table, frozen=True):
         int,
         Meta(
             gt=0,
-            description="hedge_pressure: the follower's run must start at least this long after "
-            "the leader's burst onset (near-simultaneous onsets are a common shock, not a hedge)",
+            description="hedge_pressure: the follower's flow counts from this long after the "
+            "leader's burst onset (near-simultaneous flow is a common shock, not a hedge)",
             extra=_S,
         ),
-    ] = 2
+    ] = 3
     hedge_reversal_seconds: Annotated[
         int,
         Meta(
@@ -472,30 +474,76 @@ class SignalSettings(Table, frozen=True):
         float,
         Meta(
             gt=0,
-            description="hedge_pressure: smallest scale of the flow z (its baseline MAD is "
-            "floored)",
+            description="hedge_pressure: smallest scale of the summed flow's z (its baseline MAD "
+            "is floored); per second (this / hedge_burst_seconds), of the follower's 1-s flow",
             extra=_QUOTE,
         ),
     ] = 1000.0
-    hedge_basis_z: Annotated[
+    hedge_scale_seconds: Annotated[
+        int,
+        Meta(
+            ge=30,
+            description="hedge_pressure: a venue's 1-s signed taker notional is standardised by "
+            "the median of its absolute value over this many seconds outside its bursts",
+            extra=_S,
+        ),
+    ] = 300
+    hedge_flow_clip: Annotated[
         float,
         Meta(
             gt=0,
+            description="hedge_pressure: each standardised 1-s flow is clipped to ± this (one "
+            "large order is not a run of hedging)",
+            extra=_Z,
+        ),
+    ] = 4.0
+    hedge_cusum_drift: Annotated[
+        float,
+        Meta(
+            ge=0,
+            description="hedge_pressure: the follower's CUSUM subtracts this from each "
+            "standardised second (flow below it is no evidence)",
+            extra=_Z,
+        ),
+    ] = 0.5
+    hedge_follower_cusum: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="hedge_pressure: the follower's same-sign evidence, a one-sided CUSUM of "
+            "its standardised 1-s flow from hedge_min_lag_seconds after the leader's onset, at "
+            "least this",
+            extra=_Z,
+        ),
+    ] = 10.0
+    hedge_common_shock: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="hedge_pressure: the follower's standardised same-sign flow summed from "
+            "the second before the leader's onset to hedge_min_lag_seconds after it at least this: "
+            "a common shock, which leads nothing",
+            extra=_Z,
+        ),
+    ] = 7.0
+    hedge_basis_move_z: Annotated[
+        float,
+        Meta(
+            ge=0,
             description="hedge_pressure: fire when the basis moved at least this many of its "
             "baseline scales in the hedgers' direction since the leader's burst onset ...",
             extra=_Z,
         ),
-    ] = 2.0
-    hedge_basis_z_off: Annotated[
+    ] = 1.0
+    hedge_basis_level_z: Annotated[
         float,
         Meta(
             ge=0,
-            description="hedge_pressure: ... with its z on the hedgers' side of the baseline by at "
-            "least this (below hedge_basis_z); end when it is back below this or the follower's "
-            "run stops",
+            description="hedge_pressure: ... and its z is on the hedgers' side of its baseline by "
+            "at least this; end when it is back below this or the follower's evidence is gone",
             extra=_Z,
         ),
-    ] = 1.0
+    ] = 1.5
     hedge_on_seconds: Annotated[
         float,
         Meta(ge=0, description="hedge_pressure: how long the fire condition holds", extra=_S),
@@ -507,13 +555,6 @@ class SignalSettings(Table, frozen=True):
 
     def check(self) -> None:
         """The checks between keys: hysteresis order, volatility windows against sampling."""
-        if not self.hedge_basis_z_off < self.hedge_basis_z:
-            raise FieldError(
-                ("hedge_basis_z_off", "hedge_basis_z"),
-                f"hedge_basis_z_off ({self.hedge_basis_z_off:g}) must be less than "
-                f"hedge_basis_z ({self.hedge_basis_z:g}) (hysteresis)",
-                cross=True,
-            )
         if not self.leadlag_max_lag_seconds < self.leadlag_window_seconds:
             raise FieldError(
                 ("leadlag_max_lag_seconds", "leadlag_window_seconds"),
