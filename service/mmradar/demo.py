@@ -302,32 +302,29 @@ async def run_demo(
     pace = chosen.default_speed if speed is None else speed
     clock = clock or SystemClock()
     async with contextlib.AsyncExitStack() as venues:
-        venue = await venues.enter_async_context(
-            EmbeddedBinance(
-                chosen.market,
-                source=source,
-                speed=pace,
-                loop=True,
-                clock=clock.wall_ns,
-                pace_clock=clock,
+
+        async def start_venue(
+            market: Literal["spot", "usdm"], src: FrameSource, leader: EmbeddedBinance | None
+        ) -> EmbeddedBinance:
+            return await venues.enter_async_context(
+                EmbeddedBinance(
+                    market,
+                    source=src,
+                    speed=pace,
+                    loop=True,
+                    clock=clock.wall_ns,
+                    pace_clock=clock,
+                    lockstep=leader,
+                )
             )
-        )
+
+        venue = await start_venue(chosen.market, source, None)
         feeds = [_feed(chosen.exchange, list(chosen.symbols), venue)]
         perp: EmbeddedBinance | None = None
         if chosen.perp_exchange is not None:
             assert isinstance(source, SimulatedSource)
             perp_source = SimulatedPerpSource(source)
-            perp = await venues.enter_async_context(
-                EmbeddedBinance(
-                    perp_source.market,
-                    source=perp_source,
-                    speed=pace,
-                    loop=True,
-                    clock=clock.wall_ns,
-                    pace_clock=clock,
-                    lockstep=venue,
-                )
-            )
+            perp = await start_venue(perp_source.market, perp_source, venue)
             feeds.append(_feed(chosen.perp_exchange, [perp.symbol], perp))
         http = {"listen": listen} if listen else {}
         config: dict[str, Any] = {"http": http, "feeds": feeds}
