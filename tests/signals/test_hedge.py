@@ -8,6 +8,7 @@ from the fed series, with plain loops.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 from types import SimpleNamespace
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from leadlag_reference import naive_correlations, naive_peak
 from mmradar.app import Service, _run_feed
+from mmradar.book.l2book import L2Book
 from mmradar.config import parse_settings
 from mmradar.contracts import ContractSize
 from mmradar.errors import ConfigError, ContractError, UnitsError
@@ -33,7 +35,9 @@ from mmradar.signals.hedge import (
     build_hedge_views,
     require_base_units,
 )
+from mmradar.signals.market import MarketParams, MarketState
 from mmradar.signals.params import SignalSettings
+from mmradar.signals.reading import EngineReading
 from mmradar.signals.ticks import TickFanout, add_tick_listener
 from mmradar.venues import VENUE_NAMES
 from mmradar.webhooks import encode
@@ -60,10 +64,11 @@ class FakeEngine:
         if self.on_tick is not None:
             self.on_tick(self)
 
-    def read(self, settle: bool = True) -> Any:
+    def read(self, settle: bool = True) -> EngineReading:
         n = len(BAND_BPS)
         mid = self.sample.mid
-        return SimpleNamespace(
+        return dataclasses.replace(
+            BLANK_READING,
             tick_best_bid_price=mid - 0.5,
             tick_best_ask_price=mid + 0.5,
             tick_mid_price=mid,
@@ -75,6 +80,12 @@ class FakeEngine:
             dealer_pressure=0.0,
             tick_signed_taker_notional=self.sample.signed_notional,
         )
+
+
+#: A real engine's reading (the context reads its fields); the fake fills in the book's.
+BLANK_READING = SignalEngine("binance", "BTCUSDT", L2Book(), MarketState(MarketParams())).read(
+    settle=False
+)
 
 
 def engine(fake: FakeEngine) -> SignalEngine:

@@ -90,7 +90,13 @@ from .episodes import SYMPTOM_SIDES, EpisodeEvent
 from .flow import FlowState, ofi_event
 from .market import MarketState
 from .params import SignalSettings
-from .reading import PRESSURE_COMPONENTS, EngineReading, EpisodeRecord, SymptomReading
+from .reading import (
+    PRESSURE_COMPONENTS,
+    EngineReading,
+    EpisodeRecord,
+    SymptomReading,
+    base_context,
+)
 from .removal import RemovalAttribution
 
 __all__ = ["SignalEngine"]
@@ -717,32 +723,7 @@ class SignalEngine:
     def _context(self, det: Detector, side: str, valid: bool) -> dict[str, Any]:
         """The episode context (module docstring): the market values from one
         :class:`EngineReading`, the detector's statistics from the detector itself."""
-        r = self.read(settle=False)
-        ctx: dict[str, Any] = {"book_valid": valid}
-        if valid:
-            bid, ask, mid = r.tick_best_bid_price, r.tick_best_ask_price, r.tick_mid_price
-            ctx["best_bid"] = _json_num(bid)
-            ctx["best_ask"] = _json_num(ask)
-            ctx["mid"] = _json_num(mid)
-            ctx["spread_bps"] = _json_num(1e4 * (ask - bid) / mid)
-        else:
-            ctx["best_bid"] = ctx["best_ask"] = ctx["mid"] = ctx["spread_bps"] = None
-        ctx["spread_baseline_bps"] = _json_num(r.spread_baseline_bps)
-        ctx["depth"] = {
-            str(band): (
-                {"bid": _json_num(b), "ask": _json_num(a)} if valid else {"bid": None, "ask": None}
-            )
-            for band, b, a in zip(
-                BAND_BPS, r.tick_depth_bid_notional, r.tick_depth_ask_notional, strict=True
-            )
-        }
-        ctx["depth_baseline"] = {
-            str(band): {"bid": _json_num(b), "ask": _json_num(a)}
-            for band, b, a in zip(
-                BAND_BPS, r.depth_baseline_bid_notional, r.depth_baseline_ask_notional, strict=True
-            )
-        }
-        ctx["dealer_pressure"] = _json_num(r.dealer_pressure)
+        ctx = base_context(self.read(settle=False), valid)
         if det is self.evaporation:
             # pulled versus traded: what removed the side's near-touch depth
             ctx["cause"] = self.evaporation.cause(side) or None

@@ -54,12 +54,12 @@ from typing import Any, Final
 
 from ..contracts import ContractSize
 from ..errors import UnitsError
-from ..model import BAND_BPS
 from .alerts import AlertMachine, AlertState, AlertTiming, Transition
 from .baselines import BucketedMedian, robust_z
 from .engine import SignalEngine
 from .episodes import EpisodeEvent
 from .params import SignalSettings
+from .reading import base_context
 from .ticks import add_tick_listener
 
 __all__ = [
@@ -877,32 +877,13 @@ class HedgeView:
 
 
 def _base_context(engine: SignalEngine, valid: bool) -> dict[str, Any]:
-    """The fields every symptom's context has (docs/webhooks.md), from the leg's engine."""
-    r = engine.read(settle=False)
+    """The fields every symptom's context has (docs/webhooks.md), from the leg's engine, and its
+    last second's signed taker notional."""
     ok = valid and engine.live
-    bid, ask, mid = r.tick_best_bid_price, r.tick_best_ask_price, r.tick_mid_price
-    return {
-        "book_valid": ok,
-        "best_bid": _json(bid) if ok else None,
-        "best_ask": _json(ask) if ok else None,
-        "mid": _json(mid) if ok else None,
-        "spread_bps": _json(1e4 * (ask - bid) / mid) if ok else None,
-        "spread_baseline_bps": _json(r.spread_baseline_bps),
-        "depth": {
-            str(band): {"bid": _json(b), "ask": _json(a)} if ok else {"bid": None, "ask": None}
-            for band, b, a in zip(
-                BAND_BPS, r.tick_depth_bid_notional, r.tick_depth_ask_notional, strict=True
-            )
-        },
-        "depth_baseline": {
-            str(band): {"bid": _json(b), "ask": _json(a)}
-            for band, b, a in zip(
-                BAND_BPS, r.depth_baseline_bid_notional, r.depth_baseline_ask_notional, strict=True
-            )
-        },
-        "dealer_pressure": _json(r.dealer_pressure),
-        "signed_taker_notional": _json(r.tick_signed_taker_notional) if ok else None,
-    }
+    r = engine.read(settle=False)
+    context = base_context(r, ok)
+    context["signed_taker_notional"] = _json(r.tick_signed_taker_notional) if ok else None
+    return context
 
 
 def build_hedge_views(

@@ -9,13 +9,18 @@ summary's rows). Plain values only: no behaviour, no reference to the engine.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
+
+from ..model import BAND_BPS
 
 __all__ = [
     "PRESSURE_COMPONENTS",
     "EngineReading",
     "EpisodeRecord",
     "SymptomReading",
+    "base_context",
 ]
 
 #: ``mmradar_dealer_pressure_component{component}`` label values.
@@ -146,3 +151,40 @@ class EngineReading:
     tick_depth_bid_notional: tuple[float, ...]
     tick_depth_ask_notional: tuple[float, ...]
     tick_signed_taker_notional: float
+
+
+def _json_num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def base_context(r: EngineReading, valid: bool) -> dict[str, Any]:
+    """The fields every symptom's episode context starts with (docs/webhooks.md), from one
+    reading: ``book_valid``, the touch and spread, the near-touch depth per band and their
+    baselines, and the dealer pressure. The book's own figures are None unless ``valid``; the
+    baselines are shown either way."""
+    ctx: dict[str, Any] = {"book_valid": valid}
+    if valid:
+        bid, ask, mid = r.tick_best_bid_price, r.tick_best_ask_price, r.tick_mid_price
+        ctx["best_bid"] = _json_num(bid)
+        ctx["best_ask"] = _json_num(ask)
+        ctx["mid"] = _json_num(mid)
+        ctx["spread_bps"] = _json_num(1e4 * (ask - bid) / mid)
+    else:
+        ctx["best_bid"] = ctx["best_ask"] = ctx["mid"] = ctx["spread_bps"] = None
+    ctx["spread_baseline_bps"] = _json_num(r.spread_baseline_bps)
+    ctx["depth"] = {
+        str(band): (
+            {"bid": _json_num(b), "ask": _json_num(a)} if valid else {"bid": None, "ask": None}
+        )
+        for band, b, a in zip(
+            BAND_BPS, r.tick_depth_bid_notional, r.tick_depth_ask_notional, strict=True
+        )
+    }
+    ctx["depth_baseline"] = {
+        str(band): {"bid": _json_num(b), "ask": _json_num(a)}
+        for band, b, a in zip(
+            BAND_BPS, r.depth_baseline_bid_notional, r.depth_baseline_ask_notional, strict=True
+        )
+    }
+    ctx["dealer_pressure"] = _json_num(r.dealer_pressure)
+    return ctx
