@@ -36,15 +36,14 @@ from .feed import FeedRunner, FrameRecorder, ResyncPolicy, backoff
 from .flight import FlightRecorder, ResyncTap, TeeRecorder
 from .fmt import iso_utc
 from .http import MetricsServer
-from .instruments import market_kind
 from .memory import heap_trimmer, trim_heap_forever
 from .metrics import LOOP_MONITOR_INTERVAL_S, Metrics
 from .pipeline import FeedPipeline
-from .signals.crossvenue import build_views
 from .signals.episodes import EpisodeEvent
-from .signals.hedge import build_hedge_views, require_base_units
+from .signals.hedge import require_base_units
 from .signals.market import MarketParams
 from .venues import SnapshotRequest, make_venue
+from .views import instrument_views
 from .webhooks import Webhooks
 
 __all__ = ["Service", "load_contracts", "market_params", "watch_event_loop"]
@@ -160,31 +159,10 @@ class Service:
         self.contract_requests: list[list[SnapshotRequest]] = [
             p.venue.contract_requests(list(p.instruments)) for p in self.pipelines
         ]
-        # Instruments watched on two or more venues are compared across them (event time).
-        self.cross_venue = build_views(
-            [
-                (p.venue.name, symbol, p.venue.instrument(symbol), inst.engine)
-                for p in self.pipelines
-                for symbol, inst in p.instruments.items()
-            ],
-            settings.signals,
-            on_episode,
-        )
-        # Instruments watched as spot and as a perpetual: basis, flow lead-lag, hedge_pressure.
-        self.hedge = build_hedge_views(
-            [
-                (
-                    p.venue.name,
-                    symbol,
-                    p.venue.instrument(symbol),
-                    market_kind(p.venue.name, symbol),
-                    inst.engine,
-                )
-                for p in self.pipelines
-                for symbol, inst in p.instruments.items()
-            ],
-            settings.signals,
-            on_episode,
+        # Instruments watched on two or more venues are compared across them (event time);
+        # instruments watched as spot and as a perpetual: basis, flow lead-lag, hedge_pressure.
+        self.cross_venue, self.hedge = instrument_views(
+            self.pipelines, settings.signals, on_episode
         )
         # Their legs' flows are compared in base units only: a leg quoted in contracts must
         # have its contract value loaded (checked after the feed's start-up fetch).

@@ -16,7 +16,7 @@ import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,15 +40,18 @@ from .replayer import (
     merge_feeds,
     probe_feeds,
 )
+from .signals.episodes import EpisodeEvent
 from .signals.market import MarketParams
 from .signals.params import SignalSettings
 from .signals.reading import EpisodeRecord
 from .venues import VENUES
+from .views import instrument_views
 
 __all__ = [
     "FeedSummary",
     "InstrumentSummary",
     "ReplayResult",
+    "ViewEpisode",
     "format_summary",
     "replay",
     "summarize",
@@ -194,6 +197,53 @@ def summarize(
 
 
 @dataclass(slots=True)
+class ViewEpisode:
+    """An episode of a view spanning several instruments (``venue_withdrawal``,
+    ``hedge_pressure``), as its events reported it.
+
+    Attributes:
+        symptom: the symptom.
+        exchange: the venue it is reported on.
+        symbol: its symbol there.
+        side: its side label.
+        started_ns: event time it started.
+        ended_ns: event time it ended (None while firing).
+        peak: the highest score during the episode (NaN while firing).
+    """
+
+    symptom: str
+    exchange: str
+    symbol: str
+    side: str
+    started_ns: int
+    ended_ns: int | None = None
+    peak: float = math.nan
+
+
+class _ViewEpisodes:
+    """Collects the views' episode events into :class:`ViewEpisode` rows."""
+
+    def __init__(self) -> None:
+        self.episodes: list[ViewEpisode] = []
+        self._open: dict[tuple[str, str, str, str], ViewEpisode] = {}
+
+    def __call__(self, event: EpisodeEvent) -> None:
+        key = (event.symptom, event.exchange, event.symbol, event.side)
+        if event.state == "firing":
+            episode = ViewEpisode(
+                event.symptom, event.exchange, event.symbol, event.side, event.started_at_ns
+            )
+            self._open[key] = episode
+            self.episodes.append(episode)
+            return
+        if key in self._open:
+            episode = self._open.pop(key)
+            episode.ended_ns = event.ended_at_ns
+            peak = event.context.get("peak_score")
+            episode.peak = float(peak) if isinstance(peak, (int, float)) else math.nan
+
+
+@dataclass(slots=True)
 class ReplayResult:
     """Everything a replay produced.
 
@@ -209,6 +259,8 @@ class ReplayResult:
         last_ns: latest receive time of any record.
         wall_seconds: how long the replay took.
         speed: the pacing factor, None for ``--fast``.
+        view_episodes: episodes of the cross-venue and hedge views (instruments on several
+            venues, or as spot and perpetual), in start order.
     """
 
     files: list[Path]
@@ -221,6 +273,7 @@ class ReplayResult:
     last_ns: int | None
     wall_seconds: float = 0.0
     speed: float | None = None
+    view_episodes: list[ViewEpisode] = field(default_factory=list)
 
 
 def _num(x: float) -> str:
@@ -306,6 +359,22 @@ def format_summary(result: ReplayResult) -> str:
             )
             lines.append(f"    realized volatility: {vol}")
             lines.extend(_episode_lines(s))
+    if result.view_episodes:
+        lines.append(
+            f"episodes across instruments (venue_withdrawal, hedge_pressure): "
+            f"{len(result.view_episodes)}"
+        )
+        for v in result.view_episodes:
+            begun = _utc(v.started_ns)
+            if v.ended_ns is None:
+                when = f"{begun} → (still firing)"
+            else:
+                took = _duration((v.ended_ns - v.started_ns) / _NS)
+                when = f"{begun} → {_utc(v.ended_ns)} ({took})"
+            top = "n/a" if math.isnan(v.peak) else f"{v.peak:.3g}"
+            lines.append(
+                f"  {v.exchange} {v.symbol}: {v.symptom}/{v.side}  {when}  peak score {top}"
+            )
     return "\n".join(lines)
 
 
@@ -405,7 +474,12 @@ async def replay(
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
     metrics = Metrics(registry, [(f.exchange, f.symbols) for f in feeds if f.exchange in VENUES])
     pipelines = build_pipelines(feeds, metrics=metrics, params=params, signal_params=signal_params)
-    metrics.register_pipelines(list(pipelines.values()))
+    # the views over several instruments, as live builds them (the same frames, the same episodes)
+    view_episodes = _ViewEpisodes()
+    cross_venue, hedge = instrument_views(
+        pipelines.values(), signal_params or SignalSettings(), view_episodes
+    )
+    metrics.register_pipelines(list(pipelines.values()), cross_venue, hedge=hedge)
     if on_pipelines is not None:
         on_pipelines(list(pipelines.values()))
     replayer = Replayer(
@@ -466,6 +540,7 @@ async def replay(
         last_ns=replayer.last_ns,
         wall_seconds=clock.monotonic() - started,
         speed=speed,
+        view_episodes=view_episodes.episodes,
     )
     if out is not None:
         pace = "fast" if speed is None else f"speed ×{speed:g}"
