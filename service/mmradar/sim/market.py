@@ -50,8 +50,8 @@ _SPOOF = -2
 _FIRST_UPDATE_ID = 10_000_000_001
 _FIRST_TRADE_ID = 3_000_000_001
 
-# event kinds, in tie-break order within one instant
-_EXPIRE, _REQUOTE, _BG_ADD, _SPOOF_ADD, _TAKE, _BURST, _SWEEP = range(7)
+# event kinds, in tie-break order within one instant (_HEDGE: the perpetual's, mmradar.sim.perp)
+_EXPIRE, _REQUOTE, _BG_ADD, _SPOOF_ADD, _TAKE, _BURST, _SWEEP, _HEDGE = range(8)
 
 
 class _Market:
@@ -245,61 +245,40 @@ class _Market:
             self.t + round(self.p.refresh_every_s * _NS) if self.regime.refresh else -1
         )
 
-    def window(self, t0: int) -> None:
-        """Run the events of (t0, t0 + 100 ms] and close the depth window."""
+    def base_events(self, t0: int, buy_rate: float, sell_rate: float) -> list[tuple[int, int, int]]:
+        """The events every venue has in ``(t0, t0 + 100 ms]``, drawn in this order: each
+        dealer's requote, background orders (two draws), price-sensitive buys and sells at
+        these rates."""
         p = self.p
         rng = self.rng
-        reg = self.regime
         events: list[tuple[int, int, int]] = []
         for i in range(len(self.dealers)):
             events.append((t0 + int(rng.uniform(0.005, 0.095) * _NS), _REQUOTE, i))
         per_side = p.bg_orders / p.bg_lifetime_s
         self.poisson_times(per_side, t0, events, _BG_ADD)
         self.poisson_times(per_side, t0, events, _BG_ADD)
-        buys: list[tuple[int, int, int]] = []
-        self.poisson_times(p.taker_rate * reg.buy_mult, t0, buys, _TAKE)
-        events.extend((t, k, BID) for t, k, _ in buys)
-        sells: list[tuple[int, int, int]] = []
-        self.poisson_times(p.taker_rate * reg.sell_mult, t0, sells, _TAKE)
-        events.extend((t, k, ASK) for t, k, _ in sells)
-        bursts: list[tuple[int, int, int]] = []
-        self.poisson_times(reg.burst_buy_rate, t0, bursts, _BURST)
-        events.extend((t, k, BID) for t, k, _ in bursts)
-        bursts = []
-        self.poisson_times(reg.burst_sell_rate, t0, bursts, _BURST)
-        events.extend((t, k, ASK) for t, k, _ in bursts)
-        if reg.spoof:
-            self.poisson_times(p.spoof_rate, t0, events, _SPOOF_ADD)
-        if reg.sweep_rate > 0.0:
-            self.poisson_times(reg.sweep_rate, t0, events, _SWEEP)
-        end = t0 + WINDOW_NS
+        for side, rate in ((BID, buy_rate), (ASK, sell_rate)):
+            takes: list[tuple[int, int, int]] = []
+            self.poisson_times(rate, t0, takes, _TAKE)
+            events.extend((t, k, side) for t, k, _ in takes)
+        return events
+
+    def play(self, events: list[tuple[int, int, int]], end: int) -> None:
+        """Add the order expiries due by ``end``, run every event in time order (ties in
+        kind order) and close the depth window at ``end``."""
         while self.expiries and self.expiries[0][0] <= end:
             t, oid = heapq.heappop(self.expiries)
-            events.append((max(t, t0 + 1), _EXPIRE, oid))
+            events.append((max(t, end - WINDOW_NS + 1), _EXPIRE, oid))
         events.sort()
-        if reg.refresh and self.next_refresh <= end:
+        p = self.p
+        if self.regime.refresh and self.next_refresh <= end:
             # a symmetric refresh: every dealer steps away from both sides at once
             for dealer in self.dealers:
                 dealer.hold_until = self.next_refresh + round(p.refresh_off_s * _NS)
             self.next_refresh += round(p.refresh_every_s * _NS)
         for t, kind, arg in events:
             self.advance_s(t)
-            if kind == _EXPIRE:
-                self.book.cancel(arg)
-            elif kind == _REQUOTE:
-                self.requote(self.dealers[arg])
-            elif kind == _BG_ADD:
-                self.place_background(BID if rng.random() < 0.5 else ASK)
-            elif kind == _SPOOF_ADD:
-                self.place_spoof()
-            elif kind == _TAKE:
-                self.price_sensitive(arg)
-            elif kind == _SWEEP:
-                self.sweep()
-            else:
-                if reg.common:
-                    self.shocks.append((t, arg))
-                self.burst(arg)
+            self.on_event(t, kind, arg)
         self.advance_s(end)
         self.cancel_stale()
         closed = self.book.take_window()
@@ -307,6 +286,43 @@ class _Market:
             first, final, bids, asks = closed
             stream, payload = self.depth_frame(end // 1_000_000, first, final, bids, asks)
             self.frames.append(SimFrame(end, stream, payload))
+
+    def on_event(self, t: int, kind: int, arg: int) -> None:
+        """One event of :meth:`play` at ``t`` (the clock already advanced to it)."""
+        if kind == _EXPIRE:
+            self.book.cancel(arg)
+        elif kind == _REQUOTE:
+            self.requote(self.dealers[arg])
+        elif kind == _BG_ADD:
+            self.place_background(BID if self.rng.random() < 0.5 else ASK)
+        elif kind == _SPOOF_ADD:
+            self.place_spoof()
+        elif kind == _TAKE:
+            self.price_sensitive(arg)
+        elif kind == _SWEEP:
+            self.sweep()
+        elif kind == _BURST:
+            if self.regime.common:
+                self.shocks.append((t, arg))
+            self.burst(arg)
+        else:
+            raise ValueError(f"unknown event kind {kind}")
+
+    def window(self, t0: int) -> None:
+        """Run the events of (t0, t0 + 100 ms] and close the depth window."""
+        p = self.p
+        reg = self.regime
+        events = self.base_events(t0, p.taker_rate * reg.buy_mult, p.taker_rate * reg.sell_mult)
+        for side, rate in ((BID, reg.burst_buy_rate), (ASK, reg.burst_sell_rate)):
+            bursts: list[tuple[int, int, int]] = []
+            self.poisson_times(rate, t0, bursts, _BURST)
+            events.extend((t, k, side) for t, k, _ in bursts)
+        if reg.spoof:
+            self.poisson_times(p.spoof_rate, t0, events, _SPOOF_ADD)
+        if reg.sweep_rate > 0.0:
+            self.poisson_times(reg.sweep_rate, t0, events, _SWEEP)
+        end = t0 + WINDOW_NS
+        self.play(events, end)
         self.sample(end)
 
     def sample(self, ts: int) -> None:

@@ -27,15 +27,14 @@ by whoever consumes them.
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 import random
 from dataclasses import replace
 
 from .book import ASK, BID, Book
-from .market import _EXPIRE, _NS, WINDOW_NS, _Market
+from .market import _BURST, _HEDGE, _NS, WINDOW_NS, _Market
 from .params import REGIMES, SimParams
-from .types import HedgeOrder, ScenarioSpec, SimFrame, VenueRun
+from .types import HedgeOrder, ScenarioSpec, VenueRun
 from .wire import agg_trade_frame, usdm_depth_frame, usdm_snapshot_body
 
 __all__ = ["EXCHANGE", "Perp"]
@@ -44,9 +43,6 @@ EXCHANGE = "binance-usdm"
 _FIRST_UPDATE_ID = 7_000_000_000_001
 _FIRST_AGG_ID = 900_000_001
 _LN2 = math.log(2.0)
-
-# event kinds of the perpetual's window, in tie-break order within one instant
-_REQUOTE, _BG_ADD, _TAKE, _SHOCK, _HEDGE = range(1, 6)
 
 
 def _perp_params(p: SimParams) -> SimParams:
@@ -86,6 +82,7 @@ class Perp(_Market):
         self._trace_ts: list[int] = []
         self._trace_at = 0
         self.s = self.fair(spot.s)
+        self._hedger: _Hedger | None = None
 
     def fair(self, spot_s: float) -> float:
         """The perpetual's fair price (ticks) for the spot efficient price ``spot_s``."""
@@ -143,57 +140,32 @@ class Perp(_Market):
         )
 
     def run_window(self, t0: int, hedger: _Hedger | None) -> None:
-        """Run the perpetual's events of (t0, t0 + 100 ms] and close its depth window."""
-        p = self.p
-        rng = self.rng
-        events: list[tuple[int, int, int]] = []
-        for i in range(len(self.dealers)):
-            events.append((t0 + int(rng.uniform(0.005, 0.095) * _NS), _REQUOTE, i))
-        per_side = p.bg_orders / p.bg_lifetime_s
-        self.poisson_times(per_side, t0, events, _BG_ADD)
-        self.poisson_times(per_side, t0, events, _BG_ADD)
-        for side in (BID, ASK):
-            takes: list[tuple[int, int, int]] = []
-            self.poisson_times(p.taker_rate, t0, takes, _TAKE)
-            events.extend((t, k, side) for t, k, _ in takes)
+        """Run the perpetual's events of (t0, t0 + 100 ms] and close its depth window: the
+        spot market's requotes, background orders and takes (:meth:`_Market.base_events`), the
+        common shocks spot decided for this interval, and the hedgers' orders."""
+        q = self.p
+        events = self.base_events(t0, q.taker_rate, q.taker_rate)
         end = t0 + WINDOW_NS
         for t, side in self.spot.shocks:
             if t0 < t <= end:
-                events.append((t, _SHOCK, side))
+                events.append((t, _BURST, side))
         self.spot.shocks = [x for x in self.spot.shocks if x[0] > end]
+        self._hedger = hedger
         if hedger is not None:
             for t, dealer in hedger.due(end):
                 events.append((t, _HEDGE, dealer))
-        while self.expiries and self.expiries[0][0] <= end:
-            t, oid = heapq.heappop(self.expiries)
-            events.append((max(t, t0 + 1), _EXPIRE, oid))
-        events.sort()
-        for t, kind, arg in events:
-            self.advance_s(t)
-            if kind == _EXPIRE:
-                self.book.cancel(arg)
-            elif kind == _REQUOTE:
-                self.requote(self.dealers[arg])
-            elif kind == _BG_ADD:
-                self.place_background(BID if rng.random() < 0.5 else ASK)
-            elif kind == _TAKE:
-                self.price_sensitive(arg)
-            elif kind == _SHOCK:
-                self.burst(arg)
-            else:
-                assert hedger is not None
-                hedger.hedge(self, arg, t)
-        self.advance_s(end)
-        self.cancel_stale()
-        closed = self.book.take_window()
-        if closed is not None:
-            first, final, bids, asks = closed
-            stream, payload = self.depth_frame(end // 1_000_000, first, final, bids, asks)
-            self.frames.append(SimFrame(end, stream, payload))
+        self.play(events, end)
         bb, ba = self.book.best(BID), self.book.best(ASK)
         self.mids.append(
             (bb + ba) * self.tick / 2.0 if bb is not None and ba is not None else math.nan
         )
+
+    def on_event(self, t: int, kind: int, arg: int) -> None:
+        if kind == _HEDGE:
+            assert self._hedger is not None
+            self._hedger.hedge(self, arg, t)
+        else:
+            super().on_event(t, kind, arg)
 
     def result(self, snapshot: bytes, hedger: _Hedger | None) -> VenueRun:
         """What the venue published."""
