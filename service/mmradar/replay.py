@@ -365,17 +365,22 @@ def format_summary(result: ReplayResult) -> str:
             f"{len(result.view_episodes)}"
         )
         for v in result.view_episodes:
-            begun = _utc(v.started_ns)
-            if v.ended_ns is None:
-                when = f"{begun} → (still firing)"
-            else:
-                took = _duration((v.ended_ns - v.started_ns) / _NS)
-                when = f"{begun} → {_utc(v.ended_ns)} ({took})"
-            top = "n/a" if math.isnan(v.peak) else f"{v.peak:.3g}"
-            lines.append(
-                f"  {v.exchange} {v.symbol}: {v.symptom}/{v.side}  {when}  peak score {top}"
-            )
+            text = _episode_text(v.symptom, v.side, v.started_ns, v.ended_ns, v.peak)
+            lines.append(f"  {v.exchange} {v.symbol}: {text}")
     return "\n".join(lines)
+
+
+def _episode_text(
+    symptom: str, side: str, started_ns: int, ended_ns: int | None, peak: float
+) -> str:
+    """One episode: ``symptom/side  start → end (duration)  peak score``."""
+    start = _utc(started_ns)
+    if ended_ns is None:
+        span = f"{start} → (still firing)"
+    else:
+        span = f"{start} → {_utc(ended_ns)} ({_duration((ended_ns - started_ns) / _NS)})"
+    top = "n/a" if math.isnan(peak) else f"{peak:.3g}"
+    return f"{symptom}/{side}  {span}  peak score {top}"
 
 
 def _episode_lines(s: InstrumentSummary) -> list[str]:
@@ -395,14 +400,9 @@ def _episode_lines(s: InstrumentSummary) -> list[str]:
     episodes = s.episodes
     lines = [f"    symptom episodes: {len(episodes) if episodes else 'none'}; {armed}"]
     for e in episodes:
-        start = _utc(e.started_ns)
-        if e.ended_ns is None:
-            span = f"{start} → (still firing)"
-        else:
-            span = f"{start} → {_utc(e.ended_ns)} ({_duration((e.ended_ns - e.started_ns) / _NS)})"
         note = "; ended by book invalidation" if e.book_invalidated else ""
-        peak = "n/a" if math.isnan(e.peak) else f"{e.peak:.3g}"
-        lines.append(f"      {e.symptom}/{e.side}  {span}  peak score {peak}{note}")
+        text = _episode_text(e.symptom, e.side, e.started_ns, e.ended_ns, e.peak)
+        lines.append(f"      {text}{note}")
     return lines
 
 
